@@ -1,0 +1,199 @@
+"""The data contract: the tables churnrisk reads, their columns, types and rules.
+
+This module only declares; :mod:`churnrisk.validate` enforces it. Every stage after
+validation may rely on what is written here: required columns exist, optional columns
+exist too (filled with nulls when the source lacks them), and every value passed its
+rules. All timestamps are normalised to UTC and held as naive ``TIMESTAMP`` values that
+mean UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """Logical column types, with their DuckDB physical type."""
+
+    STRING = "VARCHAR"
+    TIMESTAMP = "TIMESTAMP"
+    DATE = "DATE"
+    INTEGER = "BIGINT"
+    FLOAT = "DOUBLE"
+
+
+class Rule(StrEnum):
+    """Names of the rules a row can break; they appear in reports as written here."""
+
+    MISSING_VALUE = "missing_value"
+    UNPARSEABLE = "unparseable"
+    NEGATIVE = "negative"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_INTEGER = "not_integer"
+    DUPLICATE_KEY = "duplicate_key"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    END_NOT_AFTER_START = "end_not_after_start"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table.
+
+    Attributes
+    ----------
+    name
+        Column name as it appears in the source header.
+    kind
+        Logical type.
+    required
+        Whether the column must be present in the source.
+    nullable
+        Whether an empty value is allowed (optional columns always are).
+    min_value, max_value
+        Inclusive bounds for numeric columns (``None``: unbounded).
+    integer
+        Whether a numeric value must be a whole number.
+    """
+
+    name: str
+    kind: Kind
+    required: bool = True
+    nullable: bool = False
+    min_value: float | None = None
+    max_value: float | None = None
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table of the contract."""
+
+    name: str
+    required: bool
+    columns: tuple[Column, ...]
+    unique: str | None = None
+    account_fk: bool = True
+    meaning: str = ""
+    extra_rules: tuple[Rule, ...] = field(default_factory=tuple)
+
+    def column(self, name: str) -> Column:
+        """Return the column called ``name``."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        """Names of the columns the source must have."""
+        return tuple(c.name for c in self.columns if c.required)
+
+
+def _opt(name: str, kind: Kind, **kw: float | bool | None) -> Column:
+    return Column(name, kind, required=False, nullable=True, **kw)  # type: ignore[arg-type]
+
+
+S, TS, D, INT, F = Kind.STRING, Kind.TIMESTAMP, Kind.DATE, Kind.INTEGER, Kind.FLOAT
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "accounts",
+            required=True,
+            unique="account_id",
+            account_fk=False,
+            meaning="one row per customer account",
+            columns=(
+                Column("account_id", S),
+                Column("created_at", TS),
+                _opt("name", S),
+                _opt("plan", S),
+                _opt("segment", S),
+                _opt("industry", S),
+                _opt("region", S),
+                _opt("owner", S),
+                _opt("seats", INT, min_value=0, integer=True),
+                _opt("acquisition_cost", F, min_value=0),
+                _opt("referred_by", S),
+            ),
+        ),
+        Table(
+            "subscriptions",
+            required=True,
+            meaning="paid subscription periods; end_date is exclusive, empty means ongoing",
+            extra_rules=(Rule.END_NOT_AFTER_START,),
+            columns=(
+                Column("account_id", S),
+                Column("start_date", D),
+                Column("end_date", D, nullable=True),
+                Column("mrr", F, min_value=0),
+                _opt("plan", S),
+                _opt("seats", INT, min_value=0, integer=True),
+            ),
+        ),
+        Table(
+            "events",
+            required=False,
+            meaning="product usage events, one row per user action",
+            columns=(
+                Column("account_id", S),
+                Column("user_id", S),
+                Column("timestamp", TS),
+                _opt("event_type", S),
+                _opt("value", F),
+            ),
+        ),
+        Table(
+            "tickets",
+            required=False,
+            unique="ticket_id",
+            meaning="support tickets; contacts == 1 means resolved at first contact",
+            columns=(
+                Column("ticket_id", S),
+                Column("account_id", S),
+                Column("created_at", TS),
+                _opt("resolved_at", TS),
+                _opt("priority", S),
+                _opt("contacts", INT, min_value=1, integer=True),
+                _opt("csat", INT, min_value=1, max_value=5, integer=True),
+            ),
+        ),
+        Table(
+            "nps",
+            required=False,
+            meaning="NPS survey answers",
+            columns=(
+                Column("account_id", S),
+                Column("responded_at", TS),
+                Column("score", INT, min_value=0, max_value=10, integer=True),
+                _opt("user_id", S),
+                _opt("comment", S),
+            ),
+        ),
+        Table(
+            "orders",
+            required=False,
+            meaning="one-off purchases and invoices",
+            columns=(
+                Column("account_id", S),
+                Column("ordered_at", TS),
+                Column("amount", F, min_value=0),
+            ),
+        ),
+        Table(
+            "costs",
+            required=False,
+            meaning="monthly cost of serving and retaining each account",
+            columns=(
+                Column("account_id", S),
+                Column("month", D),
+                Column("amount", F, min_value=0),
+            ),
+        ),
+    )
+}
+
+REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if t.required)
+OPTIONAL_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if not t.required)

@@ -1,0 +1,136 @@
+"""A validated data set: typed contract tables in one DuckDB connection.
+
+Every stage after validation (features, labels, metrics) reads a :class:`Dataset` and
+nothing else. Each contract table is a DuckDB table or view named after it, with every
+contract column (optional ones null when the source lacked them) in the contract's
+types. Optional tables that the source does not have are present but empty, and named
+in :attr:`Dataset.absent`, so that stages can switch off what needs them and say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pandas as pd
+
+from churnrisk.contract import TABLES, Kind
+from churnrisk.errors import DataError
+
+if TYPE_CHECKING:
+    import ibis.backends.duckdb
+
+
+def quote(identifier: str) -> str:
+    """Quote a SQL identifier for DuckDB."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def empty_table_sql(name: str) -> str:
+    """Return a ``SELECT`` that yields no rows with the contract schema of ``name``."""
+    cols = ", ".join(
+        f"CAST(NULL AS {c.kind.value}) AS {quote(c.name)}" for c in TABLES[name].columns
+    )
+    return f"SELECT {cols} WHERE false"
+
+
+@dataclass
+class Dataset:
+    """Validated contract tables held by a DuckDB connection.
+
+    Attributes
+    ----------
+    con
+        The DuckDB connection holding one relation per contract table.
+    absent
+        Optional tables the source did not provide (present here, empty).
+    source
+        Where the data came from, for messages.
+    """
+
+    con: duckdb.DuckDBPyConnection
+    absent: frozenset[str] = frozenset()
+    source: str = "<memory>"
+    _ibis: Any = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> ibis.backends.duckdb.Backend:
+        """An Ibis backend over :attr:`con` (created on first use)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.con)
+        return self._ibis
+
+    def table(self, name: str) -> Any:
+        """Return the Ibis table expression of contract table ``name``."""
+        if name not in TABLES:
+            raise DataError(f"unknown table {name!r}; the contract has {', '.join(TABLES)}")
+        return self.backend.table(name)
+
+    def has(self, name: str) -> bool:
+        """Whether the source provided table ``name``."""
+        return name not in self.absent
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """Return contract table ``name`` as a pandas frame (small data only)."""
+        return self.con.sql(f"SELECT * FROM {quote(name)}").df()
+
+    @classmethod
+    def from_frames(
+        cls, frames: Mapping[str, pd.DataFrame], *, source: str = "<frames>"
+    ) -> Dataset:
+        """Build a data set from already clean pandas frames (tests, notebooks).
+
+        Missing optional columns are filled with nulls and every column is cast to its
+        contract type. This does not apply the contract's row rules; use
+        :func:`churnrisk.validate.load` for data of unknown quality.
+
+        Raises
+        ------
+        DataError
+            When a required table or column is missing, a table is unknown, or a value
+            cannot be cast to its contract type.
+        """
+        unknown = sorted(set(frames) - set(TABLES))
+        if unknown:
+            raise DataError(f"unknown table(s) {unknown}; the contract has {', '.join(TABLES)}")
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        absent = []
+        for name, spec in TABLES.items():
+            if name not in frames:
+                if spec.required:
+                    raise DataError(f"required table {name!r} is missing from the frames")
+                con.execute(f"CREATE TABLE {quote(name)} AS {empty_table_sql(name)}")
+                absent.append(name)
+                continue
+            df = frames[name]
+            missing = [c for c in spec.required_columns if c not in df.columns]
+            if missing:
+                raise DataError(f"table {name!r} lacks required column(s) {missing}")
+            con.register("_incoming", df)
+            selects = []
+            for col in spec.columns:
+                target = col.kind.value
+                if col.name not in df.columns:
+                    selects.append(f"CAST(NULL AS {target}) AS {quote(col.name)}")
+                elif col.kind is Kind.TIMESTAMP:
+                    # tz-aware input is converted to UTC, naive input is taken as UTC
+                    selects.append(
+                        f"CAST(CAST({quote(col.name)} AS TIMESTAMPTZ) AS TIMESTAMP)"
+                        f" AS {quote(col.name)}"
+                    )
+                else:
+                    selects.append(f"CAST({quote(col.name)} AS {target}) AS {quote(col.name)}")
+            try:
+                con.execute(
+                    f"CREATE TABLE {quote(name)} AS SELECT {', '.join(selects)} FROM _incoming"
+                )
+            except duckdb.Error as err:
+                raise DataError(f"table {name!r}: {err}") from err
+            finally:
+                con.unregister("_incoming")
+        return cls(con=con, absent=frozenset(absent), source=source)
