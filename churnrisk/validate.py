@@ -1,0 +1,797 @@
+"""Load a data source into a validated :class:`~churnrisk.dataset.Dataset`.
+
+:func:`load` reads a folder of ``<table>.csv`` / ``<table>.parquet`` files or a DuckDB
+database file, applies every rule of :mod:`churnrisk.contract`, lists each problem row by
+row and quarantines the rows that break a rule. Nothing is silently dropped or coerced:
+a row is either valid and kept, or listed in the report (and written to the quarantine
+folder when one is given).
+
+The work is set-based in DuckDB. CSV files are read with every column as text so the
+reader coerces nothing; parquet and DuckDB columns keep their types and are converted
+to the contract types with explicit rules. Every source is read in file order (DuckDB's
+``preserve_insertion_order``), which gives each row its number:
+``row_number() OVER ()`` over the CSV or DuckDB scan (a streaming window, in scan order)
+and ``file_row_number`` for parquet.
+
+Timestamps may be naive (taken as UTC), end in ``Z`` or carry an offset, mixed within
+one file; they are converted to UTC and stored as naive ``TIMESTAMP`` values meaning
+UTC. The session time zone of the returned connection is UTC.
+
+Large tables stay out of core: ``events`` read from parquet or from a DuckDB file is a
+view over the source with the validity predicate, evaluated at each query; every other
+table is materialised in an in-memory DuckDB database that spills to a private
+temporary folder when it outgrows memory.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from churnrisk.contract import TABLES, Column, Kind, Rule, Table
+from churnrisk.dataset import Dataset, empty_table_sql, quote
+from churnrisk.errors import DataError
+
+__all__ = ["LoadResult", "Problem", "TableReport", "ValidationReport", "load"]
+
+_DUCKDB_SUFFIXES = (".duckdb", ".db")
+_SOURCE_DB = "_churnrisk_source"
+_HEAD_BYTES = 1 << 20
+_SUSPECT_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+_INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
+    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
+)
+_FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE"})
+_NAIVE_TS_TYPES = frozenset({"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"})
+_TZ_TS_TYPE = "TIMESTAMP WITH TIME ZONE"
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule in one row.
+
+    Attributes
+    ----------
+    table
+        Contract table name.
+    row
+        1-based data row number in the source (header and blank lines not counted;
+        parquet: file row number; DuckDB table: scan order).
+    column
+        The column the rule concerns.
+    rule
+        The rule that was broken.
+    value
+        The offending value as text, ``None`` when the value was empty.
+    """
+
+    table: str
+    row: int
+    column: str
+    rule: Rule
+    value: str | None
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """Row counts of one table the source provided; ``rows == valid + quarantined``."""
+
+    rows: int
+    valid: int
+    quarantined: int
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What :func:`load` found.
+
+    Attributes
+    ----------
+    tables
+        Row counts per table the source provided, in contract order.
+    problems
+        Every broken rule, ordered by table, row, column and rule. A row with several
+        problems appears once per problem (and is quarantined once).
+    absent
+        Optional tables the source did not provide.
+    warnings
+        Non-fatal notes (ignored columns, files or tables; empty optional tables).
+    """
+
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """Return 0 when no row was quarantined, 1 otherwise."""
+        return 1 if any(t.quarantined for t in self.tables.values()) else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            ``{"tables": {name: {"rows", "valid", "quarantined"}}, "problems":
+            [{"table", "row", "column", "rule", "value"}]}`` with ``value`` a string or
+            ``None``.
+        """
+        return {
+            "tables": {
+                name: {"rows": t.rows, "valid": t.valid, "quarantined": t.quarantined}
+                for name, t in self.tables.items()
+            },
+            "problems": [
+                {
+                    "table": p.table,
+                    "row": p.row,
+                    "column": p.column,
+                    "rule": str(p.rule),
+                    "value": p.value,
+                }
+                for p in self.problems
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """The validated data set and the report of what was kept and quarantined."""
+
+    dataset: Dataset
+    report: ValidationReport
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One contract table as the source provides it.
+
+    ``scan`` is a relation of the source columns in file order; ``numbered`` adds the
+    1-based row number ``_row``.
+    """
+
+    table: str
+    fmt: Literal["csv", "parquet", "duckdb"]
+    where: str
+    scan: str
+    numbered: str
+    types: dict[str, str]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _utf8_error(path: Path) -> DataError | None:
+    """Return a DataError locating the first byte of ``path`` that is not UTF-8."""
+    offset, line, pending = 0, 1, b""
+    with path.open("rb") as fh:
+        while True:
+            chunk = fh.read(_HEAD_BYTES)
+            data = pending + chunk
+            try:
+                _, used = codecs.utf_8_decode(data, "strict", not chunk)
+            except UnicodeDecodeError as err:
+                bad = offset + err.start
+                line += data.count(b"\n", 0, err.start)
+                return DataError(
+                    f"{path} is not UTF-8: byte 0x{data[err.start]:02x} at byte offset {bad} "
+                    f"(line {line}) cannot be decoded; re-save the file as UTF-8"
+                )
+            line += data.count(b"\n", 0, used)
+            offset += used
+            pending = data[used:]
+            if not chunk:
+                return None
+
+
+def _csv_header(path: Path) -> tuple[list[str], bool]:
+    """Read the header of a CSV file; return its column names and whether rows follow."""
+    with path.open("rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8) :]
+    try:
+        text, _ = codecs.utf_8_decode(head, "strict", False)
+    except UnicodeDecodeError as err:
+        located = _utf8_error(path)
+        raise (located or DataError(f"{path} is not UTF-8; re-save it as UTF-8")) from err
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    has_rows = any(any(cell.strip() for cell in record) for record in reader)
+    if len(header) == 1:
+        for char, name in _SUSPECT_DELIMITERS.items():
+            if char in header[0]:
+                raise DataError(
+                    f"{path} looks {name}-delimited; churnrisk reads comma-separated files: "
+                    f"re-export it with ',' as the delimiter"
+                )
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(
+                f"{path}: column {name!r} appears twice in the header; rename or remove one of them"
+            )
+        seen.add(name)
+    if not header or header == [""]:
+        raise DataError(f"{path} has no header; the first line must name the columns")
+    return header, has_rows
+
+
+def _csv_source(path: Path, table: Table) -> tuple[_Source, bool]:
+    """Describe a CSV table; also return whether the file has data rows after the header."""
+    header, has_rows = _csv_header(path)
+    columns = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in header) + "}"
+    scan = (
+        f"read_csv({_literal(str(path))}, auto_detect=false, header=true, delim=',', "
+        f"quote='\"', escape='\"', strict_mode=true, columns={columns})"
+    )
+    source = _Source(
+        table=table.name,
+        fmt="csv",
+        where=str(path),
+        scan=scan,
+        numbered=f"(SELECT row_number() OVER () AS _row, * FROM {scan})",
+        types=dict.fromkeys(header, "VARCHAR"),
+    )
+    return source, has_rows
+
+
+def _parquet_source(con: duckdb.DuckDBPyConnection, path: Path, table: Table) -> _Source:
+    scan = f"read_parquet({_literal(str(path))})"
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    except duckdb.Error as err:
+        raise DataError(
+            f"{path} cannot be read as parquet ({_first_line(err)}); re-export the table"
+        ) from err
+    numbered = (
+        f"(SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) FROM "
+        f"read_parquet({_literal(str(path))}, file_row_number=true))"
+    )
+    types = {row[0]: row[1] for row in described}
+    return _Source(table.name, "parquet", str(path), scan, numbered, types)
+
+
+def _duckdb_source(con: duckdb.DuckDBPyConnection, name: str, where: str) -> _Source:
+    scan = f"{_SOURCE_DB}.main.{quote(name)}"
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    numbered = f"(SELECT row_number() OVER () AS _row, * FROM {scan})"
+    types = {row[0]: row[1] for row in described}
+    return _Source(name, "duckdb", f"{where} table {name}", scan, numbered, types)
+
+
+def _first_line(err: Exception) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _read_error(err: duckdb.Error, source: _Source) -> DataError:
+    """Turn a DuckDB read error into a one-line DataError about ``source``."""
+    text = str(err)
+    if source.fmt == "csv":
+        path = Path(source.where)
+        if "unicode" in text.lower() or "utf-8" in text.lower():
+            located = _utf8_error(path)
+            if located is not None:
+                return located
+        line = re.search(r"CSV Error on Line: (\d+)", text)
+        counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+        if line and counts:
+            return DataError(
+                f"{path} line {line.group(1)}: expected {counts.group(1)} comma-separated "
+                f"fields, found {counts.group(2)}; fix that line (quote values containing "
+                f"commas)"
+            )
+        if line:
+            return DataError(
+                f"{path} line {line.group(1)} cannot be read ({_first_line(err)}); fix that line"
+            )
+    return DataError(f"{source.where} cannot be read ({_first_line(err)}); check the file")
+
+
+def _folder_sources(
+    con: duckdb.DuckDBPyConnection, folder: Path, warnings: list[str]
+) -> dict[str, _Source | None]:
+    """Find the contract tables of a folder; ``None`` marks a provided empty table."""
+    found: dict[str, _Source | None] = {}
+    files = sorted(p.name for p in folder.iterdir() if p.is_file())
+    for name, table in TABLES.items():
+        csv_path, pq_path = folder / f"{name}.csv", folder / f"{name}.parquet"
+        if csv_path.is_file() and pq_path.is_file():
+            raise DataError(
+                f"table {name!r} is given twice in {folder} ({csv_path.name} and "
+                f"{pq_path.name}); keep only one of them"
+            )
+        path = csv_path if csv_path.is_file() else pq_path if pq_path.is_file() else None
+        if path is None:
+            if table.required:
+                listing = ", ".join(files) or "no files"
+                raise DataError(
+                    f"required table {name!r} is missing: no {name}.csv or {name}.parquet "
+                    f"in {folder} (found: {listing}); add it"
+                )
+            continue
+        if path.stat().st_size == 0:
+            _note_empty(table, f"{path} is empty (0 bytes)", warnings)
+            found[name] = None
+            continue
+        if path.suffix == ".csv":
+            source, has_rows = _csv_source(path, table)
+            empty = f"{path} has a header but no data rows"
+        else:
+            source = _parquet_source(con, path, table)
+            has_rows, empty = _count(con, source) > 0, f"{path} has no rows"
+        _check_columns(table, source, str(path))
+        if not has_rows:
+            _note_empty(table, empty, warnings)
+        found[name] = source if has_rows else None
+    known = {f"{n}.{ext}" for n in TABLES for ext in ("csv", "parquet")}
+    ignored = [f for f in files if f.endswith((".csv", ".parquet")) and f not in known]
+    if ignored:
+        warnings.append(
+            f"{folder}: file(s) {', '.join(ignored)} are not contract tables and were ignored"
+        )
+    return found
+
+
+def _note_empty(table: Table, what: str, warnings: list[str]) -> None:
+    """Raise for an empty required table; note an empty optional one in ``warnings``."""
+    if table.required:
+        raise DataError(
+            f"{what}; required table {table.name!r} needs a header and at least one row"
+        )
+    warnings.append(f"{what}; optional table {table.name!r} is treated as having no rows")
+
+
+def _count(con: duckdb.DuckDBPyConnection, source: _Source) -> int:
+    try:
+        row = con.execute(f"SELECT count(*) FROM {source.scan}").fetchone()
+    except duckdb.Error as err:
+        raise _read_error(err, source) from err
+    return int(row[0]) if row else 0
+
+
+def _database_sources(
+    con: duckdb.DuckDBPyConnection, path: Path, warnings: list[str]
+) -> dict[str, _Source | None]:
+    try:
+        con.execute(f"ATTACH {_literal(str(path))} AS {_SOURCE_DB} (TYPE duckdb, READ_ONLY)")
+    except duckdb.Error as err:
+        raise DataError(
+            f"{path} cannot be opened as a DuckDB database ({_first_line(err)}); "
+            f"pass a DuckDB file or a folder of CSV/parquet files"
+        ) from err
+    names = [
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_catalog = ? AND table_schema = 'main' ORDER BY table_name",
+            [_SOURCE_DB],
+        ).fetchall()
+    ]
+    found: dict[str, _Source | None] = {}
+    for name, table in TABLES.items():
+        if name not in names:
+            if table.required:
+                raise DataError(
+                    f"required table {name!r} is missing from {path} (tables found: "
+                    f"{', '.join(names) or 'none'}); add it"
+                )
+            continue
+        source = _duckdb_source(con, name, str(path))
+        _check_columns(table, source, source.where)
+        has_rows = _count(con, source) > 0
+        if not has_rows:
+            _note_empty(table, f"{source.where} has no rows", warnings)
+        found[name] = source if has_rows else None
+    ignored = [n for n in names if n not in TABLES]
+    if ignored:
+        warnings.append(
+            f"{path}: table(s) {', '.join(ignored)} are not contract tables and were ignored"
+        )
+    return found
+
+
+def _check_columns(table: Table, source: _Source, where: str) -> None:
+    missing = [c for c in table.required_columns if c not in source.types]
+    if missing:
+        raise DataError(
+            f"table {table.name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
+            f"columns found: {', '.join(source.types)}; add or rename the column(s)"
+        )
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class _Check:
+    """One rule applied to one column: ``condition`` is true when the row breaks it."""
+
+    column: str
+    rule: Rule
+    condition: str
+    keep: str | None = None
+    """Optional equivalent predicate for valid rows, for a faster clean select (a semi
+    join instead of a mark join); a value that breaks an earlier rule may be ``NULL``."""
+
+
+@dataclass(frozen=True)
+class _ColumnSql:
+    """SQL pieces for one contract column over a source relation.
+
+    ``number`` (numeric columns) is computed in a first projection, ``parsed`` (the
+    contract-typed value, NULL when empty or unreadable) in a second one that may
+    refer to it; ``value`` names the parsed value for checks and the clean select.
+    """
+
+    name: str
+    raw: str
+    value: str
+    number: tuple[str, str] | None
+    parsed: tuple[str, str] | None
+    checks: list[_Check]
+    direct: str
+    """The contract-typed value computed straight from the source column, correct for
+    rows known to be valid (used by views, where it saves the checks' work)."""
+
+
+def _utc(tstz: str) -> str:
+    """Return the naive UTC timestamp of a ``TIMESTAMPTZ`` expression.
+
+    ``make_timestamp(epoch_us(x))`` reads the stored UTC instant directly; it does not
+    depend on the session time zone and is several times faster than ``timezone()``.
+    """
+    return f"make_timestamp(epoch_us({tstz}))"
+
+
+def _ts_from_text(text: str) -> str:
+    # Naive strings are read in the session time zone (UTC); 'Z' and offsets convert.
+    # isfinite() keeps out 'infinity'; 'epoch' is DuckDB's only other special word.
+    parsed = _utc(f"TRY_CAST({text} AS TIMESTAMPTZ)")
+    return f"CASE WHEN isfinite({parsed}) AND NOT contains({text}, 'epoch') THEN {parsed} END"
+
+
+def _timestamp_sql(ref: str, source_type: str) -> str:
+    if source_type in _NAIVE_TS_TYPES or source_type == "DATE":
+        return f"CAST({ref} AS TIMESTAMP)"
+    if source_type == _TZ_TS_TYPE:
+        return _utc(ref)
+    return _ts_from_text(ref if source_type == "VARCHAR" else f"CAST({ref} AS VARCHAR)")
+
+
+def _date_sql(ref: str, source_type: str, *, month: bool) -> str:
+    if source_type == "DATE":
+        return ref
+    ts = f"({_timestamp_sql(ref, source_type)})"
+    as_date = f"CASE WHEN {ts} = date_trunc('day', {ts}) THEN CAST({ts} AS DATE) END"
+    if month and source_type not in _NAIVE_TS_TYPES | {_TZ_TS_TYPE}:
+        text = f"trim(CAST({ref} AS VARCHAR))"
+        # TRY_STRPTIME alone would read DuckDB's special word 'epoch' as 1970-01.
+        first = (
+            f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}') "
+            f"THEN CAST(TRY_STRPTIME({text}, '%Y-%m') AS DATE) END"
+        )
+        return f"coalesce({as_date}, {first})"
+    return as_date
+
+
+def _number_sql(ref: str, source_type: str, *, checked: bool = True) -> str:
+    """Return ``ref`` as a DOUBLE, NULL when unreadable or (``checked``) not finite."""
+    if source_type in _INTEGER_TYPES | _FLOAT_TYPES or source_type.startswith("DECIMAL"):
+        number = f"CAST({ref} AS DOUBLE)"
+    else:
+        number = f"TRY_CAST(CAST({ref} AS VARCHAR) AS DOUBLE)"
+    return f"CASE WHEN isfinite({number}) THEN {number} END" if checked else number
+
+
+def _column_sql(table: Table, col: Column, position: int, source: _Source) -> _ColumnSql:
+    """Build the value and the rule checks of contract column ``col``."""
+    if col.name not in source.types:
+        null = f"CAST(NULL AS {col.kind.value})"
+        return _ColumnSql(col.name, "CAST(NULL AS VARCHAR)", null, None, None, [], null)
+    ref, source_type = quote(col.name), source.types[col.name]
+    if source_type == "VARCHAR":
+        raw, missing = ref, f"({ref} IS NULL OR trim({ref}) = '')"
+    else:
+        raw, missing = f"CAST({ref} AS VARCHAR)", f"({ref} IS NULL)"
+    parsed_name = f"__cr_v{position}"
+    number_name = f"__cr_n{position}"
+    number_sql: tuple[str, str] | None = None
+    if col.kind is Kind.STRING:
+        parsed = raw
+        direct = raw if not col.nullable else f"CASE WHEN NOT {missing} THEN {raw} END"
+    elif col.kind is Kind.TIMESTAMP:
+        parsed = direct = _timestamp_sql(ref, source_type)
+    elif col.kind is Kind.DATE:
+        month = (table.name, col.name) == ("costs", "month")
+        parsed = direct = _date_sql(ref, source_type, month=month)
+    else:
+        number_sql = (number_name, _number_sql(ref, source_type))
+        target = "BIGINT" if col.kind is Kind.INTEGER else "DOUBLE"
+        parsed = f"TRY_CAST({quote(number_name)} AS {target})"
+        direct = f"CAST({_number_sql(ref, source_type, checked=False)} AS {target})"
+    parsed_sql = (parsed_name, f"CASE WHEN NOT {missing} THEN {parsed} END")
+    value = quote(parsed_name)
+    checks: list[_Check] = []
+    if not col.nullable:
+        checks.append(_Check(col.name, Rule.MISSING_VALUE, missing))
+    if col.kind is not Kind.STRING:
+        checks.append(_Check(col.name, Rule.UNPARSEABLE, f"(NOT {missing} AND {value} IS NULL)"))
+    number = quote(number_name)
+    if col.integer:
+        checks.append(_Check(col.name, Rule.NOT_INTEGER, f"{number} <> trunc({number})"))
+    bounds = []
+    if col.min_value is not None:
+        bounds.append(f"{number} < {col.min_value!r}")
+    if col.max_value is not None:
+        bounds.append(f"{number} > {col.max_value!r}")
+    if bounds:
+        rule = Rule.NEGATIVE if col.min_value == 0 and col.max_value is None else Rule.OUT_OF_RANGE
+        checks.append(_Check(col.name, rule, "(" + " OR ".join(bounds) + ")"))
+    return _ColumnSql(col.name, raw, value, number_sql, parsed_sql, checks, direct)
+
+
+@dataclass(frozen=True)
+class _TablePlan:
+    """The SQL that checks one source table and selects its valid rows."""
+
+    source: _Source
+    columns: list[_ColumnSql]
+    checks: list[_Check]
+
+    def typed(self, relation: str) -> str:
+        """Return ``relation`` with the numbers and parsed values of every column added."""
+        for layer in ("number", "parsed"):
+            pieces = [getattr(c, layer) for c in self.columns if getattr(c, layer) is not None]
+            if pieces:
+                added = ", ".join(f"{sql} AS {quote(name)}" for name, sql in pieces)
+                relation = f"(SELECT *, {added} FROM {relation})"
+        return relation
+
+    def any_broken(self, checks: list[_Check] | None = None) -> str:
+        """Return a predicate that is true when a row breaks any of ``checks`` (all)."""
+        checks = self.checks if checks is None else checks
+        return " OR ".join(f"coalesce({c.condition}, false)" for c in checks) or "false"
+
+    def clean_select(self, numbered_filter: str | None = None) -> str:
+        """Return the ``SELECT`` of the valid rows in contract columns and types.
+
+        ``numbered_filter``, a predicate on ``_row``, replaces the rule checks.
+        """
+        values = ", ".join(f"{c.value} AS {quote(c.name)}" for c in self.columns)
+        if numbered_filter is not None:
+            direct = ", ".join(f"{c.direct} AS {quote(c.name)}" for c in self.columns)
+            return f"SELECT {direct} FROM {self.source.numbered} WHERE {numbered_filter}"
+        plain = [c for c in self.checks if c.keep is None]
+        keeps = "".join(f" AND {c.keep}" for c in self.checks if c.keep is not None)
+        relation = self.typed(self.source.scan)
+        return f"SELECT {values} FROM {relation} WHERE NOT ({self.any_broken(plain)}){keeps}"
+
+
+def _plan(source: _Source, *, accounts_ready: bool) -> _TablePlan:
+    table = TABLES[source.table]
+    columns = [_column_sql(table, col, i, source) for i, col in enumerate(table.columns)]
+    by_name = {c.name: c for c in columns}
+    checks = [check for c in columns for check in c.checks]
+    if table.unique is not None:
+        key = by_name[table.unique]
+        duplicated = (
+            f"{key.raw} IN (SELECT {key.raw} FROM {source.scan} WHERE {key.raw} IS NOT NULL "
+            f"GROUP BY ALL HAVING count(*) > 1)"
+        )
+        checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, duplicated))
+    if Rule.END_NOT_AFTER_START in table.extra_rules:
+        end, start = by_name["end_date"], by_name["start_date"]
+        checks.append(_Check("end_date", Rule.END_NOT_AFTER_START, f"{end.value} <= {start.value}"))
+    if table.account_fk and accounts_ready:
+        account = by_name["account_id"]
+        known = f"{account.value} IN (SELECT account_id FROM accounts)"
+        checks.append(_Check("account_id", Rule.UNKNOWN_ACCOUNT, f"NOT ({known})", known))
+    order = {c.name: i for i, c in enumerate(table.columns)}
+    rules = list(Rule)
+    checks.sort(key=lambda c: (order[c.column], rules.index(c.rule)))
+    return _TablePlan(source, columns, checks)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _open_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    spill = Path(tempfile.gettempdir()) / f"churnrisk-{uuid.uuid4().hex}"
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")  # a library does not draw on the terminal
+    con.execute(f"SET temp_directory = {_literal(str(spill))}")
+    return con
+
+
+def _check_table(
+    con: duckdb.DuckDBPyConnection,
+    plan: _TablePlan,
+    *,
+    materialise: bool,
+    quarantine_dir: Path | None,
+) -> tuple[TableReport, list[Problem]]:
+    """Check one table, create its clean relation and return its counts and problems."""
+    source, name = plan.source, plan.source.table
+    bad = f"_cr_bad_{name}"
+    flags = ", ".join(
+        f"coalesce({c.condition}, false) AS __cr_k{i}" for i, c in enumerate(plan.checks)
+    )
+    raw_columns = ", ".join(quote(c) for c in source.types)
+    kind = "TABLE" if materialise else "VIEW"
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {bad} AS SELECT _row, {raw_columns}, {flags} "
+            f"FROM {plan.typed(source.numbered)} WHERE {plan.any_broken()}"
+        )
+        if source.fmt == "parquet" and not materialise:
+            # The file row number is stable, so the view leaves out exactly the listed
+            # rows; an anti join on a small table is cheaper than re-checking each row.
+            kept = f"_churnrisk_quarantined_{name}"
+            con.execute(f"CREATE TABLE {kept} AS SELECT _row FROM {bad}")
+            clean = plan.clean_select(f"_row NOT IN (SELECT _row FROM {kept})")
+        else:
+            clean = plan.clean_select()
+        con.execute(f"CREATE {kind} {quote(name)} AS {clean}")
+        quarantined = _scalar(con, f"SELECT count(*) FROM {bad}")
+        if materialise:
+            rows = _scalar(con, f"SELECT count(*) FROM {quote(name)}") + quarantined
+        else:
+            rows = _scalar(con, f"SELECT count(*) FROM {source.scan}")
+    except duckdb.Error as err:
+        raise _read_error(err, source) from err
+    problem_sql = " UNION ALL ".join(
+        f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} WHERE __cr_k{i}"
+        for i, c in enumerate(plan.checks)
+    )
+    problems = [
+        Problem(name, int(row), plan.checks[k].column, plan.checks[k].rule, value)
+        for row, k, value in (
+            con.execute(f"{problem_sql} ORDER BY _row, k").fetchall() if plan.checks else []
+        )
+    ]
+    if quarantine_dir is not None and quarantined:
+        labels = ", ".join(
+            f"CASE WHEN __cr_k{i} THEN {_literal(f'{c.column}:{c.rule}')} END"
+            for i, c in enumerate(plan.checks)
+        )
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        target = quarantine_dir / f"{name}.csv"
+        con.execute(
+            f"COPY (SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems "
+            f"FROM {bad} ORDER BY _row) TO {_literal(str(target))} (FORMAT csv, HEADER true)"
+        )
+    elif quarantine_dir is not None:
+        # a quarantine file left by an earlier run must not outlive the rows it listed
+        (quarantine_dir / f"{name}.csv").unlink(missing_ok=True)
+    con.execute(f"DROP TABLE {bad}")
+    return TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined), problems
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
+    """Load and validate a data source against the contract.
+
+    Each row that breaks a rule of :mod:`churnrisk.contract` is listed in the report,
+    once per broken rule, and kept out of the data set; nothing is coerced. Rules:
+    ``missing_value`` (empty non-nullable column), ``unparseable`` (timestamp, date or
+    number that cannot be read, or a date with a time of day other than midnight UTC),
+    ``negative``, ``out_of_range``, ``not_integer``, ``duplicate_key`` (every row that
+    shares an ``accounts.account_id`` or ``tickets.ticket_id`` is quarantined, since
+    there is no way to know which of them is right), ``unknown_account`` (an
+    ``account_id`` that is not among the valid accounts) and ``end_not_after_start``
+    (a subscription whose ``end_date <= start_date``).
+
+    Parameters
+    ----------
+    source
+        A folder of ``<table>.csv`` or ``<table>.parquet`` files (one file per table),
+        or a DuckDB database file (``.duckdb`` / ``.db``) holding tables named as in the
+        contract. CSV files must be UTF-8 and comma-separated with a header.
+    quarantine_dir
+        When given, each table with quarantined rows is written to
+        ``<quarantine_dir>/<table>.csv``: the original values of those rows plus
+        ``_row`` (the row number in the source) and ``_problems`` (``column:rule``
+        joined by ``;``). The folder is created when needed; for a clean table nothing
+        is written and a ``<table>.csv`` left there by an earlier run is removed.
+
+    Returns
+    -------
+    LoadResult
+        The data set (every contract table, optional columns the source lacks as
+        nulls, absent optional tables empty) and the validation report. Timestamps are
+        UTC, held as naive ``TIMESTAMP`` values. ``events`` read from parquet or DuckDB
+        is a view over the source file, which must stay in place while the data set is
+        used.
+
+    Raises
+    ------
+    DataError
+        When the input cannot be used at all: the source is missing or of an unknown
+        kind, a required table or column is missing, a required table is empty, a CSV
+        file is not UTF-8, not comma-separated or malformed, or a table is given both
+        as CSV and as parquet.
+    """
+    source = Path(source).expanduser().resolve()
+    warnings: list[str] = []
+    con = _open_connection()
+    try:
+        if source.is_dir():
+            found = _folder_sources(con, source, warnings)
+        elif source.is_file() and source.suffix.lower() in _DUCKDB_SUFFIXES:
+            found = _database_sources(con, source, warnings)
+        elif source.exists():
+            raise DataError(
+                f"{source} is neither a folder nor a DuckDB file (.duckdb, .db); pass a "
+                f"folder of CSV/parquet files or a DuckDB database"
+            )
+        else:
+            raise DataError(
+                f"data source {source} does not exist; pass a folder of CSV/parquet files "
+                f"or a DuckDB database file"
+            )
+        report = _validate(con, found, warnings, quarantine_dir)
+    except BaseException:
+        con.close()
+        raise
+    absent = frozenset(report.absent)
+    return LoadResult(Dataset(con=con, absent=absent, source=str(source)), report)
+
+
+def _validate(
+    con: duckdb.DuckDBPyConnection,
+    found: dict[str, _Source | None],
+    warnings: list[str],
+    quarantine_dir: Path | None,
+) -> ValidationReport:
+    tables: dict[str, TableReport] = {}
+    problems: list[Problem] = []
+    absent: list[str] = []
+    for name, table in TABLES.items():
+        if name not in found:
+            absent.append(name)
+            con.execute(f"CREATE TABLE {quote(name)} AS {empty_table_sql(name)}")
+            continue
+        src = found[name]
+        if src is None:
+            tables[name] = TableReport(rows=0, valid=0, quarantined=0)
+            con.execute(f"CREATE TABLE {quote(name)} AS {empty_table_sql(name)}")
+            continue
+        extra = [c for c in src.types if c not in {col.name for col in table.columns}]
+        if extra:
+            warnings.append(
+                f"{src.where}: column(s) {', '.join(extra)} are not in the contract of "
+                f"{name!r} and were ignored"
+            )
+        plan = _plan(src, accounts_ready=name != "accounts")
+        materialise = not (name == "events" and src.fmt in ("parquet", "duckdb"))
+        tables[name], found_problems = _check_table(
+            con, plan, materialise=materialise, quarantine_dir=quarantine_dir
+        )
+        problems.extend(found_problems)
+    return ValidationReport(tables=tables, problems=problems, absent=absent, warnings=warnings)
