@@ -1,0 +1,3 @@
+from churnrisk.cli import main
+
+main()
