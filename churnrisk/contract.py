@@ -34,6 +34,7 @@ class Rule(StrEnum):
     DUPLICATE_KEY = "duplicate_key"
     UNKNOWN_ACCOUNT = "unknown_account"
     END_NOT_AFTER_START = "end_not_after_start"
+    RESOLVED_BEFORE_CREATED = "resolved_before_created"
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ TABLES: dict[str, Table] = {
             required=False,
             unique="ticket_id",
             meaning="support tickets; contacts == 1 means resolved at first contact",
+            extra_rules=(Rule.RESOLVED_BEFORE_CREATED,),
             columns=(
                 Column("ticket_id", S),
                 Column("account_id", S),

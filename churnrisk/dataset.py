@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -134,3 +135,42 @@ class Dataset:
             finally:
                 con.unregister("_incoming")
         return cls(con=con, absent=frozenset(absent), source=source)
+
+
+OBSERVED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("events", "timestamp"),
+    ("subscriptions", "start_date"),
+    ("tickets", "created_at"),
+    ("nps", "responded_at"),
+    ("orders", "ordered_at"),
+    ("accounts", "created_at"),
+)
+"""The (table, column) pairs whose latest date marks how far the data was observed."""
+
+
+def observation_end(ds: Dataset) -> date:
+    """Return the exclusive end of observation of a data set.
+
+    It is the day after the latest date seen in any of :data:`OBSERVED_COLUMNS`
+    (event timestamps, subscription starts, ticket creations, NPS answers, orders and
+    account creations). Subscription end dates are not observations: they are contract
+    terms that may lie in the future.
+
+    Raises
+    ------
+    DataError
+        When none of those columns holds a value.
+    """
+    latest: list[date] = []
+    for table, column in OBSERVED_COLUMNS:
+        if not ds.has(table):
+            continue
+        value = ds.backend.execute(ds.table(table)[column].cast("date").max())
+        if value is not None and value == value:  # NULL comes back as None or NaT
+            latest.append(value.date() if hasattr(value, "date") else value)
+    if not latest:
+        raise DataError(
+            f"{ds.source}: cannot tell when observation ends, the data set holds no dates;"
+            " pass the period or as-of date explicitly"
+        )
+    return max(latest) + timedelta(days=1)

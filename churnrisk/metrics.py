@@ -34,8 +34,8 @@ from typing import Any
 
 import ibis
 
-from churnrisk.dataset import Dataset
-from churnrisk.errors import ConfigError, DataError
+from churnrisk.dataset import Dataset, observation_end
+from churnrisk.errors import ConfigError
 
 METRIC_KEYS: tuple[str, ...] = (
     "customers_start",
@@ -170,25 +170,16 @@ def parse_period(text: str) -> Period:
     )
 
 
-_OBSERVED_DATES: tuple[tuple[str, str], ...] = (
-    ("events", "timestamp"),
-    ("subscriptions", "start_date"),
-    ("tickets", "created_at"),
-    ("nps", "responded_at"),
-    ("orders", "ordered_at"),
-    ("accounts", "created_at"),
-)
-
-
 def last_complete_month(ds: Dataset) -> Period:
-    """Return the last whole calendar month before the latest date observed in the data.
+    """Return the last calendar month that the data covers whole.
 
-    The latest observed instant is the maximum of ``events.timestamp``,
+    The data covers days up to :func:`~churnrisk.dataset.observation_end` (exclusive):
+    the day after the latest date observed in ``events.timestamp``,
     ``subscriptions.start_date``, ``tickets.created_at``, ``nps.responded_at``,
-    ``orders.ordered_at`` and ``accounts.created_at``. The month returned is the latest
-    month ``[p0, p1)`` with ``p1 <= `` that instant, i.e. the month before the one the
-    latest instant falls in: data observed up to ``2026-11-01 00:00`` gives ``2026-10``,
-    data observed up to ``2026-10-31 23:00`` gives ``2026-09`` (October is not over).
+    ``orders.ordered_at`` and ``accounts.created_at``. A month ``[p0, p1)`` is whole when
+    ``p1 <= `` that end, so data observed on ``2026-10-31`` (at any time of day) gives
+    ``2026-10`` and data observed up to ``2026-10-30`` gives ``2026-09``. The feature
+    builder's labels use the same end of observation.
 
     Parameters
     ----------
@@ -205,19 +196,9 @@ def last_complete_month(ds: Dataset) -> Period:
     DataError
         When the data set holds no date at all.
     """
-    parts = []
-    for name, column in _OBSERVED_DATES:
-        t = ds.table(name)
-        parts.append(t.aggregate(latest=t[column].max().cast("timestamp")))
-    latest = _scalar(ibis.union(*parts).latest.max())
-    if latest is None:
-        raise DataError(
-            f"{ds.source}: the data set holds no dates, so no complete month can be chosen;"
-            " pass a period explicitly"
-        )
-    month_start = date(latest.year, latest.month, 1)
-    previous = _month_start(latest.year, latest.month - 1)
-    return Period(previous, month_start, f"{previous.year}-{previous.month:02d}")
+    end = observation_end(ds)
+    previous = _month_start(end.year, end.month - 1)
+    return Period(previous, date(end.year, end.month, 1), f"{previous.year}-{previous.month:02d}")
 
 
 def compute_metrics(

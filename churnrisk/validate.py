@@ -602,6 +602,13 @@ def _plan(source: _Source, *, accounts_ready: bool) -> _TablePlan:
     if Rule.END_NOT_AFTER_START in table.extra_rules:
         end, start = by_name["end_date"], by_name["start_date"]
         checks.append(_Check("end_date", Rule.END_NOT_AFTER_START, f"{end.value} <= {start.value}"))
+    if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in source.types:
+        resolved, created = by_name["resolved_at"], by_name["created_at"]
+        checks.append(
+            _Check(
+                "resolved_at", Rule.RESOLVED_BEFORE_CREATED, f"{resolved.value} < {created.value}"
+            )
+        )
     if table.account_fk and accounts_ready:
         account = by_name["account_id"]
         known = f"{account.value} IN (SELECT account_id FROM accounts)"
@@ -704,8 +711,9 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
     ``negative``, ``out_of_range``, ``not_integer``, ``duplicate_key`` (every row that
     shares an ``accounts.account_id`` or ``tickets.ticket_id`` is quarantined, since
     there is no way to know which of them is right), ``unknown_account`` (an
-    ``account_id`` that is not among the valid accounts) and ``end_not_after_start``
-    (a subscription whose ``end_date <= start_date``).
+    ``account_id`` that is not among the valid accounts), ``end_not_after_start``
+    (a subscription whose ``end_date <= start_date``) and ``resolved_before_created``
+    (a ticket resolved before it was opened, which would let a feature see it early).
 
     Parameters
     ----------

@@ -204,8 +204,9 @@ def _minimal(created: str) -> dict[str, pd.DataFrame]:
     ("latest_event", "label"),
     [
         ("2026-11-15 10:00", "2026-10"),
-        ("2026-11-01 00:00", "2026-10"),  # October is over at 1 Nov 00:00
-        ("2026-10-31 23:00", "2026-09"),  # October is not over yet
+        ("2026-11-01 00:00", "2026-10"),  # November has only begun
+        ("2026-10-31 23:00", "2026-10"),  # data on the last day of October: October is whole
+        ("2026-10-30 23:00", "2026-09"),  # 31 October not observed yet
         ("2027-01-03 00:00", "2026-12"),  # year boundary
     ],
 )

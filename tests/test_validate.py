@@ -250,6 +250,20 @@ def test_end_not_after_start(tmp_path):
     assert result.report.tables["subscriptions"] == TableReport(rows=3, valid=1, quarantined=2)
 
 
+def test_ticket_resolved_before_it_was_created(tmp_path):
+    tickets = (
+        "ticket_id,account_id,created_at,resolved_at\n"
+        "T1,A1,2026-01-02 10:00,2026-01-02 09:59\n"
+        "T2,A1,2026-01-02 10:00,2026-01-02 10:00\n"
+        "T3,A1,2026-01-02 10:00,\n"
+    )
+    result = load(_write(tmp_path, tickets=tickets))
+    assert result.report.problems == [
+        Problem("tickets", 1, "resolved_at", Rule.RESOLVED_BEFORE_CREATED, "2026-01-02 09:59")
+    ]
+    assert result.dataset.frame("tickets")["ticket_id"].tolist() == ["T2", "T3"]
+
+
 def test_row_with_several_problems_is_listed_per_problem_and_quarantined_once(tmp_path):
     subs = "account_id,start_date,end_date,mrr\nA1,2026-01-01,,1\nZZ,soon,,-3\n"
     result = load(_write(tmp_path, subscriptions=subs))

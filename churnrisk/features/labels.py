@@ -8,53 +8,17 @@ cannot settle yet must not be read as "did not churn".
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import ibis
 import ibis.expr.types as ir
 
 from churnrisk.config import LabelConfig
-from churnrisk.dataset import Dataset
-from churnrisk.errors import DataError
+from churnrisk.dataset import Dataset, observation_end
 from churnrisk.features.pit import KEY, attach, is_set, lookahead, shift, window_join
 
 LABEL_COLUMNS: tuple[str, str] = ("churned", "revenue_next_12m")
 """Label columns, in output order."""
-
-OBSERVED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("events", "timestamp"),
-    ("subscriptions", "start_date"),
-    ("tickets", "created_at"),
-    ("nps", "responded_at"),
-    ("orders", "ordered_at"),
-    ("accounts", "created_at"),
-)
-"""The (table, column) pairs whose latest date marks how far the data was observed."""
-
-
-def observation_end(ds: Dataset) -> date:
-    """Return the exclusive end of observation of a data set.
-
-    It is the day after the latest date seen in any of :data:`OBSERVED_COLUMNS`
-    (event timestamps, subscription starts, ticket creations, NPS answers, orders and
-    account creations). Subscription end dates are not observations: they are contract
-    terms that may lie in the future.
-
-    Raises
-    ------
-    DataError
-        When none of those columns holds a value.
-    """
-    latest: list[date] = []
-    for table, column in OBSERVED_COLUMNS:
-        if not ds.has(table):
-            continue
-        value = ds.backend.execute(ds.table(table)[column].cast("date").max())
-        if value is not None and value == value:  # NULL comes back as None or NaT
-            latest.append(value.date() if hasattr(value, "date") else value)
-    if not latest:
-        raise DataError("cannot tell when observation ends: the data set holds no dated rows")
-    return max(latest) + timedelta(days=1)
 
 
 def revenue_window_days(cfg: LabelConfig) -> int:
