@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "output"
 
 # (label, accounts, months): the 20k-account world of the issue, and one near 10M events.
-WORLDS = [("20k accounts x 24 months", 20_000, 24), ("~10M events", 4_000, 24)]
+WORLDS = [("20k accounts x 24 months", 20_000, 24), ("~10M events", 5_300, 24)]
 QUICK_WORLDS = [("quick", 300, 12)]
 AS_OF_COUNT = 12
 
