@@ -7,9 +7,7 @@ functions receive these objects as arguments.
 from __future__ import annotations
 
 import tomllib
-from datetime import date
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -37,23 +35,12 @@ class LabelConfig(BaseModel):
     revenue_months: int = Field(default=12, ge=1, le=60)
 
 
-class FeatureConfig(BaseModel):
-    """How the training panel's as-of dates are laid out."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    freq: Literal["monthly", "weekly"] = "monthly"
-    start: date | None = None
-    end: date | None = None
-
-
 class RunConfig(BaseModel):
     """The whole resolved configuration of a run; logged with every run."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     labels: LabelConfig = LabelConfig()
-    features: FeatureConfig = FeatureConfig()
 
 
 def load_run_config(path: Path | None) -> RunConfig:
@@ -62,7 +49,7 @@ def load_run_config(path: Path | None) -> RunConfig:
     Parameters
     ----------
     path
-        A TOML file whose tables (``[labels]``, ``[features]``) override the defaults,
+        A TOML file whose tables (``[labels]``) override the defaults,
         or ``None`` for the defaults.
 
     Raises

@@ -75,8 +75,8 @@ def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
 def _events(ds: Dataset, sp: ir.Table) -> ir.Table:
     """Usage and engagement features from ``events``.
 
-    Measured on 9.4M events, 5,000 accounts and 12 monthly as-of dates, this shape is
-    about 5x faster than joining raw events to the spine and counting distinct values:
+    Measured on 9.4M events, 5,000 accounts and 12 monthly as-of dates, this shape took
+    1.7 s against 5.1 s for joining raw events to the spine and counting distinct values:
 
     * events outside every window, ``[min(as_of) - 365, max(as_of))``, are dropped
       first (:func:`~churnrisk.features.pit.prune`, a pure optimisation);
