@@ -9,6 +9,7 @@ be used at all, 1 for any other domain error (bad option values, unknown names).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -334,6 +336,163 @@ def print_metrics(values: dict[str, Any]) -> None:
     out.print(table)
 
 
+# --------------------------------------------------------------------------- models
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML run configuration (see the README).")
+]
+
+
+def _tracker() -> Any:
+    """Open the tracker of this process: MLFLOW_TRACKING_URI, else the embedded store."""
+    from churnrisk.settings import get_settings
+    from churnrisk.tracking import Tracker, tracking_uri
+
+    settings = get_settings()
+    return Tracker(settings.mlflow_tracking_uri or tracking_uri(settings.data_dir))
+
+
+def _steps() -> Any:
+    """Return a progress callback that prints each pipeline step on standard error."""
+    return lambda message: err.print(f"[dim]… {message}[/]")
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def print_leaderboard(result: Any) -> None:
+    """Print the backtest's overall metrics: one row a metric, the model beside each baseline.
+
+    Notes that explain a null overall metric are printed below; per-fold notes are in
+    the JSON output and the MLflow run.
+    """
+    for task, part in (("churn", result.churn), ("clv", result.clv)):
+        names = ["model", *part["baselines"]]
+        columns = [part["model"], *part["baselines"].values()]
+        table = Table("metric", *names, title=f"{task} backtest, pooled out-of-time test rows")
+        for key in part["model"]:
+            table.add_row(key, *(_fmt(c.get(key)) for c in columns))
+        out.print(table)
+    for note in result.notes:
+        if note.startswith("overall"):
+            out.print(f"[dim]note: {note}[/]")
+
+
+@app.command()
+def train(
+    data: DataArg,
+    config: ConfigOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Make the new models champion whatever the gate says.")
+    ] = False,
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Write rows that break a rule here.")
+    ] = None,
+) -> None:
+    """Backtest, train and register the churn and CLV models; promote them if not worse."""
+    from churnrisk.pipeline import train as run_train
+    from churnrisk.tracking import fingerprint
+
+    run = load_run_config(config)
+    result = _load(data, quarantine=quarantine)
+    tracker = _tracker()
+    outcome = run_train(
+        result.dataset,
+        run,
+        tracker=tracker,
+        fingerprint=fingerprint(data),
+        force=force,
+        step=_steps(),
+    )
+    print_leaderboard(outcome.backtest)
+    d = outcome.decision
+    verdict = "champion" if d.promoted else "challenger"
+    out.print(
+        f"gate: version {outcome.versions.churn} is {verdict} ({d.reason})"
+        + ("" if d.promoted or force else "; `churnrisk train --force` overrides")
+    )
+    first, last = outcome.panel_dates
+    out.print(
+        f"trained on {outcome.panel_rows:,} rows ({first} to {last}); run {outcome.versions.run_id}"
+        f" in {tracker.uri}; models churnrisk-churn v{outcome.versions.churn},"
+        f" churnrisk-clv v{outcome.versions.clv}"
+    )
+
+
+@app.command()
+def backtest(
+    data: DataArg,
+    config: ConfigOpt = None,
+    fmt: Annotated[
+        Literal["json", "table"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    quarantine: Annotated[
+        Path | None, typer.Option(help="Write rows that break a rule here.")
+    ] = None,
+) -> None:
+    """Backtest the configuration over time beside the baselines, and record the run."""
+    from churnrisk.models.backtest import backtest as run_backtest
+    from churnrisk.pipeline import backtest_figures, training_panel
+    from churnrisk.tracking import fingerprint
+
+    run = load_run_config(config)
+    result = _load(data, quarantine=quarantine)
+    step = _steps()
+    step("building the panel")
+    panel = training_panel(result.dataset, run)
+    step("backtesting the model and the baselines")
+    bt = run_backtest(panel, run)
+    tracker = _tracker()
+    from churnrisk.features import feature_names
+
+    dates = sorted(pd.to_datetime(panel["as_of"]).dt.date.unique())
+    run_id = tracker.log_backtest(
+        bt.to_dict(),
+        config=run,
+        fingerprint=fingerprint(data),
+        window=(dates[0], dates[-1]),
+        feature_names=list(feature_names()),
+        figures=backtest_figures(bt),
+    )
+    if fmt == "json":
+        out.print_json(json.dumps(bt.to_dict()))
+        return
+    print_leaderboard(bt)
+    out.print(f"backtested {len(bt.folds)} folds; run {run_id} in {tracker.uri}")
+
+
+@app.command()
+def explain(
+    data: DataArg,
+    account_id: Annotated[str, typer.Argument(help="The account to explain.")],
+    as_of: Annotated[
+        str | None, typer.Option(help="As-of date (default: the end of the data).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Drivers to show in each direction.")] = 5,
+) -> None:
+    """Show an account's churn risk, CLV and the drivers behind its score (champion model)."""
+    from churnrisk.pipeline import explain_account
+
+    day = _parse_date(as_of, "--as-of") if as_of else None
+    result = _load(data)
+    models = _tracker().load_champion()
+    score, found = explain_account(models, result.dataset, account_id, as_of=day, top=top)
+    out.print(
+        f"{account_id} as of {str(score['as_of'])[:10]}: churn probability "
+        f"{score['churn_probability']:.1%}, MRR {score['mrr']:,.2f}, "
+        f"12-month revenue {score['revenue_12m']:,.0f}, lifetime CLV {score['lifetime_clv']:,.0f}"
+    )
+    table = Table("driver", "contribution (log-odds)", title="what moves this score")
+    for d in found:
+        table.add_row(d.text, f"{d.contribution:+.3f}")
+    out.print(table)
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -341,38 +500,57 @@ def print_metrics(values: dict[str, Any]) -> None:
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")],
     accounts: Annotated[int, typer.Option(help="Accounts in the generated world.")] = 5000,
+    months: Annotated[int, typer.Option(help="Months of history, ending 2026-10-31.")] = 36,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    config: ConfigOpt = None,
 ) -> None:
-    """Generate a world, validate it, build a labelled feature panel, show last month's metrics."""
+    """Generate a world, validate it, build features, show metrics, then train and backtest."""
     from churnrisk.features import as_of_dates, write_features
     from churnrisk.metrics import last_complete_month
+    from churnrisk.pipeline import train as run_train
+    from churnrisk.settings import get_settings
+    from churnrisk.tracking import Tracker, fingerprint, tracking_uri
 
+    run = load_run_config(config)
+    out_dir = out_dir.absolute()
     data_dir = out_dir / "data"
-    summary = _generate(data_dir, accounts, 24, date(2024, 11, 1), seed, "parquet")
+    start = date(2026 - (months + 1) // 12, (10 - months) % 12 + 1, 1)
+    summary = _generate(data_dir, accounts, months, start, seed, "parquet")
     out.print(
-        f"1/4 generated {summary.rows['accounts']:,} accounts, "
-        f"{summary.rows['events']:,} events in {data_dir}"
+        f"1/5 generated {summary.rows['accounts']:,} accounts, "
+        f"{summary.rows['events']:,} events ({summary.start} to {summary.end}) in {data_dir}"
     )
 
     report_file = out_dir / "validation.json"
     result = _load(data_dir, quarantine=out_dir / "quarantine")
     report_file.write_text(json.dumps(result.report.to_dict(), indent=2), encoding="utf-8")
-    out.print(f"2/4 validated: exit code {result.report.exit_code}, report in {report_file}")
+    out.print(f"2/5 validated: exit code {result.report.exit_code}, report in {report_file}")
 
     ds = result.dataset
     span = last_complete_month(ds)
-    first = date(span.start.year - 1, span.start.month, 1)
-    dates = as_of_dates(first, span.start, "monthly")
+    dates = as_of_dates(date(span.start.year - 1, span.start.month, 1), span.start, "monthly")
     panel = out_dir / "features.parquet"
     with _working(f"building features for {len(dates)} monthly as-of dates"):
-        rows = write_features(ds, dates, panel, labels=LabelConfig())
-    out.print(f"3/4 built {rows:,} feature rows ({dates[0]} to {dates[-1]}) in {panel}")
+        rows = write_features(ds, dates, panel, labels=run.labels)
+    out.print(f"3/5 built {rows:,} feature rows ({dates[0]} to {dates[-1]}) in {panel}")
 
     values = _metrics(ds, span.label, None)
     metrics_file = out_dir / "metrics.json"
     metrics_file.write_text(json.dumps(values, indent=2, default=str), encoding="utf-8")
     print_metrics(values)
-    out.print(f"4/4 metrics for {span.label} in {metrics_file}")
+    out.print(f"4/5 metrics for {span.label} in {metrics_file}")
+
+    uri = get_settings().mlflow_tracking_uri or tracking_uri(out_dir)
+    tracker = Tracker(uri)
+    outcome = run_train(ds, run, tracker=tracker, fingerprint=fingerprint(data_dir), step=_steps())
+    print_leaderboard(outcome.backtest)
+    verdict = "champion" if outcome.decision.promoted else "challenger"
+    out.print(
+        f"5/5 trained and backtested; churnrisk-churn v{outcome.versions.churn} is {verdict}"
+        f" ({outcome.decision.reason}); run {outcome.versions.run_id} in {uri}"
+    )
+    if uri.startswith("sqlite:///"):
+        out.print(f"see the runs with: mlflow ui --backend-store-uri {uri}")
     out.print(f"demo done: everything is in {out_dir}")
 
 
@@ -385,6 +563,8 @@ def main(argv: list[str] | None = None) -> None:
     Usage errors are Typer's own (exit 2); :class:`~churnrisk.errors.DataError` (the input
     cannot be used) exits 2 and any other :class:`~churnrisk.errors.ChurnRiskError` exits 1.
     """
+    # This is an offline tool: no usage telemetry from MLflow unless the user opts in.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         app(args=argv, prog_name="churnrisk")
     except DataError as exc:

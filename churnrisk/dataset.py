@@ -174,3 +174,27 @@ def observation_end(ds: Dataset) -> date:
             " pass the period or as-of date explicitly"
         )
     return max(latest) + timedelta(days=1)
+
+
+def observation_start(ds: Dataset) -> date:
+    """Return the first day of observation of a data set.
+
+    The day of the earliest product event when ``events`` was provided, since usage is
+    what most features window over; otherwise the earliest subscription start. Account
+    creation dates are not used: accounts often predate the data that describes them.
+
+    Raises
+    ------
+    DataError
+        When neither table holds a date.
+    """
+    for table, column in (("events", "timestamp"), ("subscriptions", "start_date")):
+        if not ds.has(table):
+            continue
+        value = ds.backend.execute(ds.table(table)[column].cast("date").min())
+        if value is not None and value == value:  # NULL comes back as None or NaT
+            return value.date() if hasattr(value, "date") else value
+    raise DataError(
+        f"{ds.source}: cannot tell when observation starts, the data set holds no events"
+        " or subscriptions"
+    )

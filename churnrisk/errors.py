@@ -26,3 +26,15 @@ class UnknownFeatureError(ChurnRiskError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; our messages are sentences.
         return str(self.args[0]) if self.args else ""
+
+
+class SchemaError(ChurnRiskError, ValueError):
+    """A frame does not have the columns, order or types a stage or model expects."""
+
+
+class NotFittedError(ChurnRiskError, ValueError, AttributeError):
+    """A model was used before ``fit`` (or ``load``)."""
+
+
+class MetricError(ChurnRiskError, ValueError):
+    """A metric is undefined on its input (empty, one class only, constant scores)."""

@@ -153,11 +153,3 @@ def test_metrics_rejects_a_bad_period(world, capsys):
     code, _, err = run(["metrics", world, "--period", "October"], capsys)
     assert code == 1
     assert "October" in err
-
-
-def test_demo_runs_and_says_where_everything_went(tmp_path, capsys):
-    code, out, _ = run(["demo", "--out", tmp_path, "--accounts", "60"], capsys)
-    assert code == 0
-    for name in ("validation.json", "features.parquet", "metrics.json"):
-        assert (tmp_path / name).exists()
-    assert out.strip().splitlines()[-1] == f"demo done: everything is in {tmp_path}"

@@ -1,0 +1,516 @@
+"""Rolling-origin backtest of the churn and CLV models beside their baselines.
+
+Churn folds. The label-closed as-of dates (those whose churn label window, plus the grace
+period, has closed) are sorted; the last ``folds * test_months`` of them are the churn
+test dates, ``test_months`` per fold, oldest fold first. A fold whose first churn test
+date is ``T`` trains only on rows with ``as_of + horizon_days + grace_days <= T``: the
+label was known at ``T``, a gap of one label horizon. The latest ``holdout_dates`` of those
+training dates are held out of the booster for early stopping and calibration, so they
+obey the same guard.
+
+CLV folds. The 12-month revenue label closes much later than the churn label, so the churn
+test dates carry no revenue label yet. CLV therefore has folds of its own, built the same
+way on the revenue-labelled as-of dates: the same number of folds and ``test_months``, the
+latest revenue-labelled dates as test dates, and training rows with ``as_of + revenue
+window <= T`` (``revenue_window_days``: one revenue horizon of gap). The latest
+``valid_dates`` of them stop the booster early and obey the same guard. Each fold needs
+``max(min_train_dates, valid_dates + 1)`` such training dates. When the panel covers too
+little time for that (a 24-month world does), the CLV metrics are null and a note says
+how many months of history the CLV backtest needs; the churn backtest still runs.
+
+Baselines are fitted on the same rows as the model (the logistic regression on all of
+them, as it needs no early stopping) and scored on the same test rows; "MRR x 12" on the
+CLV test rows.
+
+Metrics. ROC-AUC, PR-AUC, Brier, ECE and top-decile lift over the test rows; precision,
+recall and MRR recall in the top K (K = ``capacity_k``, the accounts customer success can
+contact per scoring run) computed per test as-of date and averaged over the dates. Brier
+and ECE are not defined for the usage-drop rule, whose score is not a probability: they
+are NaN (null in JSON) with a note, as is every metric its input cannot define. CLV: MAE,
+RMSE and Spearman over the CLV test rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnrisk.config import RunConfig
+from churnrisk.errors import ConfigError, DataError, MetricError
+from churnrisk.features.labels import revenue_window_days
+from churnrisk.models import evaluation as ev
+from churnrisk.models.baselines import LogisticBaseline, mrr_x12, usage_drop_score
+from churnrisk.models.churn import ChurnModel, split_later
+from churnrisk.models.clv import ClvModel
+
+CHURN_METRICS: tuple[str, ...] = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "ece",
+    "lift_top_decile",
+    "recall_at_k",
+    "precision_at_k",
+    "mrr_recall_at_k",
+)
+CLV_METRICS: tuple[str, ...] = ("mae", "rmse", "spearman")
+CHURN_BASELINES: tuple[str, ...] = ("logistic", "usage_drop")
+CLV_BASELINES: tuple[str, ...] = ("mrr_x12",)
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Dates of one fold.
+
+    Attributes
+    ----------
+    churn_test_as_of
+        The fold's churn test as-of dates (label-closed).
+    churn_train_as_of
+        Label-closed as-of dates available to the churn model (training, early stopping
+        and calibration), each ``+ horizon + grace <= min(churn_test_as_of)``.
+    clv_test_as_of
+        The fold's CLV test as-of dates (revenue-labelled); empty when the panel is too
+        short for a CLV backtest.
+    clv_train_as_of
+        Revenue-labelled as-of dates available to the CLV model (training and early
+        stopping), each ``+ revenue window <= min(clv_test_as_of)``; empty when the panel
+        is too short.
+    """
+
+    churn_test_as_of: list[date]
+    churn_train_as_of: list[date]
+    clv_test_as_of: list[date]
+    clv_train_as_of: list[date]
+
+
+@dataclass
+class FoldResult:
+    """Metrics of one fold (see :meth:`BacktestResult.to_dict` for the layout).
+
+    ``n_train``/``n_test`` count the churn model's rows, ``clv_n_train``/``clv_n_test``
+    the CLV model's (0 when there is no CLV fold).
+    """
+
+    plan: FoldPlan
+    n_train: int
+    n_test: int
+    clv_n_train: int
+    clv_n_test: int
+    churn: dict[str, Any]
+    clv: dict[str, Any]
+
+
+@dataclass
+class BacktestResult:
+    """Backtest metrics overall (pooled test rows) and per fold, plus test predictions.
+
+    Attributes
+    ----------
+    churn, clv
+        Overall metrics: ``{"model": {...}, "baselines": {name: {...}}}``.
+    folds
+        Per-fold results, oldest first.
+    predictions
+        Pooled churn test rows: ``account_id``, ``as_of``, ``fold``, ``churned``,
+        ``revenue_next_12m``, ``mrr``, ``model`` (calibrated probability), ``model_raw``
+        (uncalibrated booster probability), ``logistic``, ``usage_drop``.
+    clv_predictions
+        Pooled CLV test rows (empty without CLV folds): ``account_id``, ``as_of``,
+        ``fold``, ``revenue_next_12m``, ``mrr``, ``clv_model`` (predicted 12-month
+        revenue), ``mrr_x12``.
+    notes
+        Why any metric is NaN.
+    """
+
+    churn: dict[str, Any]
+    clv: dict[str, Any]
+    folds: list[FoldResult]
+    predictions: pd.DataFrame
+    clv_predictions: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON shape of the backtest (NaN becomes ``None``).
+
+        ``{"churn": {"model": {...}, "baselines": {"logistic": {...}, "usage_drop":
+        {...}}}, "clv": {"model": {...}, "baselines": {"mrr_x12": {...}}}, "folds":
+        [...]}``. Churn and CLV folds test different as-of dates (the revenue label closes
+        later), so each fold entry holds one block per task, each with its own dates::
+
+            {"fold": 1,
+             "churn": {"test_as_of": [...], "train_as_of": [first, last],
+                       "n_train": ..., "n_test": ...,
+                       "model": {...}, "baselines": {"logistic": ..., "usage_drop": ...}},
+             "clv": {"test_as_of": [...], "train_as_of": [first, last],
+                     "n_train": ..., "n_test": ...,
+                     "model": {...}, "baselines": {"mrr_x12": ...}}}
+
+        ``train_as_of`` spans the task's training rows (early-stopping and calibration
+        dates included). Without CLV folds (too short a panel) the CLV block has empty
+        ``test_as_of`` and ``train_as_of``, zero counts and null metrics.
+        """
+        folds = []
+        for i, f in enumerate(self.folds, start=1):
+            p = f.plan
+            folds.append(
+                {
+                    "fold": i,
+                    "churn": {
+                        "test_as_of": _iso(p.churn_test_as_of),
+                        "train_as_of": _span(p.churn_train_as_of),
+                        "n_train": f.n_train,
+                        "n_test": f.n_test,
+                        **_clean(f.churn),
+                    },
+                    "clv": {
+                        "test_as_of": _iso(p.clv_test_as_of),
+                        "train_as_of": _span(p.clv_train_as_of),
+                        "n_train": f.clv_n_train,
+                        "n_test": f.clv_n_test,
+                        **_clean(f.clv),
+                    },
+                }
+            )
+        return {"churn": _clean(self.churn), "clv": _clean(self.clv), "folds": folds}
+
+
+def _iso(dates: list[date]) -> list[str]:
+    return [d.isoformat() for d in dates]
+
+
+def _span(dates: list[date]) -> list[str]:
+    return [dates[0].isoformat(), dates[-1].isoformat()] if dates else []
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    return obj
+
+
+def _dates(values: pd.Series) -> list[date]:
+    return sorted({pd.Timestamp(v).date() for v in values.unique()})
+
+
+def clv_months_needed(config: RunConfig) -> int:
+    """Return the months of monthly history a CLV backtest needs.
+
+    From the first as-of date to the end of observation: ``need`` training dates
+    (``max(min_train_dates, valid_dates + 1)``), one revenue window of gap after the last
+    of them (``revenue_months`` months always span ``revenue_window_days``), the
+    ``folds * test_months`` test dates, and one revenue window after the last test date
+    for its label to close: ``need + n_test + 2 * revenue_months - 2``. A panel built
+    with a warm-up (:func:`churnrisk.pipeline.panel_dates`) needs the warm-up on top.
+    """
+    bt = config.backtest
+    need = max(bt.min_train_dates, config.clv.valid_dates + 1)
+    return need + bt.folds * bt.test_months + 2 * config.labels.revenue_months - 2
+
+
+def _plan_clv(
+    revenue: list[date], config: RunConfig
+) -> tuple[list[tuple[list[date], list[date]]], str | None]:
+    """Return each fold's CLV (test, train) dates, or no folds and why."""
+    bt = config.backtest
+    r_gap = timedelta(days=revenue_window_days(config.labels))
+    need = max(bt.min_train_dates, config.clv.valid_dates + 1)
+    n_test = bt.folds * bt.test_months
+    tests = revenue[len(revenue) - n_test :] if len(revenue) >= n_test else []
+    plans = []
+    for k in range(bt.folds):
+        test = tests[k * bt.test_months : (k + 1) * bt.test_months]
+        train = [d for d in revenue if test and d + r_gap <= test[0]]
+        if len(train) < need:
+            span = f" ({revenue[0]} to {revenue[-1]})" if revenue else ""
+            short = (
+                f"CLV fold {k + 1} (testing from {test[0]}) has {len(train)} as-of dates"
+                f" whose revenue closed before it, needs {need}"
+                if test
+                else f"too few for its {n_test} test dates alone"
+            )
+            return [], (
+                "CLV metrics are null: a CLV backtest needs"
+                f" {clv_months_needed(config)} months of monthly history from the first"
+                f" as-of date to the end of observation ({need} training dates, the"
+                f" {r_gap.days}-day revenue window between them and the first test date,"
+                f" {n_test} test dates ({bt.folds} folds x {bt.test_months}), then"
+                f" {r_gap.days} days for the last test date's revenue to close); the panel"
+                f" has {len(revenue)} revenue-labelled as-of dates{span}, {short}: build it"
+                " over a longer period or lower backtest.folds"
+            )
+        plans.append((test, train))
+    return plans, None
+
+
+def plan_folds(
+    panel: pd.DataFrame, config: RunConfig, notes: list[str] | None = None
+) -> list[FoldPlan]:
+    """Return the folds of a backtest of ``panel`` (see the module docstring).
+
+    Parameters
+    ----------
+    panel
+        A labelled feature panel.
+    config
+        Labels (for the gaps) and backtest settings.
+    notes
+        When given, receives a note when the panel is too short for CLV folds (their
+        dates are then empty).
+
+    Raises
+    ------
+    ConfigError
+        When the panel has too few label-closed as-of dates for the configured churn
+        folds (too few revenue-labelled ones only leave the CLV folds empty).
+    """
+    bt, lab = config.backtest, config.labels
+    labelled = _dates(panel.loc[panel["churned"].notna(), "as_of"])
+    revenue = _dates(panel.loc[panel["revenue_next_12m"].notna(), "as_of"])
+    gap = timedelta(days=lab.horizon_days + lab.grace_days)
+    need_train = max(bt.min_train_dates, config.churn.holdout_dates + 1)
+    n_test = bt.folds * bt.test_months
+    if len(labelled) < n_test + need_train:
+        raise ConfigError(
+            f"the backtest needs at least {n_test + need_train} label-closed as-of dates"
+            f" ({bt.folds} folds x {bt.test_months} test dates + {need_train} training"
+            f" dates, plus the {gap.days}-day label gap between them); the panel has"
+            f" {len(labelled)}: build it over a longer period or lower backtest.folds"
+        )
+    tests = labelled[len(labelled) - n_test :]
+    clv_plans, why = _plan_clv(revenue, config)
+    if why is not None and notes is not None:
+        notes.append(why)
+    plans = []
+    for k in range(bt.folds):
+        test = tests[k * bt.test_months : (k + 1) * bt.test_months]
+        train = [d for d in labelled if d + gap <= test[0]]
+        if len(train) < need_train:
+            raise ConfigError(
+                f"backtest fold {k + 1} (testing from {test[0]}) has {len(train)} as-of"
+                f" dates whose labels closed {gap.days} days before it, needs {need_train};"
+                f" the panel has {len(labelled)} labelled as-of dates: build it over a"
+                " longer period or lower backtest.folds"
+            )
+        clv_test, clv_train = clv_plans[k] if clv_plans else ([], [])
+        plans.append(FoldPlan(test, train, clv_test, clv_train))
+    return plans
+
+
+def _safe(fn: Callable[[], float], notes: list[str], where: str, metric: str) -> float:
+    try:
+        return fn()
+    except MetricError as err:
+        notes.append(f"{where}: {metric} is null: {err}")
+        return float("nan")
+
+
+def _churn_metrics(
+    test: pd.DataFrame,
+    score: np.ndarray,
+    *,
+    k: int,
+    probability: bool,
+    notes: list[str],
+    where: str,
+) -> dict[str, float]:
+    y = test["churned"].to_numpy(dtype="float64")
+    mrr = test["mrr"].astype("float64").fillna(0.0).to_numpy()
+    dates = test["as_of"].to_numpy()
+    out: dict[str, float] = {
+        "roc_auc": _safe(lambda: ev.roc_auc(y, score), notes, where, "roc_auc"),
+        "pr_auc": _safe(lambda: ev.pr_auc(y, score), notes, where, "pr_auc"),
+    }
+    if probability:
+        out["brier"] = _safe(lambda: ev.brier(y, score), notes, where, "brier")
+        out["ece"] = _safe(lambda: ev.ece(y, score), notes, where, "ece")
+    else:
+        for name in ("brier", "ece"):
+            notes.append(f"{where}: {name} is null: the score is not a probability")
+            out[name] = float("nan")
+    out["lift_top_decile"] = _safe(
+        lambda: ev.lift_top_decile(y, score), notes, where, "lift_top_decile"
+    )
+
+    def per_date(fn: Callable[[np.ndarray], float]) -> float:
+        return float(np.mean([fn(dates == d) for d in np.unique(dates)]))
+
+    out["recall_at_k"] = _safe(
+        lambda: per_date(lambda m: ev.recall_at_k(y[m], score[m], k=k)),
+        notes,
+        where,
+        "recall_at_k",
+    )
+    out["precision_at_k"] = _safe(
+        lambda: per_date(lambda m: ev.precision_at_k(y[m], score[m], k=k)),
+        notes,
+        where,
+        "precision_at_k",
+    )
+    out["mrr_recall_at_k"] = _safe(
+        lambda: per_date(lambda m: ev.mrr_recall_at_k(y[m], score[m], mrr[m], k=k)),
+        notes,
+        where,
+        "mrr_recall_at_k",
+    )
+    return out
+
+
+def _clv_metrics(y: np.ndarray, pred: np.ndarray, notes: list[str], where: str) -> dict[str, float]:
+    if len(y) == 0:
+        return dict.fromkeys(CLV_METRICS, float("nan"))
+    return {
+        "mae": _safe(lambda: ev.mae(y, pred), notes, where, "mae"),
+        "rmse": _safe(lambda: ev.rmse(y, pred), notes, where, "rmse"),
+        "spearman": _safe(lambda: ev.spearman(y, pred), notes, where, "spearman"),
+    }
+
+
+def _churn_summary(pred: pd.DataFrame, k: int, notes: list[str], where: str) -> dict[str, Any]:
+    def metrics(column: str, probability: bool, at: str) -> dict[str, float]:
+        return _churn_metrics(
+            pred, pred[column].to_numpy(), k=k, probability=probability, notes=notes, where=at
+        )
+
+    return {
+        "model": metrics("model", True, where),
+        "baselines": {
+            "logistic": metrics("logistic", True, f"{where} logistic"),
+            "usage_drop": metrics("usage_drop", False, f"{where} usage_drop"),
+        },
+    }
+
+
+def _clv_summary(pred: pd.DataFrame, notes: list[str], where: str) -> dict[str, Any]:
+    y = pred["revenue_next_12m"].to_numpy(dtype="float64")
+    return {
+        "model": _clv_metrics(y, pred["clv_model"].to_numpy(), notes, f"{where} clv"),
+        "baselines": {
+            "mrr_x12": _clv_metrics(y, pred["mrr_x12"].to_numpy(), notes, f"{where} mrr_x12")
+        },
+    }
+
+
+def _rows(panel: pd.DataFrame, dates: list[date], label: str) -> pd.DataFrame:
+    rows = panel.loc[panel["as_of"].isin(pd.to_datetime(dates))]
+    return rows.loc[rows[label].notna()]
+
+
+CHURN_PREDICTION_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "as_of",
+    "fold",
+    "churned",
+    "revenue_next_12m",
+    "mrr",
+    "model",
+    "model_raw",
+    "logistic",
+    "usage_drop",
+)
+CLV_PREDICTION_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "as_of",
+    "fold",
+    "revenue_next_12m",
+    "mrr",
+    "clv_model",
+    "mrr_x12",
+)
+
+
+def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
+
+
+def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
+    """Run the rolling-origin backtest of the churn and CLV models and the baselines.
+
+    Parameters
+    ----------
+    panel
+        A labelled feature panel (:func:`churnrisk.features.build_features` with labels).
+    config
+        Labels (for the gaps), model, backtest settings and seed.
+
+    Returns
+    -------
+    BacktestResult
+        Overall and per-fold metrics, the pooled test predictions and notes. When the
+        panel is too short for CLV folds, the CLV metrics are NaN and a note says how
+        many months of history they need.
+
+    Raises
+    ------
+    ConfigError
+        When the panel has too few label-closed as-of dates for the churn folds.
+    DataError
+        When a fold's slices cannot train a model (e.g. no churner in a slice).
+    """
+    if "churned" not in panel.columns or "revenue_next_12m" not in panel.columns:
+        raise DataError("the backtest needs a labelled panel (build_features with labels)")
+    notes: list[str] = []
+    k = config.backtest.capacity_k
+    folds: list[FoldResult] = []
+    preds: list[pd.DataFrame] = []
+    clv_preds: list[pd.DataFrame] = []
+    for i, plan in enumerate(plan_folds(panel, config, notes), start=1):
+        where = f"fold {i}"
+        pool = _rows(panel, plan.churn_train_as_of, "churned")
+        test = _rows(panel, plan.churn_test_as_of, "churned")
+        train, later = split_later(pool, config.churn.holdout_dates)
+        model = ChurnModel(config.churn, random_state=config.seed).fit(train, calibration=later)
+        logistic = LogisticBaseline(random_state=config.seed).fit(pool)
+        pred = test[["account_id", "as_of", "churned", "revenue_next_12m", "mrr"]].assign(
+            fold=i,
+            model=model.predict_proba(test),
+            model_raw=model.predict_uncalibrated(test),
+            logistic=logistic.predict_proba(test),
+            usage_drop=usage_drop_score(test),
+        )[list(CHURN_PREDICTION_COLUMNS)]
+        preds.append(pred)
+
+        clv_pool = _rows(panel, plan.clv_train_as_of, "revenue_next_12m")
+        clv_test = _rows(panel, plan.clv_test_as_of, "revenue_next_12m")
+        if len(clv_test):
+            c_train, c_valid = split_later(clv_pool, config.clv.valid_dates)
+            clv = ClvModel(config.clv, random_state=config.seed).fit(c_train, valid=c_valid)
+            clv_pred = clv_test[["account_id", "as_of", "revenue_next_12m", "mrr"]].assign(
+                fold=i, clv_model=clv.predict(clv_test), mrr_x12=mrr_x12(clv_test)
+            )[list(CLV_PREDICTION_COLUMNS)]
+        else:
+            clv_pred = _empty(CLV_PREDICTION_COLUMNS)
+        clv_preds.append(clv_pred)
+        folds.append(
+            FoldResult(
+                plan,
+                n_train=len(pool),
+                n_test=len(test),
+                clv_n_train=len(clv_pool),
+                clv_n_test=len(clv_test),
+                churn=_churn_summary(pred, k, notes, where),
+                clv=_clv_summary(clv_pred, notes, where),
+            )
+        )
+    pooled = pd.concat(preds, ignore_index=True)
+    clv_pooled = (
+        pd.concat([p for p in clv_preds if len(p)], ignore_index=True)
+        if any(len(p) for p in clv_preds)
+        else _empty(CLV_PREDICTION_COLUMNS)
+    )
+    return BacktestResult(
+        _churn_summary(pooled, k, notes, "overall"),
+        _clv_summary(clv_pooled, notes, "overall"),
+        folds,
+        pooled,
+        clv_pooled,
+        notes,
+    )

@@ -1,0 +1,311 @@
+"""The churn model: a calibrated LightGBM classifier of churn within the label horizon.
+
+Scheme (all splits by time, never by row):
+
+* The booster is trained on the ``train`` rows. Churners are rare, so with the default
+  ``imbalance="balanced"`` they are up-weighted by ``scale_pos_weight = negatives /
+  positives`` (of the training rows), which helps the trees split on the minority class
+  but inflates the raw probabilities.
+* The ``calibration`` rows must all be strictly later in ``as_of`` than every training row.
+  Their as-of dates are cut in two: the earlier half stops the boosting early (the number
+  of trees that ranks best there, ROC-AUC by default: log loss would be misled by the
+  weighting), the later half fits the calibration map from
+  raw scores (log-odds) to churn rates: isotonic regression by default, or Platt's
+  sigmoid. No calibration is ever fitted on rows the booster learned from, and the rows
+  that chose the number of trees do not fit the calibration map either.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
+from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
+
+from churnrisk.config import ChurnModelConfig
+from churnrisk.errors import DataError, NotFittedError
+from churnrisk.models.frame import FeatureFrame
+
+TARGET = "churned"
+
+
+class Calibrator:
+    """A monotone map from raw scores (log-odds) to probabilities, stored as plain numbers.
+
+    Parameters
+    ----------
+    method
+        ``"isotonic"``: piecewise-linear interpolation between the thresholds of an
+        isotonic regression, clipped at the ends; ``"sigmoid"``: ``1 / (1 + exp(-(a s +
+        b)))`` (Platt scaling).
+    """
+
+    def __init__(self, method: Literal["isotonic", "sigmoid"] = "isotonic") -> None:
+        self.method = method
+
+    def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
+        """Fit the map on raw scores ``raw`` and 0/1 outcomes ``y``; return ``self``."""
+        if self.method == "isotonic":
+            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+            iso.fit(raw, y)
+            self.x_: list[float] = [float(v) for v in iso.X_thresholds_]
+            self.y_: list[float] = [float(v) for v in iso.y_thresholds_]
+        else:
+            lr = LogisticRegression(C=1e6, max_iter=1000)
+            lr.fit(raw.reshape(-1, 1), y)
+            self.x_ = [float(lr.coef_[0, 0])]
+            self.y_ = [float(lr.intercept_[0])]
+        return self
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw scores to calibrated probabilities."""
+        if not hasattr(self, "x_"):
+            raise NotFittedError("the calibrator is not fitted")
+        if self.method == "isotonic":
+            return np.interp(raw, np.asarray(self.x_), np.asarray(self.y_))
+        a, b = self.x_[0], self.y_[0]
+        return np.asarray(1.0 / (1.0 + np.exp(-(a * raw + b))), dtype="float64")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fitted state as JSON-ready data (isotonic thresholds or ``a``, ``b``)."""
+        if self.method == "isotonic":
+            return {"method": "isotonic", "x": self.x_, "y": self.y_}
+        return {"method": "sigmoid", "a": self.x_[0], "b": self.y_[0]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
+        cal = cls(data["method"])
+        if data["method"] == "isotonic":
+            cal.x_, cal.y_ = list(data["x"]), list(data["y"])
+        else:
+            cal.x_, cal.y_ = [float(data["a"])], [float(data["b"])]
+        return cal
+
+
+def split_later(panel: pd.DataFrame, n_dates: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a panel into rows before and rows on its last ``n_dates`` as-of dates.
+
+    Raises
+    ------
+    DataError
+        When the panel has ``n_dates`` as-of dates or fewer (nothing would be left).
+    """
+    dates = np.sort(panel["as_of"].unique())
+    if len(dates) <= n_dates:
+        raise DataError(
+            f"need more than {n_dates} as-of dates to hold out the last {n_dates},"
+            f" the panel has {len(dates)}"
+        )
+    later = panel["as_of"] >= dates[-n_dates]
+    return panel.loc[~later], panel.loc[later]
+
+
+def lgb_params(cfg: Any, random_state: int) -> dict[str, Any]:
+    """LightGBM parameters shared by both models: deterministic for a seed."""
+    return {
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_child_samples": cfg.min_child_samples,
+        "feature_fraction": cfg.feature_fraction,
+        "bagging_fraction": cfg.bagging_fraction,
+        "bagging_freq": cfg.bagging_freq,
+        "lambda_l2": cfg.lambda_l2,
+        "seed": random_state,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": cfg.num_threads,
+        "verbosity": -1,
+    }
+
+
+def _labels(panel: pd.DataFrame, what: str) -> np.ndarray:
+    if TARGET not in panel.columns:
+        raise DataError(f"{what} rows have no {TARGET!r} column; build them with labels")
+    y = panel[TARGET]
+    if y.isna().any():
+        raise DataError(
+            f"{what} rows include {int(y.isna().sum())} with an open label window"
+            " (churned is NULL); keep only label-closed rows"
+        )
+    return y.to_numpy(dtype="float64")
+
+
+class ChurnModel:
+    """Calibrated LightGBM probability of churn within the label horizon.
+
+    Parameters
+    ----------
+    config
+        Booster, imbalance and calibration settings.
+    random_state
+        Seed of every random choice (bagging, feature subsampling).
+    """
+
+    def __init__(self, config: ChurnModelConfig | None = None, *, random_state: int = 0) -> None:
+        self.config = config
+        self.random_state = random_state
+
+    def fit(self, train: pd.DataFrame, *, calibration: pd.DataFrame) -> ChurnModel:
+        """Fit the booster on ``train``; stop early and calibrate on the later slice.
+
+        Parameters
+        ----------
+        train
+            Label-closed panel rows the booster learns from.
+        calibration
+            Label-closed rows, every one strictly later in ``as_of`` than every training
+            row, with at least two as-of dates: the earlier half of its dates stops the
+            boosting, the later half fits the calibration map.
+
+        Returns
+        -------
+        ChurnModel
+            ``self``.
+
+        Raises
+        ------
+        DataError
+            When a label is missing, the slices overlap in time, the later slice has one
+            as-of date only, or a slice holds one class only.
+        """
+        cfg = self.config or ChurnModelConfig()
+        if len(train) == 0 or len(calibration) == 0:
+            raise DataError("the training and the calibration slices must both hold rows")
+        if calibration["as_of"].min() <= train["as_of"].max():
+            raise DataError(
+                f"the calibration slice must be strictly later than the training rows: it"
+                f" starts {calibration['as_of'].min():%Y-%m-%d}, training ends"
+                f" {train['as_of'].max():%Y-%m-%d}"
+            )
+        y = _labels(train, "training")
+        cal_dates = np.sort(calibration["as_of"].unique())
+        if len(cal_dates) < 2:
+            raise DataError(
+                "the calibration slice needs at least 2 as-of dates (one to stop early,"
+                f" one to calibrate), it has {len(cal_dates)}"
+            )
+        cut = cal_dates[len(cal_dates) // 2]
+        stop = calibration.loc[calibration["as_of"] < cut]
+        fit_cal = calibration.loc[calibration["as_of"] >= cut]
+        y_stop, y_cal = _labels(stop, "early-stopping"), _labels(fit_cal, "calibration")
+        for what, arr in (("training", y), ("early-stopping", y_stop), ("calibration", y_cal)):
+            if arr.min() == arr.max():
+                raise DataError(f"the {what} rows hold one class only; need churners and not")
+
+        self.frame_ = FeatureFrame().fit(train)
+        params = {**lgb_params(cfg, self.random_state), "objective": "binary"}
+        params["metric"] = cfg.stopping_metric
+        n_pos = float(y.sum())
+        self.scale_pos_weight_ = (len(y) - n_pos) / n_pos if cfg.imbalance == "balanced" else 1.0
+        params["scale_pos_weight"] = self.scale_pos_weight_
+        cats = [self.frame_.feature_names_.index(c) for c in self.frame_.categorical_features]
+        names = self.frame_.feature_names_
+        dtrain = lgb.Dataset(
+            self.frame_.codes(train),
+            label=y,
+            feature_name=names,
+            categorical_feature=cats,
+            free_raw_data=True,
+        )
+        dstop = lgb.Dataset(
+            self.frame_.codes(stop), label=y_stop, reference=dtrain, categorical_feature=cats
+        )
+        self.booster_ = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=cfg.n_estimators,
+            valid_sets=[dstop],
+            valid_names=["stop"],
+            callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
+        )
+        self.best_iteration_ = int(self.booster_.best_iteration or cfg.n_estimators)
+        self.calibrator_ = Calibrator(cfg.calibration).fit(self.predict_raw(fit_cal), y_cal)
+        self.train_as_of_ = (train["as_of"].min(), train["as_of"].max())
+        self.calibration_as_of_ = (fit_cal["as_of"].min(), fit_cal["as_of"].max())
+        return self
+
+    def predict_raw(self, panel: pd.DataFrame) -> np.ndarray:
+        """Return the uncalibrated scores in log-odds (imbalance-weighted booster)."""
+        self._check_fitted()
+        out = self.booster_.predict(
+            self.frame_.codes(panel), num_iteration=self.best_iteration_, raw_score=True
+        )
+        return np.asarray(out, dtype="float64")
+
+    def predict_uncalibrated(self, panel: pd.DataFrame) -> np.ndarray:
+        """Return the booster's own probabilities, before calibration."""
+        return np.asarray(1.0 / (1.0 + np.exp(-self.predict_raw(panel))), dtype="float64")
+
+    def predict_proba(self, panel: pd.DataFrame) -> np.ndarray:
+        """Return the calibrated probability of churn within the horizon, per row."""
+        self._check_fitted()
+        return self.calibrator_.transform(self.predict_raw(panel))
+
+    def contributions(self, panel: pd.DataFrame) -> pd.DataFrame:
+        """Return per-row feature contributions (``pred_contrib``) in log-odds.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per feature plus ``bias``, on ``panel``'s index; each row sums to
+            :meth:`predict_raw` (the uncalibrated model's log-odds).
+        """
+        self._check_fitted()
+        contrib = self.booster_.predict(
+            self.frame_.codes(panel), num_iteration=self.best_iteration_, pred_contrib=True
+        )
+        cols = [*self.frame_.feature_names_, "bias"]
+        return pd.DataFrame(np.asarray(contrib), columns=cols, index=panel.index)
+
+    def feature_importance(self) -> pd.Series:
+        """Return total gain per feature, highest first."""
+        self._check_fitted()
+        gain = self.booster_.feature_importance(
+            importance_type="gain", iteration=self.best_iteration_
+        )
+        s = pd.Series(gain, index=self.frame_.feature_names_, name="gain", dtype="float64")
+        return s.sort_values(ascending=False, kind="stable")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "booster_"):
+            raise NotFittedError("this ChurnModel is not fitted yet; call fit first")
+
+    def to_state(self) -> dict[str, Any]:
+        """Return the fitted state as text and JSON-ready data (no pickle).
+
+        The booster is LightGBM's own text format (``model_to_string``).
+        """
+        self._check_fitted()
+        return {
+            "booster": self.booster_.model_to_string(),
+            "meta": {
+                "config": (self.config or ChurnModelConfig()).model_dump(),
+                "random_state": self.random_state,
+                "frame": self.frame_.to_dict(),
+                "calibrator": self.calibrator_.to_dict(),
+                "best_iteration": self.best_iteration_,
+                "scale_pos_weight": self.scale_pos_weight_,
+                "train_as_of": [str(d.date()) for d in self.train_as_of_],
+                "calibration_as_of": [str(d.date()) for d in self.calibration_as_of_],
+            },
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ChurnModel:
+        """Rebuild a fitted model from :meth:`to_state` output."""
+        meta = state["meta"]
+        model = cls(ChurnModelConfig(**meta["config"]), random_state=meta["random_state"])
+        model.booster_ = lgb.Booster(model_str=state["booster"])
+        model.frame_ = FeatureFrame.from_dict(meta["frame"])
+        model.calibrator_ = Calibrator.from_dict(meta["calibrator"])
+        model.best_iteration_ = int(meta["best_iteration"])
+        model.scale_pos_weight_ = float(meta["scale_pos_weight"])
+        first, last = (pd.Timestamp(d) for d in meta["train_as_of"])
+        model.train_as_of_ = (first, last)
+        first, last = (pd.Timestamp(d) for d in meta["calibration_as_of"])
+        model.calibration_as_of_ = (first, last)
+        return model

@@ -1,0 +1,157 @@
+"""Per-account drivers of the churn score, worded from the feature registry.
+
+Drivers are LightGBM's own per-feature contributions (``pred_contrib``, TreeSHAP) to the
+uncalibrated log-odds of the churn model. Calibration is monotone, so a feature that
+raises the log-odds raises the calibrated probability too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from churnrisk.errors import ConfigError
+from churnrisk.features import get_feature
+from churnrisk.models.churn import ChurnModel
+
+Direction = Literal["raises", "lowers"]
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One feature's contribution to one account's churn score.
+
+    Attributes
+    ----------
+    feature
+        Registered feature name.
+    value
+        The account's value (a number, a category, or ``None`` when missing).
+    contribution
+        Contribution to the log-odds of churn (uncalibrated model).
+    direction
+        ``"raises"`` (contribution > 0) or ``"lowers"`` risk.
+    text
+        A sentence for people, e.g. ``"DAU/MAU, last 30 days = 0.08, raises risk"``.
+    """
+
+    feature: str
+    value: Any
+    contribution: float
+    direction: Direction
+    text: str
+
+
+def format_value(value: Any, dtype: str) -> str:
+    """Format a feature value for people: missing, category, whole number or 3 digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "missing"
+    if dtype == "category":
+        return str(value)
+    v = float(value)
+    if dtype == "int" or (v.is_integer() and abs(v) >= 1):
+        return f"{v:,.0f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def _driver(feature: str, value: Any, contribution: float) -> Driver:
+    decl = get_feature(feature)
+    direction: Direction = "raises" if contribution > 0 else "lowers"
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        value = None
+    elif isinstance(value, np.generic):
+        value = value.item()
+    text = f"{decl.meaning} = {format_value(value, decl.dtype)}, {direction} risk"
+    return Driver(feature, value, float(contribution), direction, text)
+
+
+def drivers(
+    model: ChurnModel,
+    panel: pd.DataFrame,
+    *,
+    top: int = 3,
+    direction: Literal["raises", "lowers", "both"] = "raises",
+) -> list[list[Driver]]:
+    """Return the top drivers of each row's churn score.
+
+    Parameters
+    ----------
+    model
+        A fitted churn model.
+    panel
+        Feature panel rows to explain.
+    top
+        Drivers per row (per direction with ``"both"``).
+    direction
+        ``"raises"``: the largest positive contributions (what raises the risk);
+        ``"lowers"``: the most negative ones; ``"both"``: the ``top`` of each, risers
+        first.
+
+    Returns
+    -------
+    list of list of Driver
+        One list per row of ``panel``, in row order; a row may have fewer than ``top``
+        drivers when fewer features push its score that way.
+    """
+    if top < 1:
+        raise ConfigError(f"top must be >= 1, got {top}")
+    contrib = model.contributions(panel).drop(columns="bias")
+    names = list(contrib.columns)
+    values = contrib.to_numpy()
+    features = panel[names].to_numpy(dtype=object)
+    out: list[list[Driver]] = []
+    for i in range(len(panel)):
+        row = values[i]
+        picked: list[int] = []
+        if direction in ("raises", "both"):
+            order = np.argsort(-row, kind="stable")
+            picked += [j for j in order[:top] if row[j] > 0]
+        if direction in ("lowers", "both"):
+            order = np.argsort(row, kind="stable")
+            picked += [j for j in order[:top] if row[j] < 0]
+        out.append([_driver(names[j], features[i, j], row[j]) for j in picked])
+    return out
+
+
+def drivers_frame(
+    model: ChurnModel,
+    panel: pd.DataFrame,
+    *,
+    top: int = 3,
+    direction: Literal["raises", "lowers", "both"] = "raises",
+) -> pd.DataFrame:
+    """Return :func:`drivers` as a long frame.
+
+    Columns: ``account_id``, ``as_of``, ``rank`` (1 = strongest), ``feature``, ``value``,
+    ``contribution``, ``direction``, ``text``.
+    """
+    rows = []
+    for (acc, as_of), ds in zip(
+        panel[["account_id", "as_of"]].itertuples(index=False, name=None),
+        drivers(model, panel, top=top, direction=direction),
+        strict=True,
+    ):
+        for rank, d in enumerate(ds, start=1):
+            rows.append((acc, as_of, rank, d.feature, d.value, d.contribution, d.direction, d.text))
+    cols = ["account_id", "as_of", "rank", "feature", "value", "contribution", "direction", "text"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def global_importance(model: ChurnModel) -> pd.DataFrame:
+    """Return every feature's total gain and share of gain, highest first, with meanings."""
+    gain = model.feature_importance()
+    total = float(gain.sum())
+    return pd.DataFrame(
+        {
+            "feature": gain.index,
+            "meaning": [get_feature(f).meaning for f in gain.index],
+            "gain": gain.to_numpy(),
+            "share": gain.to_numpy() / total if total > 0 else np.nan,
+        }
+    )

@@ -1,0 +1,236 @@
+"""The modelling workflow end to end: panel, backtest, training, tracking and the gate.
+
+The CLI and the notebook call these functions; neither defines a feature, a label, a
+split or a parameter of its own. Tracking is reached only through a
+:class:`churnrisk.tracking.Tracker` passed in, so this module never imports mlflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from churnrisk.config import RunConfig
+from churnrisk.dataset import Dataset, observation_end, observation_start
+from churnrisk.errors import ConfigError, DataError
+from churnrisk.features import as_of_dates, build_features
+from churnrisk.models.backtest import BacktestResult, backtest
+from churnrisk.models.bundle import ChurnRiskModels, train_models
+from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
+from churnrisk.models.explain import Driver, drivers
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from churnrisk.tracking import GateDecision, ModelVersions, Tracker
+
+WARMUP_DAYS = 90
+"""The first as-of date of a training panel comes this long after observation starts,
+so that its 90-day windows are full."""
+
+Step = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """Ignore a progress message."""
+
+
+def panel_dates(ds: Dataset, *, warmup_days: int = WARMUP_DAYS) -> list[date]:
+    """Return the monthly as-of dates of a training panel.
+
+    The first of every month from ``observation_start + warmup_days`` up to the end of
+    observation (:func:`~churnrisk.dataset.observation_end`). Later dates carry no
+    label yet but still feed nothing: the backtest and training use labelled rows only.
+
+    Raises
+    ------
+    DataError
+        When the data covers too little time for a single as-of date.
+    """
+    start = observation_start(ds) + timedelta(days=warmup_days)
+    end = observation_end(ds)
+    dates = as_of_dates(start, end, "monthly") if start <= end else []
+    if not dates:
+        raise DataError(
+            f"{ds.source}: observation runs {observation_start(ds)} to {end}, too short for a "
+            f"training panel; it needs at least {warmup_days} days plus a month"
+        )
+    return dates
+
+
+def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
+    """Build the labelled feature panel of every monthly as-of date of ``ds``."""
+    return build_features(ds, panel_dates(ds), labels=config.labels)
+
+
+def backtest_figures(
+    result: BacktestResult, models: ChurnRiskModels | None = None
+) -> dict[str, Figure]:
+    """Draw a backtest: calibration, cumulative gains and (with models) importance.
+
+    Built from the pooled test rows, so every curve is out of time.
+    """
+    preds = result.predictions
+    figures: dict[str, Figure] = {}
+    labelled = preds.loc[preds["churned"].notna()]
+    if len(labelled) and labelled["churned"].nunique() == 2:
+        y = labelled["churned"].astype(int).to_numpy()
+        figures["calibration"] = calibration_figure(
+            y, {"calibrated": labelled["model"], "uncalibrated": labelled["model_raw"]}
+        )
+        figures["gains"] = gains_figure(
+            y,
+            {name: labelled[name] for name in ("model", "logistic", "usage_drop")},
+        )
+    if models is not None:
+        figures["importance"] = importance_figure(models.churn.feature_importance())
+    return figures
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What ``churnrisk train`` did.
+
+    Attributes
+    ----------
+    models
+        The trained bundle.
+    backtest
+        The backtest of its configuration on the same panel.
+    versions
+        Its registered versions and run.
+    decision
+        The promotion gate's decision.
+    panel_rows, panel_dates
+        Size and first/last as-of date of the training panel.
+    """
+
+    models: ChurnRiskModels
+    backtest: BacktestResult
+    versions: ModelVersions
+    decision: GateDecision
+    panel_rows: int
+    panel_dates: tuple[date, date]
+
+
+def train(
+    ds: Dataset,
+    config: RunConfig,
+    *,
+    tracker: Tracker,
+    fingerprint: str,
+    force: bool = False,
+    step: Step = _quiet,
+) -> TrainOutcome:
+    """Backtest, train, record and gate one configuration on a data set.
+
+    1. Build the labelled panel of every monthly as-of date.
+    2. Backtest the configuration on it (rolling origin, one label horizon of gap).
+    3. Train the churn and CLV models on every labelled row.
+    4. Record the run in MLflow and register both models.
+    5. Gate: the new versions become ``champion`` only when they are not worse than the
+       champion on the same backtest. When the champion was backtested on other data or
+       with other backtest settings, its configuration is backtested again here, on
+       this panel with these settings, so the two are compared like for like.
+
+    Parameters
+    ----------
+    ds
+        The validated data set.
+    config
+        The resolved run configuration.
+    tracker
+        Where runs and models are recorded.
+    fingerprint
+        Fingerprint of the input data (:func:`churnrisk.tracking.fingerprint`).
+    force
+        Promote whatever the gate says.
+    step
+        Called with a short message as each step starts (the CLI shows them).
+    """
+    from churnrisk.tracking import backtest_key, flatten_metrics
+
+    step("building the training panel")
+    panel = training_panel(ds, config)
+    step("backtesting the model and the baselines")
+    result = backtest(panel, config)
+    step("training the churn and CLV models")
+    models = train_models(panel, config, backtest=result.to_dict())
+    step("recording the run in MLflow")
+    versions = tracker.log_training(
+        models,
+        panel=panel,
+        fingerprint=fingerprint,
+        backtest=result.to_dict(),
+        figures=backtest_figures(result, models),
+    )
+    champion = tracker.champion_info()
+    champion_metrics = None
+    if champion is not None and (
+        champion.fingerprint != fingerprint or champion.backtest_key != backtest_key(config)
+    ):
+        step(f"backtesting champion version {champion.versions.churn} on the same data")
+        theirs = RunConfig.model_validate(champion.config).model_copy(
+            update={"labels": config.labels, "backtest": config.backtest}
+        )
+        champion_metrics = flatten_metrics(backtest(panel, theirs).to_dict())
+    decision = tracker.promote(
+        versions,
+        result.to_dict(),
+        gate=config.gate,
+        force=force,
+        champion_metrics=champion_metrics,
+    )
+    dates = pd.to_datetime(panel["as_of"])
+    return TrainOutcome(
+        models=models,
+        backtest=result,
+        versions=versions,
+        decision=decision,
+        panel_rows=len(panel),
+        panel_dates=(dates.min().date(), dates.max().date()),
+    )
+
+
+def explain_account(
+    models: ChurnRiskModels,
+    ds: Dataset,
+    account_id: str,
+    *,
+    as_of: date | None = None,
+    top: int = 5,
+) -> tuple[pd.Series, list[Driver]]:
+    """Score one account as of a date and return its score row and top risk drivers.
+
+    Parameters
+    ----------
+    models
+        The bundle to explain (usually the champion).
+    ds
+        The validated data set.
+    account_id
+        The account.
+    as_of
+        The as-of date (default: the end of observation, i.e. "today" for this data).
+    top
+        How many drivers in each direction.
+
+    Raises
+    ------
+    ConfigError
+        When the account is not active on the day before ``as_of`` (no score).
+    """
+    day = as_of or observation_end(ds)
+    panel = build_features(ds, [day])
+    row = panel.loc[panel["account_id"] == account_id]
+    if row.empty:
+        raise ConfigError(
+            f"account {account_id!r} has no score as of {day}: it is unknown, not yet "
+            "created, or not paying on the day before; try another --as-of"
+        )
+    score = models.predict(row).iloc[0]
+    return score, drivers(models.churn, row, top=top, direction="both")[0]

@@ -1,0 +1,48 @@
+"""Process settings, read from the environment by entry points only (the CLI callback).
+
+``CHURNRISK_DATA_DIR`` is where churnrisk keeps what it makes for you: the embedded
+MLflow store (``mlflow.db``) and its artifacts. ``MLFLOW_TRACKING_URI`` points tracking
+at a team's MLflow server instead of the embedded store.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "churnrisk"
+
+
+class Settings(BaseSettings):
+    """Settings of one churnrisk process.
+
+    Attributes
+    ----------
+    data_dir
+        Folder for the embedded MLflow store and artifacts (``CHURNRISK_DATA_DIR``;
+        default ``$XDG_DATA_HOME/churnrisk``, i.e. ``~/.local/share/churnrisk``).
+    mlflow_tracking_uri
+        An MLflow tracking server or store (``MLFLOW_TRACKING_URI``); empty means the
+        embedded SQLite store under :attr:`data_dir`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CHURNRISK_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNRISK_MLFLOW_TRACKING_URI"),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process settings, read once from the environment."""
+    return Settings()

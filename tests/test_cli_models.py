@@ -1,0 +1,151 @@
+"""train, backtest and explain from the command line, on a small world and a quick config."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from churnrisk.cli import main
+
+QUICK = """
+[churn]
+n_estimators = 40
+early_stopping_rounds = 10
+min_child_samples = 20
+
+[clv]
+n_estimators = 40
+early_stopping_rounds = 10
+min_child_samples = 20
+
+[backtest]
+folds = 2
+capacity_k = 20
+"""
+
+# num_leaves = 2 and a single tree: a model that cannot beat the first one
+WORSE = QUICK.replace(
+    "n_estimators = 40\nearly_stopping_rounds = 10",
+    "n_estimators = 1\nearly_stopping_rounds = 1\nnum_leaves = 2",
+    1,
+)
+
+
+def invoke(args) -> int:
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    """A generated world, two configurations and a private MLflow store."""
+    root = tmp_path_factory.mktemp("cli_models")
+    world = root / "world"
+    args = ["generate", "--out", world, "--accounts", 400, "--months", 26, "--seed", 11]
+    assert invoke([*args, "--start", "2024-09-01"]) == 0
+    (root / "quick.toml").write_text(QUICK)
+    (root / "worse.toml").write_text(WORSE)
+    return root
+
+
+@pytest.fixture
+def store(setting, monkeypatch):
+    from churnrisk.settings import get_settings
+
+    monkeypatch.setenv("CHURNRISK_DATA_DIR", str(setting / "store"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    yield setting / "store"
+    get_settings.cache_clear()
+
+
+def test_train_registers_a_champion_then_refuses_a_worse_model(setting, store, capsys):
+    world, quick, worse = setting / "world", setting / "quick.toml", setting / "worse.toml"
+    assert invoke(["train", world, "--config", quick]) == 0
+    first = capsys.readouterr().out
+    assert "gate: version 1 is champion (no champion yet)" in first
+    assert "churnrisk-churn v1, churnrisk-clv v1" in first
+    assert (store / "mlflow.db").exists()
+
+    assert invoke(["train", world, "--config", worse]) == 0
+    second = capsys.readouterr().out
+    assert "gate: version 2 is challenger (pr_auc" in second
+    assert "`churnrisk train --force` overrides" in second
+
+    assert invoke(["train", world, "--config", worse, "--force"]) == 0
+    assert "gate: version 3 is champion (forced)" in capsys.readouterr().out
+
+
+def test_backtest_json_has_the_issue_shape(setting, store, capsys):
+    code = invoke(
+        ["backtest", setting / "world", "--config", setting / "quick.toml", "--format", "json"]
+    )
+    assert code == 0
+    body = json.loads(capsys.readouterr().out)
+    assert set(body) == {"churn", "clv", "folds"}
+    assert set(body["churn"]) == {"model", "baselines"}
+    assert set(body["churn"]["baselines"]) == {"logistic", "usage_drop"}
+    assert set(body["churn"]["model"]) == {
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "ece",
+        "lift_top_decile",
+        "recall_at_k",
+        "precision_at_k",
+        "mrr_recall_at_k",
+    }
+    assert set(body["clv"]["model"]) == {"mae", "rmse", "spearman"}
+    assert set(body["clv"]["baselines"]) == {"mrr_x12"}
+    assert len(body["folds"]) == 2
+
+
+def test_explain_prints_the_score_and_worded_drivers(setting, store, capsys, tmp_path):
+    world = setting / "world"
+    assert invoke(["train", world, "--config", setting / "quick.toml", "--force"]) == 0
+    capsys.readouterr()
+    today = tmp_path / "today.parquet"
+    assert invoke(["features", "build", world, "--as-of", "2026-10-01", "--out", today]) == 0
+    account = pd.read_parquet(today)["account_id"].iloc[0]
+    capsys.readouterr()
+    assert invoke(["explain", world, account, "--as-of", "2026-10-01"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{account} as of 2026-10-01: churn probability ")
+    assert " risk" in out
+
+
+def test_explain_an_unknown_account_exits_1(setting, store, capsys):
+    assert invoke(["train", setting / "world", "--config", setting / "quick.toml"]) == 0
+    capsys.readouterr()
+    assert invoke(["explain", setting / "world", "NOPE"]) == 1
+    assert "account 'NOPE' has no score" in capsys.readouterr().err
+
+
+def test_explain_without_a_champion_says_to_train_first(setting, tmp_path, monkeypatch, capsys):
+    from churnrisk.settings import get_settings
+
+    monkeypatch.setenv("CHURNRISK_DATA_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    try:
+        assert invoke(["explain", setting / "world", "A001"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "run `churnrisk train DATA` first" in capsys.readouterr().err
+
+
+def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out_dir = tmp_path / "demo"
+    args = ["demo", "--out", out_dir, "--accounts", 300, "--months", 26]
+    assert invoke([*args, "--config", setting / "quick.toml"]) == 0
+    for name in ("validation.json", "features.parquet", "metrics.json", "mlflow.db"):
+        assert (out_dir / name).exists()
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(
+        line.startswith("5/5 trained and backtested; churnrisk-churn v1 is champion")
+        for line in lines
+    )
+    assert lines[-1] == f"demo done: everything is in {out_dir}"
