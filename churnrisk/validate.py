@@ -26,6 +26,7 @@ temporary folder when it outgrows memory.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import re
@@ -627,7 +628,10 @@ def _open_connection() -> duckdb.DuckDBPyConnection:
     spill = Path(tempfile.gettempdir()) / f"churnrisk-{uuid.uuid4().hex}"
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")  # a library does not draw on the terminal
+    # A library does not draw on the terminal. Under Jupyter without ipywidgets DuckDB
+    # refuses to touch the setting at all; it cannot draw a bar there either.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     con.execute(f"SET temp_directory = {_literal(str(spill))}")
     return con
 
