@@ -27,10 +27,11 @@ unit: install
 test: lint typecheck unit
 
 demo: install
-	$(BIN)/churnrisk demo --out $(DEMO)
+	CHURNRISK_DATA_DIR=$(DEMO) $(BIN)/churnrisk demo --out $(DEMO)
 
 bench: install
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/models.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

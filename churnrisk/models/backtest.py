@@ -482,7 +482,9 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
         clv_test = _rows(panel, plan.clv_test_as_of, "revenue_next_12m")
         if len(clv_test):
             c_train, c_valid = split_later(clv_pool, config.clv.valid_dates)
-            clv = ClvModel(config.clv, random_state=config.seed).fit(c_train, valid=c_valid)
+            clv = ClvModel(
+                config.clv, random_state=config.seed, offset_months=config.labels.revenue_months
+            ).fit(c_train, valid=c_valid)
             clv_pred = clv_test[["account_id", "as_of", "revenue_next_12m", "mrr"]].assign(
                 fold=i, clv_model=clv.predict(clv_test), mrr_x12=mrr_x12(clv_test)
             )[list(CLV_PREDICTION_COLUMNS)]

@@ -184,7 +184,9 @@ def train_models(
     churn = ChurnModel(config.churn, random_state=config.seed).fit(train, calibration=later)
     revenue = panel.loc[panel["revenue_next_12m"].notna()]
     c_train, c_valid = split_later(revenue, config.clv.valid_dates)
-    clv = ClvModel(config.clv, random_state=config.seed).fit(c_train, valid=c_valid)
+    clv = ClvModel(
+        config.clv, random_state=config.seed, offset_months=config.labels.revenue_months
+    ).fit(c_train, valid=c_valid)
     first = min(closed["as_of"].min(), revenue["as_of"].min())
     last = max(closed["as_of"].max(), revenue["as_of"].max())
     return ChurnRiskModels(

@@ -2,8 +2,12 @@
 
 :class:`ClvModel` predicts revenue over the next 12 months (the ``revenue_next_12m``
 label). Revenue is zero-inflated and skewed (accounts that churn early bring little, a few
-large accounts bring most), so the default objective is Tweedie with a log link: a point
-mass at zero plus a gamma-like positive part, and predictions that are never negative.
+large accounts bring most), and most accounts simply keep paying their MRR. The default
+objective therefore starts every account at its run rate, ``mrr x offset_months``, as
+LightGBM's initial score and boosts absolute error from there: the trees learn the
+departures (churn, expansion, contraction, one-off orders) and the prediction is a
+median, which is what MAE rewards. Tweedie (mean, log link) and squared error remain
+available.
 
 :func:`lifetime_clv` turns MRR and the churn model's horizon probability into a lifetime
 value with a margin and a discount rate.
@@ -47,11 +51,21 @@ class ClvModel:
         Objective and booster settings.
     random_state
         Seed of every random choice.
+    offset_months
+        With the ``mrr_offset_l1`` objective, the initial score is ``mrr`` times this
+        (the revenue window in months, ``LabelConfig.revenue_months``).
     """
 
-    def __init__(self, config: ClvModelConfig | None = None, *, random_state: int = 0) -> None:
+    def __init__(
+        self,
+        config: ClvModelConfig | None = None,
+        *,
+        random_state: int = 0,
+        offset_months: int = 12,
+    ) -> None:
         self.config = config
         self.random_state = random_state
+        self.offset_months = offset_months
 
     def fit(self, train: pd.DataFrame, *, valid: pd.DataFrame) -> ClvModel:
         """Fit on ``train``, stopping early on the strictly later ``valid`` rows.
@@ -84,7 +98,9 @@ class ClvModel:
         y, y_valid = _target(train, "training"), _target(valid, "validation")
         self.frame_ = FeatureFrame().fit(train)
         params = lgb_params(cfg, self.random_state)
-        if cfg.objective == "tweedie":
+        if cfg.objective == "mrr_offset_l1":
+            params |= {"objective": "regression_l1", "metric": "l1"}
+        elif cfg.objective == "tweedie":
             params |= {
                 "objective": "tweedie",
                 "tweedie_variance_power": cfg.tweedie_variance_power,
@@ -96,11 +112,16 @@ class ClvModel:
         dtrain = lgb.Dataset(
             self.frame_.codes(train),
             label=y,
+            init_score=self._offset(train),
             feature_name=self.frame_.feature_names_,
             categorical_feature=cats,
         )
         dvalid = lgb.Dataset(
-            self.frame_.codes(valid), label=y_valid, reference=dtrain, categorical_feature=cats
+            self.frame_.codes(valid),
+            label=y_valid,
+            init_score=self._offset(valid),
+            reference=dtrain,
+            categorical_feature=cats,
         )
         self.booster_ = lgb.train(
             params,
@@ -118,7 +139,20 @@ class ClvModel:
         if not hasattr(self, "booster_"):
             raise NotFittedError("this ClvModel is not fitted yet; call fit first")
         out = self.booster_.predict(self.frame_.codes(panel), num_iteration=self.best_iteration_)
+        offset = self._offset(panel)
+        if offset is not None:
+            out = np.asarray(out, dtype="float64") + offset
         return np.clip(np.asarray(out, dtype="float64"), 0.0, None)
+
+    def _offset(self, panel: pd.DataFrame) -> np.ndarray | None:
+        """Return the initial score of each row: ``mrr x offset_months`` (missing MRR: 0).
+
+        ``None`` for objectives that start from LightGBM's own constant.
+        """
+        if (self.config or ClvModelConfig()).objective != "mrr_offset_l1":
+            return None
+        mrr = pd.to_numeric(panel["mrr"], errors="raise").fillna(0.0).to_numpy(dtype="float64")
+        return mrr * float(self.offset_months)
 
     def to_state(self) -> dict[str, Any]:
         """Return the fitted state: the booster as text, the rest JSON-ready (no pickle)."""
@@ -129,6 +163,7 @@ class ClvModel:
             "meta": {
                 "config": (self.config or ClvModelConfig()).model_dump(),
                 "random_state": self.random_state,
+                "offset_months": self.offset_months,
                 "frame": self.frame_.to_dict(),
                 "best_iteration": self.best_iteration_,
             },
@@ -138,7 +173,11 @@ class ClvModel:
     def from_state(cls, state: dict[str, Any]) -> ClvModel:
         """Rebuild a fitted model from :meth:`to_state` output."""
         meta = state["meta"]
-        model = cls(ClvModelConfig(**meta["config"]), random_state=meta["random_state"])
+        model = cls(
+            ClvModelConfig(**meta["config"]),
+            random_state=meta["random_state"],
+            offset_months=int(meta.get("offset_months", 12)),
+        )
         model.booster_ = lgb.Booster(model_str=state["booster"])
         model.frame_ = FeatureFrame.from_dict(meta["frame"])
         model.best_iteration_ = int(meta["best_iteration"])
