@@ -491,6 +491,11 @@ def explain(
     for d in found:
         table.add_row(d.text, f"{d.contribution:+.3f}")
     out.print(table)
+    from churnrisk.models.explain import global_importance
+
+    overall = global_importance(models.churn).head(5)
+    shares = ", ".join(f"{r.meaning} ({r.share:.0%})" for r in overall.itertuples())
+    out.print(f"the model's strongest drivers overall (share of gain): {shares}")
 
 
 # --------------------------------------------------------------------------- demo

@@ -115,6 +115,7 @@ def test_explain_prints_the_score_and_worded_drivers(setting, store, capsys, tmp
     out = capsys.readouterr().out
     assert out.startswith(f"{account} as of 2026-10-01: churn probability ")
     assert " risk" in out
+    assert "the model's strongest drivers overall (share of gain): " in out
 
 
 def test_explain_an_unknown_account_exits_1(setting, store, capsys):
