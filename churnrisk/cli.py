@@ -41,6 +41,9 @@ app.add_typer(features_app, name="features")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+QuarantineOpt = Annotated[
+    Path | None, typer.Option(help="Write rows that break a rule here, one CSV a table.")
+]
 DataArg = Annotated[
     Path,
     typer.Argument(
@@ -240,9 +243,7 @@ def features_build(
     config: Annotated[
         Path | None, typer.Option(help="TOML run configuration (label horizon, grace).")
     ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option(help="Write rows that break a rule here.")
-    ] = None,
+    quarantine: QuarantineOpt = None,
 ) -> None:
     """Build point-in-time features: one row per active account and as-of date."""
     from churnrisk.features import write_features
@@ -294,9 +295,7 @@ def metrics(
     fmt: Annotated[
         Literal["json", "table"], typer.Option("--format", help="Output format.")
     ] = "table",
-    quarantine: Annotated[
-        Path | None, typer.Option(help="Write rows that break a rule here.")
-    ] = None,
+    quarantine: QuarantineOpt = None,
 ) -> None:
     """Compute the standard SaaS metrics of a period: churn, retention, MRR, NRR, NPS and more."""
     result = _load(data, quarantine=quarantine)
@@ -390,9 +389,7 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="Make the new models champion whatever the gate says.")
     ] = False,
-    quarantine: Annotated[
-        Path | None, typer.Option(help="Write rows that break a rule here.")
-    ] = None,
+    quarantine: QuarantineOpt = None,
 ) -> None:
     """Backtest, train and register the churn and CLV models; promote them if not worse."""
     from churnrisk.pipeline import train as run_train
@@ -431,9 +428,7 @@ def backtest(
     fmt: Annotated[
         Literal["json", "table"], typer.Option("--format", help="Output format.")
     ] = "table",
-    quarantine: Annotated[
-        Path | None, typer.Option(help="Write rows that break a rule here.")
-    ] = None,
+    quarantine: QuarantineOpt = None,
 ) -> None:
     """Backtest the configuration over time beside the baselines, and record the run."""
     from churnrisk.models.backtest import backtest as run_backtest
