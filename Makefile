@@ -4,9 +4,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := $(CURDIR)/demo-output
 
-.PHONY: install test lint typecheck unit demo bench lock clean
+.PHONY: install sysdeps test lint typecheck unit demo bench lock clean
 
 install: $(VENV)/.installed
+
+# Debian packages: Chromium for the browser tests, wrk for the service benchmark.
+# Installed once per machine (root, as CI runs); nothing is downloaded at run time.
+SYSDEPS := /usr/bin/chromium /usr/bin/wrk
+sysdeps: $(SYSDEPS)
+
+$(SYSDEPS):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium wrk
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +30,7 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: install
+unit: install sysdeps
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit
@@ -29,7 +38,7 @@ test: lint typecheck unit
 demo: install
 	CHURNRISK_DATA_DIR=$(DEMO) $(BIN)/churnrisk demo --out $(DEMO)
 
-bench: install
+bench: install sysdeps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/models.py
 

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from churnrisk.errors import ConfigError
 
@@ -183,6 +183,57 @@ class GateConfig(BaseModel):
     tolerance: float = Field(default=0.005, ge=0, le=1)
 
 
+class ScoringConfig(BaseModel):
+    """How the scoring job labels and explains each account's score.
+
+    Attributes
+    ----------
+    tiers
+        Risk tiers as ``{name: lowest churn probability}``: an account takes the first
+        tier, from the highest threshold down, whose threshold its probability reaches;
+        below every threshold it is ``low_tier``. The defaults put an account in
+        ``high`` at 25% or more (about four times the 90-day churn rate of the
+        generated worlds) and in ``medium`` from 10%.
+    low_tier
+        The name of the tier below every threshold.
+    top_drivers
+        Drivers kept per account in each direction (raising and lowering risk).
+    change_drivers
+        Features kept per account that moved its score most since its previous run.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tiers: dict[str, float] = Field(default_factory=lambda: {"high": 0.25, "medium": 0.10})
+    low_tier: str = "low"
+    top_drivers: int = Field(default=3, ge=1, le=20)
+    change_drivers: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("tiers")
+    @classmethod
+    def _check_tiers(cls, tiers: dict[str, float]) -> dict[str, float]:
+        if not tiers:
+            raise ValueError("give at least one tier threshold")
+        for name, threshold in tiers.items():
+            if not 0 < threshold <= 1:
+                raise ValueError(f"tier {name!r}: threshold {threshold} is not in (0, 1]")
+        if len(set(tiers.values())) != len(tiers):
+            raise ValueError("two tiers share a threshold")
+        return dict(sorted(tiers.items(), key=lambda kv: -kv[1]))
+
+    def tier_of(self, probability: float) -> str:
+        """Return the tier of one churn probability."""
+        for name, threshold in self.tiers.items():
+            if probability >= threshold:
+                return name
+        return self.low_tier
+
+    @property
+    def tier_names(self) -> list[str]:
+        """Every tier name, riskiest first."""
+        return [*self.tiers, self.low_tier]
+
+
 class RunConfig(BaseModel):
     """The whole resolved configuration of a run; logged with every run."""
 
@@ -193,6 +244,7 @@ class RunConfig(BaseModel):
     clv: ClvModelConfig = ClvModelConfig()
     backtest: BacktestConfig = BacktestConfig()
     gate: GateConfig = GateConfig()
+    scoring: ScoringConfig = ScoringConfig()
     seed: int = Field(default=0, ge=0)
 
 
@@ -203,7 +255,7 @@ def load_run_config(path: Path | None) -> RunConfig:
     ----------
     path
         A TOML file whose tables (``[labels]``, ``[churn]``, ``[clv]``, ``[backtest]``,
-        ``[gate]``) and ``seed`` override the defaults,
+        ``[gate]``, ``[scoring]``) and ``seed`` override the defaults,
         or ``None`` for the defaults.
 
     Raises

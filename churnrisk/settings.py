@@ -1,8 +1,9 @@
 """Process settings, read from the environment by entry points only (the CLI callback).
 
 ``CHURNRISK_DATA_DIR`` is where churnrisk keeps what it makes for you: the embedded
-MLflow store (``mlflow.db``) and its artifacts. ``MLFLOW_TRACKING_URI`` points tracking
-at a team's MLflow server instead of the embedded store.
+MLflow store (``mlflow.db``) and its artifacts, and the score store (``scores.db``).
+``MLFLOW_TRACKING_URI`` points tracking at a team's MLflow server instead of the embedded
+store, and ``CHURNRISK_DATABASE_URL`` the score store at a database server.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ class Settings(BaseSettings):
     mlflow_tracking_uri
         An MLflow tracking server or store (``MLFLOW_TRACKING_URI``); empty means the
         embedded SQLite store under :attr:`data_dir`.
+    database_url
+        SQLAlchemy URL of the score store (``CHURNRISK_DATABASE_URL``), e.g.
+        ``postgresql+psycopg://user@host:5432/db``; empty means the SQLite file
+        ``scores.db`` under :attr:`data_dir`.
+    data
+        The data source the service computes metrics from (``CHURNRISK_DATA``): a folder
+        of tables or a DuckDB file, as the CLI takes it; empty means no metrics.
     """
 
     model_config = SettingsConfigDict(env_prefix="CHURNRISK_", frozen=True, extra="ignore")
@@ -40,6 +48,13 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURNRISK_MLFLOW_TRACKING_URI"),
     )
+    database_url: str | None = None
+    data: Path | None = None
+
+    @property
+    def store_url(self) -> str:
+        """The score store's URL: :attr:`database_url`, else ``scores.db`` in the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'scores.db'}"
 
 
 @lru_cache(maxsize=1)
