@@ -1,0 +1,187 @@
+"""The score store's tables, as SQLAlchemy Core :class:`~sqlalchemy.MetaData`.
+
+The migrations under ``migrations/versions`` create these tables; this module is what the
+queries in :mod:`churnrisk.store.store` are written against. Keep the two in step: a
+change here needs a new migration.
+
+Tables
+    ``score_runs``
+        One row per scoring run. A run's position is ``(as_of, scored_at)``; the current
+        run is the greatest.
+    ``scores``
+        One row per account per run (primary key ``(run_id, account_id)``), deleted with
+        its run. The composite indexes serve the at-risk list's filters and its four sort
+        orders (value descending, ties by ``account_id`` ascending) and the account
+        history.
+    ``api_keys``
+        API keys, stored as the SHA-256 of the key text, never the text itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+#: Alembic's version table of the score store. Not ``alembic_version``: the store may
+#: share a database (or schema) with another Alembic-managed application such as MLflow.
+VERSION_TABLE = "churnrisk_store_version"
+
+#: The Alembic revision the code in this package expects.
+HEAD_REVISION = "0001"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones, so the value is stored as
+    naive UTC text (which also keeps its text ordering chronological). Naive datetimes
+    passed in are taken to be UTC; values read back are always aware, in UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert ``value`` to UTC (naive UTC for SQLite)."""
+        if value is None:
+            return None
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return ``value`` as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+score_runs = sa.Table(
+    "score_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("scored_at", UTCDateTime, nullable=False),
+    sa.Column("churn_version", sa.String, nullable=False),
+    sa.Column("clv_version", sa.String, nullable=False),
+    sa.Column("model_run_id", sa.String, nullable=False),
+    sa.Column("accounts", sa.Integer, nullable=False),
+    sa.Column("tiers", sa.JSON, nullable=False),
+    sa.Column("low_tier", sa.String, nullable=False),
+    sa.Column("previous_run_id", sa.String, nullable=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Index("ix_score_runs_position", "as_of", "scored_at"),
+)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("score_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=True),
+    sa.Column("segment", sa.String, nullable=True),
+    sa.Column("plan", sa.String, nullable=True),
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("churn_probability", sa.Float, nullable=False),
+    sa.Column("risk_tier", sa.String(32), nullable=False),
+    sa.Column("mrr", sa.Float, nullable=False),
+    sa.Column("mrr_at_risk", sa.Float, nullable=False),
+    sa.Column("revenue_12m", sa.Float, nullable=False),
+    sa.Column("lifetime_clv", sa.Float, nullable=False),
+    sa.Column("previous_probability", sa.Float, nullable=True),
+    sa.Column("probability_change", sa.Float, nullable=True),
+    sa.Column("drivers", sa.JSON, nullable=False),
+    sa.Column("change_drivers", sa.JSON, nullable=False),
+)
+
+# The at-risk list sorts descending by a value with ties by account_id ascending; the
+# indexes are declared in that order so a forward index scan delivers the rows in order
+# (no sort of the whole run). The change sort puts NULLs last: SQLite's DESC does that
+# already (and rejects NULLS LAST in an index), PostgreSQL's DESC puts them first, so the
+# migration creates that index ``DESC NULLS LAST`` on PostgreSQL and ``DESC`` on SQLite.
+# Declared here as PostgreSQL has it; the tables are only ever created by the migrations.
+sa.Index(
+    "ix_scores_run_probability",
+    scores.c.run_id,
+    scores.c.churn_probability.desc(),
+    scores.c.account_id,
+)
+sa.Index(
+    "ix_scores_run_mrr_at_risk",
+    scores.c.run_id,
+    scores.c.mrr_at_risk.desc(),
+    scores.c.account_id,
+)
+sa.Index(
+    "ix_scores_run_clv",
+    scores.c.run_id,
+    scores.c.lifetime_clv.desc(),
+    scores.c.account_id,
+)
+sa.Index(
+    "ix_scores_run_change",
+    scores.c.run_id,
+    scores.c.probability_change.desc().nulls_last(),
+    scores.c.account_id,
+)
+sa.Index(
+    "ix_scores_run_tier",
+    scores.c.run_id,
+    scores.c.risk_tier,
+    scores.c.churn_probability.desc(),
+    scores.c.account_id,
+)
+# Covers the filtered counts of the at-risk list and the summary's grouped pass.
+sa.Index(
+    "ix_scores_run_filters",
+    scores.c.run_id,
+    scores.c.risk_tier,
+    scores.c.segment,
+    scores.c.plan,
+    scores.c.owner,
+    scores.c.churn_probability,
+    scores.c.mrr,
+    scores.c.mrr_at_risk,
+)
+sa.Index("ix_scores_account", scores.c.account_id)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("scope", sa.String, nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+#: The ``scores`` columns a scoring run provides, in table order (all but ``run_id``).
+SCORE_COLUMNS: list[str] = [c.name for c in scores.columns if c.name != "run_id"]
+
+#: Nullable float columns of ``scores``: NaN is written as NULL.
+NULLABLE_FLOATS: tuple[str, ...] = ("previous_probability", "probability_change")
+
+#: Nullable text columns of ``scores``.
+NULLABLE_TEXTS: tuple[str, ...] = ("name", "segment", "plan", "owner")
+
+#: JSON columns of ``scores``: lists of driver items.
+JSON_COLUMNS: tuple[str, ...] = ("drivers", "change_drivers")
