@@ -493,6 +493,240 @@ def explain(
     out.print(f"the model's strongest drivers overall (share of gain): {shares}")
 
 
+# --------------------------------------------------------------------------- score
+
+
+@app.command()
+def score(
+    data: DataArg,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="As-of date (default: the day after the data ends)."),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML run configuration whose [scoring] table sets the tiers and driver"
+            " counts (default: the champion's training configuration).",
+        ),
+    ] = None,
+    quarantine: QuarantineOpt = None,
+) -> None:
+    """Score every active account with the champion models and keep the run in the store."""
+    from churnrisk.scoring import run_scoring, tier_counts
+    from churnrisk.settings import get_settings
+    from churnrisk.store import ScoreStore
+
+    day = _parse_date(as_of, "--as-of") if as_of else None
+    run = load_run_config(config) if config is not None else None
+    tracker = _tracker()
+    models = tracker.load_champion()
+    info = tracker.champion_info()
+    if info is None:
+        raise ConfigError(f"no champion model in {tracker.uri}: run `churnrisk train DATA` first")
+    scoring = run.scoring if run is not None else models.config.scoring
+    result = _load(data, quarantine=quarantine)
+    store = ScoreStore(get_settings().store_url)
+    try:
+        store.upgrade()
+        record = run_scoring(
+            result.dataset,
+            models,
+            store,
+            as_of=day,
+            config=scoring,
+            versions=info.versions,
+            source=str(data.absolute()),
+            step=_steps(),
+        )
+        written = store.run_scores(record.run_id, columns=["risk_tier", "mrr_at_risk"])
+    finally:
+        store.close()
+    tiers = ", ".join(f"{n:,} {name}" for name, n in tier_counts(written, scoring).items())
+    out.print(
+        f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; MRR at risk"
+        f" {written['mrr_at_risk'].sum():,.0f}) with churnrisk-churn v{record.churn_version};"
+        f" run {record.run_id} in {store.url}"
+    )
+
+
+# --------------------------------------------------------------------------- serve
+
+
+def _service_store() -> Any:
+    """Open this process's score store (CHURNRISK_DATABASE_URL, else the data dir), migrated."""
+    from churnrisk.settings import get_settings
+    from churnrisk.store import ScoreStore
+
+    store = ScoreStore(get_settings().store_url)
+    store.upgrade()
+    return store
+
+
+def _shown_host(host: str) -> str:
+    """Return an address a browser on this machine can open for ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Data source of /v1/metrics (a folder of tables or a DuckDB file);"
+            " default: CHURNRISK_DATA."
+        ),
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = True,
+) -> None:
+    """Serve the API and the dashboard (the score store is migrated first)."""
+    serve_api(host=host, port=port, workers=workers, data=data, access_log=access_log)
+
+
+def serve_api(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    data: Path | None = None,
+    access_log: bool = True,
+    key: str | None = None,
+) -> None:
+    """Migrate the score store, print the addresses and run uvicorn until stopped.
+
+    Settings reach the workers through the environment: ``data`` is passed on as
+    ``CHURNRISK_DATA``. ``key``, when given, is printed in the dashboard address (its
+    ``#key=`` fragment never reaches a server or a log).
+    """
+    import uvicorn
+
+    from churnrisk.settings import get_settings
+
+    if data is not None:
+        if not data.exists():
+            raise ConfigError(f"--data {data}: no such file or folder")
+        os.environ["CHURNRISK_DATA"] = str(data.absolute())
+        get_settings.cache_clear()
+    settings = get_settings()
+    store = _service_store()
+    store_url = store.url
+    store.close()
+    base = f"http://{_shown_host(host)}:{port}"
+    metrics_from = settings.data or "nowhere (pass --data PATH for /v1/metrics)"
+    out.print(
+        f"serving churnrisk at {base} with {workers} worker(s); scores from {store_url};"
+        f" metrics from {metrics_from}",
+        markup=False,
+    )
+    fragment = f"#key={key}" if key else ""
+    out.print(f"dashboard: {base}/{fragment}  API docs: {base}/docs  (Ctrl+C stops)", markup=False)
+    uvicorn.run(
+        "churnrisk.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=access_log,
+        server_header=False,
+    )
+
+
+# --------------------------------------------------------------------------- apikey
+
+apikey_app = typer.Typer(
+    help="API keys of the service: create, list, revoke.", no_args_is_help=True
+)
+app.add_typer(apikey_app, name="apikey")
+
+
+def create_api_key(name: str, scope: str = "read") -> tuple[str, Any]:
+    """Create an API key in this process's score store; return its text and record."""
+    store = _service_store()
+    try:
+        key, record = store.create_key(name, scope)
+    finally:
+        store.close()
+    return key, record
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. crm-sync.")],
+    scope: Annotated[
+        Literal["read", "admin"], typer.Option(help="read: the /v1 reads; admin: also keys.")
+    ] = "read",
+) -> None:
+    """Create an API key and print it, once: only its hash is stored."""
+    key, record = create_api_key(name, scope)
+    out.print(key, markup=False)
+    err.print(
+        f"created {record.scope} key {record.key_id} ({record.name}); copy it now: it cannot"
+        " be shown again",
+        markup=False,
+    )
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List the API keys (id, name, scope, created, revoked); never their text."""
+    store = _service_store()
+    try:
+        keys = store.list_keys()
+    finally:
+        store.close()
+    if not keys:
+        out.print("no API keys yet: `churnrisk apikey create --name NAME` makes one")
+        return
+    table = Table("key id", "name", "scope", "created", "revoked", title=f"{len(keys)} API key(s)")
+    for k in keys:
+        revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ""
+        created = k.created_at.isoformat(timespec="seconds")
+        table.add_row(k.key_id, k.name, k.scope, created, revoked)
+    out.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id to revoke.")]) -> None:
+    """Revoke an API key; running services stop accepting it within five seconds."""
+    store = _service_store()
+    try:
+        revoked = store.revoke_key(key_id)
+    finally:
+        store.close()
+    if not revoked:
+        raise ConfigError(f"no active API key {key_id!r}: `churnrisk apikey list` shows them")
+    out.print(f"revoked API key {key_id}; services stop accepting it within five seconds")
+
+
+# --------------------------------------------------------------------------- store
+
+store_app = typer.Typer(help="The score store: schema migrations.", no_args_is_help=True)
+app.add_typer(store_app, name="store")
+
+
+@store_app.command("upgrade")
+def store_upgrade() -> None:
+    """Create or migrate the score store's schema to this version's revision."""
+    store = _service_store()
+    try:
+        revision = store.revision()
+    finally:
+        store.close()
+    out.print(f"score store {store.url} is at schema revision {revision}", markup=False)
+
+
 # --------------------------------------------------------------------------- demo
 
 

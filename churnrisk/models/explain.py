@@ -7,6 +7,7 @@ raises the log-odds raises the calibrated probability too.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -71,6 +72,46 @@ def _driver(feature: str, value: Any, contribution: float) -> Driver:
     return Driver(feature, value, float(contribution), direction, text)
 
 
+def top_contributions(
+    values: np.ndarray,
+    *,
+    top: int,
+    direction: Literal["raises", "lowers", "both"] = "raises",
+) -> np.ndarray:
+    """Return the column positions of each row's strongest contributions, all rows at once.
+
+    Parameters
+    ----------
+    values
+        Contributions, one row per account and one column per feature (no bias).
+    top
+        Positions per row (per direction with ``"both"``).
+    direction
+        ``"raises"``: the largest positive values, largest first; ``"lowers"``: the most
+        negative ones, most negative first; ``"both"``: the ``top`` risers then the
+        ``top`` lowerers. Ties keep column order.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array of shape ``(rows, top)`` (``(rows, 2 * top)`` with ``"both"``);
+        ``-1`` marks a slot with no contribution of that sign (zero counts as neither).
+    """
+    if top < 1:
+        raise ConfigError(f"top must be >= 1, got {top}")
+    k = min(top, values.shape[1])
+    parts = []
+    if direction in ("raises", "both"):
+        order = np.argsort(-values, axis=1, kind="stable")[:, :k]
+        keep = np.take_along_axis(values, order, axis=1) > 0
+        parts.append(np.where(keep, order, -1))
+    if direction in ("lowers", "both"):
+        order = np.argsort(values, axis=1, kind="stable")[:, :k]
+        keep = np.take_along_axis(values, order, axis=1) < 0
+        parts.append(np.where(keep, order, -1))
+    return np.concatenate(parts, axis=1) if parts else np.empty((len(values), 0), dtype=int)
+
+
 def drivers(
     model: ChurnModel,
     panel: pd.DataFrame,
@@ -104,19 +145,17 @@ def drivers(
     contrib = model.contributions(panel).drop(columns="bias")
     names = list(contrib.columns)
     values = contrib.to_numpy()
-    features = panel[names].to_numpy(dtype=object)
-    out: list[list[Driver]] = []
-    for i in range(len(panel)):
-        row = values[i]
-        picked: list[int] = []
-        if direction in ("raises", "both"):
-            order = np.argsort(-row, kind="stable")
-            picked += [j for j in order[:top] if row[j] > 0]
-        if direction in ("lowers", "both"):
-            order = np.argsort(row, kind="stable")
-            picked += [j for j in order[:top] if row[j] < 0]
-        out.append([_driver(names[j], features[i, j], row[j]) for j in picked])
-    return out
+    picked = top_contributions(values, top=top, direction=direction)
+    rows, slots = np.nonzero(picked >= 0)
+    cols = picked[rows, slots]
+    # one Driver per picked cell, built in row-major order, then cut into rows
+    column_values = {j: panel[names[j]].to_numpy(dtype=object) for j in np.unique(cols).tolist()}
+    made = [
+        _driver(names[j], column_values[j][i], values[i, j])
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+    ]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(panel)))]).tolist()
+    return [made[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def drivers_frame(

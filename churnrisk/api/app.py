@@ -1,0 +1,171 @@
+"""The FastAPI app: :func:`create_app` builds it, the lifespan opens what it serves.
+
+``uvicorn --factory churnrisk.api.app:app_from_env`` (what ``churnrisk serve`` runs, with
+any number of workers) builds one app per worker from the environment's settings.
+
+At start-up the lifespan opens the score store (:class:`~churnrisk.store.ScoreStore` at
+``settings.store_url``) and checks its schema, and loads the champion models from the
+tracking store. Neither is fatal: the service never migrates the store by itself (the
+``serve`` command does, before starting), and without a usable store or a champion it
+still starts, ``/readyz`` answers 503 saying why, and the routes that need the missing
+part answer 503. The metrics' data source (``settings.data``) is read on the first
+``/v1/metrics`` request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from churnrisk.api import logs
+from churnrisk.api.deps import SECURITY_SCHEMES
+from churnrisk.api.errors import PROBLEM_JSON, install_handlers
+from churnrisk.api.routes import accounts, export, health, keys, service
+from churnrisk.api.state import LoadedModels, MetricsSource, ServiceState, StoreHolder
+from churnrisk.settings import Settings
+from churnrisk.store import ScoreStore, StoreError
+
+DESCRIPTION = """
+Churn risk scores, drivers and SaaS health metrics for customer success teams and CRMs.
+
+Every `/v1` route needs an API key (`churnrisk apikey create --name NAME`), sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`; key management needs an `admin`
+key. Errors are `application/problem+json` documents (RFC 9457). A revoked key may be
+accepted for up to five seconds (keys are cached per worker).
+"""
+
+
+def _open_store(settings: Settings) -> StoreHolder:
+    try:
+        store = ScoreStore(settings.store_url)
+    except StoreError as exc:
+        return StoreHolder(None, owned=True, error=str(exc))
+    holder = StoreHolder(store, owned=True)
+    holder.error = holder.check()
+    return holder
+
+
+def _load_models(settings: Settings) -> LoadedModels:
+    from churnrisk.tracking import tracking_uri
+
+    return LoadedModels.from_tracker(
+        settings.mlflow_tracking_uri or tracking_uri(settings.data_dir)
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: ScoreStore | None = None,
+    models: LoadedModels | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings
+        Where the store, the tracking store and the metrics' data are (default: a
+        :class:`~churnrisk.settings.Settings` read from the environment when the app
+        starts).
+    store
+        An open score store to serve instead of ``settings.store_url`` (tests); the
+        caller keeps it and closes it.
+    models
+        The champion models to report instead of loading them from the tracking store
+        (tests).
+
+    Returns
+    -------
+    FastAPI
+        The app; its lifespan opens the store and loads the models.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conf = settings if settings is not None else Settings()
+        redactor = logs.install()
+        if store is not None:
+            holder = StoreHolder(store, owned=False)
+            holder.error = await run_in_threadpool(holder.check)
+        else:
+            holder = await run_in_threadpool(_open_store, conf)
+        loaded = models if models is not None else await run_in_threadpool(_load_models, conf)
+        app.state.service = ServiceState.open(holder, loaded, MetricsSource(conf.data))
+        try:
+            yield
+        finally:
+            if holder.owned and holder.store is not None:
+                holder.store.close()
+            logs.uninstall(redactor)
+
+    app = FastAPI(
+        title="churnrisk",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # FastAPI's native OpenTelemetry costs a provider check per request; off.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
+    install_handlers(app)
+    app.include_router(accounts.router)
+    app.include_router(service.router)
+    app.include_router(export.router)
+    app.include_router(keys.router)
+    app.include_router(health.router)
+    app.mount(
+        "/static",
+        StaticFiles(directory=health.static_dir(), check_dir=False),
+        name="static",
+    )
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Build the app from the environment's settings (``uvicorn --factory``)."""
+    from churnrisk.settings import get_settings
+
+    return create_app(get_settings())
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("churnrisk")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """Return the OpenAPI document, with errors documented as problem+json and 400."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    for route, path in schema.get("paths", {}).items():
+        for operation in path.values():
+            if route.startswith("/v1/"):
+                operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            responses = operation.get("responses", {})
+            responses.pop("422", None)
+            for code, response in responses.items():
+                content = response.get("content", {})
+                if code.isdigit() and int(code) >= 400 and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    app.openapi_schema = schema
+    return schema

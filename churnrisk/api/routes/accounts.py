@@ -1,0 +1,242 @@
+"""The at-risk list, one account's detail, and the summary of the current run.
+
+These answers only change when a new run lands, so they are served from the response
+cache (serialised bytes keyed by the store's marker and the normalised request). The
+routes are ``async``: a cache hit costs no thread hop; a miss reads the store in the
+thread pool, once for all the concurrent requests that miss on the same answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+
+from churnrisk.api.deps import ReadKey, StateDep, current_marker
+from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
+from churnrisk.api.routes import shapes
+from churnrisk.api.schemas import (
+    AccountDetailPublic,
+    AtRiskPagePublic,
+    AtRiskParams,
+    SummaryPublic,
+)
+from churnrisk.api.state import DETAIL_TTL, Marker, ServiceState, dumps
+from churnrisk.store import (
+    AtRiskQuery,
+    InvalidCursorError,
+    NoRunError,
+    RunRecord,
+    StaleCursorError,
+)
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+JSON = "application/json"
+
+NO_RUN = "no scoring run yet: run `churnrisk score DATA`"
+
+
+def _no_run() -> ProblemError:
+    return ProblemError(404, NO_RUN, kind="no-run")
+
+
+def _tiers(requested: list[str] | None, run: RunRecord) -> tuple[str, ...]:
+    """Return the requested tiers in canonical spelling and order (riskiest first)."""
+    if not requested:
+        return ()
+    names = [*run.tiers, run.low_tier]
+    by_lower = {name.lower(): name for name in names}
+    unknown = [t for t in requested if t.strip().lower() not in by_lower]
+    if unknown:
+        valid = ", ".join(names)
+        raise bad_request(
+            f"unknown tier {', '.join(map(repr, unknown))}: the tiers are {valid}",
+            [param_error("tier", "query", f"{t!r} is not one of {valid}") for t in unknown],
+            kind="unknown-tier",
+        ) from None
+    wanted = {by_lower[t.strip().lower()] for t in requested}
+    return tuple(name for name in names if name in wanted)
+
+
+def _check_cursor(cursor: str | None) -> None:
+    """Refuse a cursor that decodes to control characters (no account id has them).
+
+    The store decodes and checks cursors itself; this only keeps text the database
+    cannot compare (PostgreSQL refuses NUL) from reaching it.
+    """
+    if cursor is None:
+        return
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+    except (binascii.Error, ValueError):
+        return
+    if b"\\u00" in raw:
+        raise _store_problem(InvalidCursorError(f"cursor {cursor[:40]!r} is not valid"))
+
+
+def _store_problem(exc: Exception) -> ProblemError:
+    if isinstance(exc, StaleCursorError):
+        return ProblemError(
+            409,
+            f"{exc}; a new scoring run has landed since this cursor was made: start again"
+            " without `cursor`",
+            kind="stale-cursor",
+        )
+    if isinstance(exc, InvalidCursorError):
+        return bad_request(
+            f"invalid cursor: {exc}; pass `next_cursor` of the previous page as is",
+            [param_error("cursor", "query", "is not a cursor this API made")],
+            kind="invalid-cursor",
+        )
+    return _no_run()
+
+
+def _cache_or_drop(state: ServiceState, marker: Marker, key: Any, run_id: str, body: bytes) -> None:
+    """Cache ``body`` unless the store moved on since ``marker`` was read."""
+    if marker.current is not None and marker.current.run_id == run_id:
+        state.cache.put(key, body)
+    else:
+        state.runs.invalidate()
+
+
+def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: Any) -> bytes:
+    store = state.holder.usable()
+    if store is None:
+        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    try:
+        page = store.at_risk(query)
+    except (StaleCursorError, InvalidCursorError, NoRunError) as exc:
+        raise _store_problem(exc) from exc
+    body = dumps(
+        {
+            "run": shapes.run_dict(page.run),
+            "data": [shapes.risk_row(row) for row in page.rows],
+            "next_cursor": page.next_cursor,
+            "total": page.total,
+        }
+    )
+    _cache_or_drop(state, marker, key, page.run.run_id, body)
+    return body
+
+
+@router.get(
+    "/accounts/at-risk",
+    response_model=AtRiskPagePublic,
+    responses=problem_responses(400, 401, 404, 409, 503),
+    summary="The at-risk list of the current run",
+    openapi_extra={"parameters": shapes.query_parameters(AtRiskParams)},
+)
+async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
+    """Return one page of the current run's accounts, riskiest first, with top drivers.
+
+    Filters are AND-ed; `tier` matches any of the given tiers. Pages are keyset-paginated:
+    pass `next_cursor` as `cursor` until it is null. A cursor made before a new run
+    landed answers 409: start again.
+    """
+    params = shapes.parse_query(request, AtRiskParams, lists=("tier",))
+    check = {"segment": params.segment, "plan": params.plan, "owner": params.owner}
+    check["cursor"] = params.cursor
+    check.update({f"tier[{i}]": t for i, t in enumerate(params.tier)})
+    shapes.check_texts("query", check)
+    _check_cursor(params.cursor)
+    marker = await current_marker(state)
+    if marker.current is None:
+        raise _no_run()
+    query = AtRiskQuery(
+        tiers=_tiers(params.tier, marker.current),
+        segment=params.segment,
+        plan=params.plan,
+        owner=params.owner,
+        min_probability=params.min_probability,
+        min_mrr=params.min_mrr,
+        sort=params.sort,
+        limit=params.limit,
+        cursor=params.cursor,
+    )
+    key = (marker.key, "at-risk", query)
+    body = state.cache.get(key)
+    if body is None:
+        body = await state.flights.run(key, _at_risk_body, state, marker, query, key)
+    return Response(body, media_type=JSON)
+
+
+def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any) -> bytes:
+    store = state.holder.usable()
+    if store is None:
+        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    row = store.account(account_id)
+    if row is None:
+        raise ProblemError(
+            404,
+            f"account {account_id!r} has never been scored: check the id, or run"
+            " `churnrisk score DATA` if it is new",
+            kind="unknown-account",
+        )
+    body = dumps(shapes.detail(row, store.history(account_id)))
+    run_id = marker.current.run_id if marker.current else ""
+    _cache_or_drop(state, marker, key, run_id, body)
+    return body
+
+
+def _summary_body(state: ServiceState, marker: Marker, key: Any) -> bytes:
+    store = state.holder.usable()
+    if store is None:
+        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    summary = store.summary()
+    if summary is None:
+        raise _no_run()
+    run = summary["run"]
+    out = {k: summary.get(k) for k in SummaryPublic.model_fields}
+    out["run"] = shapes.run_dict(run)
+    out["tier_names"] = [*run["tiers"], run["low_tier"]]
+    body = dumps(out)
+    _cache_or_drop(state, marker, key, str(run["run_id"]), body)
+    return body
+
+
+@router.get(
+    "/summary",
+    response_model=SummaryPublic,
+    responses=problem_responses(401, 404, 503),
+    summary="Headline figures of the current run",
+)
+async def summary(_key: ReadKey, state: StateDep) -> Response:
+    """Return the current run's accounts, MRR, MRR at risk per tier and the filter values."""
+    marker = await current_marker(state)
+    if marker.current is None:
+        raise _no_run()
+    key = (marker.key, "summary")
+    body = state.cache.get(key)
+    if body is None:
+        body = await state.flights.run(key, _summary_body, state, marker, key)
+    return Response(body, media_type=JSON)
+
+
+@router.get(
+    "/accounts/{account_id:path}",
+    response_model=AccountDetailPublic,
+    responses=problem_responses(400, 401, 404, 503),
+    summary="One account's latest score, drivers and history",
+)
+async def account(
+    _key: ReadKey,
+    state: StateDep,
+    account_id: Annotated[str, Path(min_length=1, max_length=shapes.MAX_TEXT)],
+) -> Response:
+    """Return the account's latest score over all runs, its drivers, change and history.
+
+    `current` is false when the account was not in the current run (it stopped paying
+    or was not scored lately); the score is then its last one.
+    """
+    shapes.check_texts("path", {"account_id": account_id})
+    marker = await current_marker(state)
+    key = (marker.key, "account", account_id, int(time.monotonic() // DETAIL_TTL))
+    body = state.cache.get(key)
+    if body is None:
+        body = await state.flights.run(key, _detail_body, state, marker, account_id, key)
+    return Response(body, media_type=JSON)

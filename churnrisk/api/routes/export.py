@@ -1,0 +1,195 @@
+"""The CRM export: every account of the current run, streamed as CSV or JSON.
+
+A CRM pulls it nightly and upserts by ``account_id``. The ``updated_since`` cursor makes
+the pull incremental: pass the previous answer's ``X-Next-Updated-Since`` (the scored-at
+time of the run it exported); when no run was scored after it, the answer has no rows
+and echoes the same cursor. Rows are read from the store in batches and written as they
+come, so an export of any size never sits in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from churnrisk.api.deps import ReadKey, StoreDep
+from churnrisk.api.errors import bad_request, param_error, problem_responses
+from churnrisk.api.routes import shapes
+from churnrisk.api.state import dumps
+from churnrisk.store import RunRecord
+
+router = APIRouter(prefix="/v1", tags=["export"])
+
+CSV_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "name",
+    "segment",
+    "plan",
+    "owner",
+    "risk_tier",
+    "churn_probability",
+    "probability_change",
+    "mrr",
+    "mrr_at_risk",
+    "revenue_12m",
+    "lifetime_clv",
+    "top_drivers",
+    "as_of",
+    "updated_at",
+    "run_id",
+    "churn_version",
+)
+"""Columns of the export, in order (JSON rows have the same members)."""
+
+BATCH = 5000
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """Parse ``updated_since``: ISO 8601, naive means UTC.
+
+    A ``+`` of the offset that arrived as a space (an unencoded ``+`` in a query string)
+    is read back as ``+``.
+
+    Raises
+    ------
+    ProblemError
+        400 when ``text`` is not an ISO 8601 date-time.
+    """
+    if text is None or not text.strip():
+        return None
+    cleaned = text.strip()
+    if len(cleaned) > 19 and cleaned[-6] == " ":
+        cleaned = f"{cleaned[:-6]}+{cleaned[-5:]}"
+    try:
+        value = datetime.fromisoformat(cleaned)
+    except ValueError:
+        message = "is not an ISO 8601 date-time such as 2026-11-01T06:00:00Z"
+        raise bad_request(
+            f"invalid updated_since {text[:40]!r}: use an ISO 8601 date-time such as"
+            " 2026-11-01T06:00:00Z (the previous export's X-Next-Updated-Since)",
+            [param_error("updated_since", "query", message)],
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def export_row(row: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
+    """Return one scores row as the export gives it (``top_drivers``: texts of risers)."""
+    out = {k: row.get(k) for k in CSV_COLUMNS[:12]}
+    out["top_drivers"] = [
+        d.get("text") for d in row.get("drivers") or () if d.get("direction") == "raises"
+    ]
+    out["as_of"] = run.as_of.isoformat()
+    out["updated_at"] = run.scored_at.isoformat()
+    out["run_id"] = run.run_id
+    out["churn_version"] = run.churn_version
+    return out
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, list):
+        return " | ".join(str(v) for v in value)
+    return value
+
+
+def _csv(run: RunRecord | None, batches: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    yield buffer.getvalue()
+    if run is None:
+        return
+    for batch in batches:
+        buffer.seek(0)
+        buffer.truncate()
+        for row in batch:
+            out = export_row(row, run)
+            writer.writerow([_csv_value(out[k]) for k in CSV_COLUMNS])
+        yield buffer.getvalue()
+
+
+def _json(
+    run: RunRecord | None,
+    batches: Iterator[list[dict[str, Any]]],
+    since: datetime | None,
+    next_since: str | None,
+) -> Iterator[bytes]:
+    head = {
+        "run": shapes.run_dict(run) if run is not None else None,
+        "updated_since": since.isoformat() if since else None,
+        "next_updated_since": next_since,
+    }
+    yield dumps(head)[:-1] + b',"data":['
+    first = True
+    if run is not None:
+        for batch in batches:
+            if not batch:
+                continue
+            parts = b",".join(dumps(export_row(row, run)) for row in batch)
+            yield parts if first else b"," + parts
+            first = False
+    yield b"]}"
+
+
+@router.get(
+    "/export/scores",
+    responses={
+        200: {
+            "description": "The rows, streamed: CSV (with a header) or JSON.",
+            "content": {"text/csv": {}, "application/json": {}},
+        },
+        **problem_responses(400, 401, 503),
+    },
+    summary="Export the current scores for a CRM",
+    response_class=StreamingResponse,
+)
+def export_scores(
+    _key: ReadKey,
+    store: StoreDep,
+    format: Annotated[
+        Literal["csv", "json"], Query(description="`csv` (default) or `json`.")
+    ] = "csv",
+    updated_since: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only if the current run was scored after this ISO 8601 time;"
+            " pass the previous export's `X-Next-Updated-Since`.",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+) -> StreamingResponse:
+    """Stream one row per account of the current run, keyed by `account_id`.
+
+    Columns: account_id, name, segment, plan, owner, risk_tier, churn_probability,
+    probability_change, mrr, mrr_at_risk, revenue_12m, lifetime_clv, top_drivers (the
+    sentences of the drivers raising risk, joined by ` | ` in CSV), as_of, updated_at
+    (when the run was scored), run_id, churn_version. The `X-Next-Updated-Since` header
+    (and `next_updated_since` in JSON) is the cursor of the next incremental pull.
+    """
+    shapes.check_texts("query", {"updated_since": updated_since})
+    since = parse_since(updated_since)
+    run, batches = store.export_rows(since, batch_size=BATCH)
+    cursor = run.scored_at if run is not None else since
+    next_since = cursor.isoformat() if cursor is not None else None
+    headers = {"Cache-Control": "no-store"}
+    if next_since is not None:
+        headers["X-Next-Updated-Since"] = next_since
+    if format == "json":
+        return StreamingResponse(
+            _json(run, batches, since, next_since), media_type="application/json", headers=headers
+        )
+    name = f"churnrisk-scores-{run.as_of.isoformat()}.csv" if run else "churnrisk-scores.csv"
+    headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return StreamingResponse(_csv(run, batches), media_type="text/csv", headers=headers)

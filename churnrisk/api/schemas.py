@@ -1,0 +1,273 @@
+"""Request and response schemas of the service, named by direction.
+
+``...Public`` models are what the service sends, ``...Create`` what it accepts. The
+routes serialise their answers with :mod:`orjson` from plain dictionaries built to
+these shapes (the answers are cached as bytes), and the tests check every answer
+against these models, which forbid extra members, so the documentation and the wire
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Scope = Literal["read", "admin"]
+SortKey = Literal["probability", "mrr_at_risk", "clv", "change"]
+FeatureValue = float | int | str | bool | None
+
+
+class AtRiskParams(BaseModel):
+    """The query of the at-risk list (one model: faster to validate than nine parameters)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tier: list[str] = Field(
+        default_factory=list,
+        description="Only these tiers (repeat for several: `tier=high&tier=medium`).",
+    )
+    segment: str | None = Field(default=None, max_length=200, description="Only this segment.")
+    plan: str | None = Field(default=None, max_length=200, description="Only this plan.")
+    owner: str | None = Field(default=None, max_length=200, description="Only this owner.")
+    min_probability: float | None = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False, description="Lowest churn probability."
+    )
+    min_mrr: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="Lowest MRR."
+    )
+    sort: SortKey = Field(
+        default="probability",
+        description="Sort descending by this; ties by account id; `change`: nulls last.",
+    )
+    limit: int = Field(default=50, ge=1, le=500, description="Rows per page.")
+    cursor: str | None = Field(
+        default=None, max_length=1000, description="`next_cursor` of the previous page."
+    )
+
+
+class _Public(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriverPublic(_Public):
+    """One feature's push on an account's churn score (a TreeSHAP contribution)."""
+
+    feature: str = Field(description="Registered feature name, e.g. `dau_mau_30d`.")
+    meaning: str = Field(description="The feature's one-sentence meaning from the registry.")
+    value: FeatureValue = Field(description="The account's value of the feature (null: missing).")
+    display: str = Field(description="The value formatted for people.")
+    contribution: float = Field(description="Contribution to the log-odds of churn.")
+    direction: Literal["raises", "lowers"] = Field(description="Whether it raises or lowers risk.")
+    text: str = Field(description="A sentence for people.")
+
+
+class ChangeDriverPublic(_Public):
+    """A feature whose change since the previous run moved the account's score most."""
+
+    feature: str
+    meaning: str
+    before: FeatureValue = Field(description="Value as of the previous run's as-of date.")
+    after: FeatureValue = Field(description="Value as of this run's as-of date.")
+    before_display: str
+    after_display: str
+    contribution_change: float = Field(
+        description="Change of its log-odds contribution (> 0: it raised risk)."
+    )
+    direction: Literal["raised", "lowered"]
+    text: str
+
+
+class RunPublic(_Public):
+    """One scoring run: what was scored, when, and with which models."""
+
+    run_id: str
+    as_of: date = Field(description="Scores describe the accounts as of this day.")
+    scored_at: datetime = Field(description="When the run was written (UTC).")
+    churn_version: str = Field(description="Version of the registered `churnrisk-churn` model.")
+    clv_version: str = Field(description="Version of the registered `churnrisk-clv` model.")
+    model_run_id: str = Field(description="MLflow run that trained the models.")
+    accounts: int = Field(description="Accounts scored.")
+    tiers: dict[str, float] = Field(
+        description="Risk tiers as {name: lowest probability}, riskiest first."
+    )
+    low_tier: str = Field(description="The tier below every threshold.")
+    previous_run_id: str | None = Field(description="The run before this one, if any.")
+    source: str = Field(description="What was scored (e.g. a data path).")
+
+
+class AccountRiskPublic(_Public):
+    """An account in the at-risk list: its score in the current run."""
+
+    account_id: str
+    name: str | None
+    segment: str | None
+    plan: str | None
+    owner: str | None = Field(description="The account's owner (CS manager), if known.")
+    churn_probability: float = Field(description="Calibrated churn probability, 0-1.")
+    risk_tier: str
+    probability_change: float | None = Field(
+        description="Change of the probability since the previous run (null: not scored then)."
+    )
+    mrr: float = Field(description="Monthly recurring revenue on the as-of date.")
+    mrr_at_risk: float = Field(description="MRR x churn probability.")
+    revenue_12m: float = Field(description="Projected revenue of the next 12 months.")
+    lifetime_clv: float = Field(description="Projected lifetime customer value.")
+    drivers: list[DriverPublic] = Field(description="The top drivers raising risk.")
+
+
+class AtRiskPagePublic(_Public):
+    """One page of the at-risk list of the current run."""
+
+    run: RunPublic
+    data: list[AccountRiskPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
+    total: int = Field(description="Accounts matching the filters, over all pages.")
+
+
+class HistoryPointPublic(_Public):
+    """An account's score in one run."""
+
+    run_id: str
+    as_of: date
+    scored_at: datetime
+    churn_probability: float
+    risk_tier: str
+    mrr: float
+    mrr_at_risk: float
+    lifetime_clv: float
+
+
+class AccountDetailPublic(AccountRiskPublic):
+    """An account's latest score, every driver, the change since last run and its history."""
+
+    previous_probability: float | None
+    drivers: list[DriverPublic] = Field(description="Top drivers in both directions, risers first.")
+    change_drivers: list[ChangeDriverPublic] = Field(
+        description="Why the score changed since the previous run (empty: no previous run)."
+    )
+    as_of: date
+    scored_at: datetime
+    run_id: str
+    churn_version: str
+    clv_version: str
+    current: bool = Field(
+        description="Whether the account is in the current run (false: not scored lately)."
+    )
+    history: list[HistoryPointPublic] = Field(description="Its score in every run, oldest first.")
+
+
+class TierSummaryPublic(_Public):
+    """Accounts and MRR at risk of one tier."""
+
+    tier: str
+    accounts: int
+    mrr_at_risk: float
+
+
+class SummaryPublic(_Public):
+    """Headline figures of the current run and the values the list can be filtered by."""
+
+    run: RunPublic
+    accounts: int
+    mrr: float
+    mrr_at_risk: float
+    tiers: list[TierSummaryPublic]
+    tier_names: list[str] = Field(description="Every tier, riskiest first.")
+    segments: list[str]
+    plans: list[str]
+    owners: list[str]
+
+
+class ModelPublic(_Public):
+    """The champion models, what they were trained on and how they backtested."""
+
+    churn_version: str
+    clv_version: str
+    run_id: str = Field(description="MLflow run that trained them.")
+    trained_as_of: list[date] | None = Field(
+        description="First and last as-of date of the training panel."
+    )
+    fingerprint: str = Field(description="Fingerprint of the training data.")
+    metrics: dict[str, float] = Field(
+        description="Overall backtest metrics, flat (`churn.model.pr_auc` ...)."
+    )
+    current_run: RunPublic | None = Field(description="The current scoring run, if any.")
+    current_run_uses_champion: bool | None = Field(
+        description="Whether the current run was scored with this champion (null: no run)."
+    )
+
+
+class ApiKeyPublic(_Public):
+    """An API key as listed: never its secret."""
+
+    key_id: str
+    name: str
+    scope: Scope
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyListPublic(_Public):
+    """Every API key, oldest first."""
+
+    data: list[ApiKeyPublic]
+
+
+class ApiKeyCreate(BaseModel):
+    """A new API key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
+    scope: Scope = Field(default="read", description="`read`, or `admin` to manage keys.")
+
+
+class ApiKeyCreatedPublic(ApiKeyPublic):
+    """A key just created, with its text: shown this once only."""
+
+    key: str = Field(description="Send as `Authorization: Bearer <key>`; it is not stored.")
+
+
+class ProblemItem(_Public):
+    """One bad request parameter."""
+
+    parameter: str
+    in_: str = Field(alias="in")
+    message: str
+
+
+class Problem(BaseModel):
+    """An error (RFC 9457 problem details), sent as `application/problem+json`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="`about:blank` or `urn:churnrisk:problem:<kind>`.")
+    title: str
+    status: int
+    detail: str = Field(description="What was wrong and what to do.")
+    instance: str | None = Field(description="The request path.")
+    errors: list[ProblemItem] | None = Field(
+        default=None, description="Each bad parameter (400 only)."
+    )
+
+
+class HealthPublic(_Public):
+    """Liveness."""
+
+    status: Literal["ok"]
+
+
+class ReadyPublic(_Public):
+    """Readiness: the store answers at the current schema and the models are loaded."""
+
+    status: Literal["ready"]
+    store: str
+    models: str
+    metrics: str = Field(description="Whether a data source for /v1/metrics is configured.")
+    current_run: RunPublic | None
+
+
+MetricsPublic = dict[str, Any]
+"""The metrics document (``churnrisk metrics --format json``)."""

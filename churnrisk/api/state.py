@@ -1,0 +1,494 @@
+"""What the service holds while it runs: the store, the models, the caches.
+
+One :class:`ServiceState` per app, made by the lifespan and reached by the routes through
+the dependencies of :mod:`churnrisk.api.deps`. Everything here is thread-safe: plain
+``def`` routes run in a thread pool.
+
+Caches
+    The answers of the at-risk list, the account detail and the summary only change
+    when a new run lands, so they are cached as serialised bytes keyed by the store's
+    *marker* (the current run id) and the normalised request. The marker is re-read at
+    most once a second (:class:`RunWatch`); when it changes the cache is emptied. A
+    backfill (an older as-of scored later) adds a point to account histories without
+    changing the current run, so an account's detail is also keyed by the minute
+    (:data:`DETAIL_TTL`): a backfill shows within a minute. Verified API keys are cached
+    for :data:`KEY_TTL` seconds (:class:`KeyCache`), so revoking a key takes effect
+    within that time on every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from churnrisk.errors import ChurnRiskError
+
+if TYPE_CHECKING:
+    from churnrisk.dataset import Dataset
+    from churnrisk.models.bundle import ChurnRiskModels
+    from churnrisk.store import ApiKey, RunRecord, ScoreStore
+
+_log = logging.getLogger("churnrisk.api")
+
+RUN_TTL = 1.0
+"""Seconds between two reads of the store's current run."""
+
+KEY_TTL = 5.0
+"""Seconds a verified (or rejected) API key stays cached: revocation takes this long."""
+
+DETAIL_TTL = 60.0
+"""Seconds an account's detail may be served from the cache (backfills show after it)."""
+
+SCHEMA_RETRY = 5.0
+"""Seconds between two schema checks while the store is not usable."""
+
+MAX_KEY_TEXT = 200
+"""Longer credentials are rejected without a look-up."""
+
+
+def dumps(obj: Any) -> bytes:
+    """Serialise an answer with orjson (dates as ISO 8601, NaN as null)."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The champion as the service loaded it at start-up.
+
+    Attributes
+    ----------
+    info
+        ``Tracker.model_info()`` of the champion, or ``None``.
+    bundle
+        The champion bundle, or ``None``.
+    error
+        Why there is no champion (``None`` when both are loaded).
+    """
+
+    info: dict[str, Any] | None = None
+    bundle: ChurnRiskModels | None = None
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the champion's information and bundle are loaded."""
+        return self.info is not None and self.bundle is not None
+
+    @classmethod
+    def unavailable(cls, reason: str) -> LoadedModels:
+        """Return the state of a service without models, saying why."""
+        return cls(error=reason)
+
+    @classmethod
+    def from_tracker(cls, uri: str) -> LoadedModels:
+        """Load the champion's information and bundle from the tracking store at ``uri``.
+
+        Never raises: a missing champion or an unreachable tracking server gives a state
+        with :attr:`error` set, which ``/readyz`` reports.
+        """
+        from churnrisk.tracking import Tracker
+
+        try:
+            tracker = Tracker(uri)
+            info = tracker.model_info()
+            bundle = tracker.load_champion()
+        except ChurnRiskError as exc:
+            return cls(error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - e.g. an MLflow server down: /readyz says why
+            _log.exception("cannot load the champion models from %s", uri)
+            return cls(error=f"cannot load the champion models from {uri}: {exc}")
+        return cls(info=info, bundle=bundle)
+
+
+# --------------------------------------------------------------------------- caches
+
+
+class ResponseCache:
+    """A least-recently-used cache of serialised answers, bounded in bytes.
+
+    Parameters
+    ----------
+    max_bytes
+        Total size of the cached bodies; the least recently used go first.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> bytes | None:
+        """Return the cached body of ``key``, or ``None``."""
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: Hashable, body: bytes) -> None:
+        """Cache ``body`` under ``key`` (a body larger than the whole cache is not kept)."""
+        if len(body) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._items[key] = body
+            self._size += len(body)
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+    def clear(self) -> None:
+        """Forget every cached body."""
+        with self._lock:
+            self._items.clear()
+            self._size = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the cached answers depend on: the store's current run."""
+
+    current: RunRecord | None
+
+    @property
+    def key(self) -> str | None:
+        """The current run's id (``None`` without runs), used in cache keys."""
+        return self.current.run_id if self.current else None
+
+
+class RunWatch:
+    """The store's current run, re-read at most every :data:`RUN_TTL` seconds.
+
+    When the current run changes, ``on_change`` is called, which empties the response
+    cache.
+    """
+
+    def __init__(
+        self, read: Callable[[], Marker], *, on_change: Callable[[], None], ttl: float = RUN_TTL
+    ) -> None:
+        self._read = read
+        self._on_change = on_change
+        self.ttl = ttl
+        self._marker: Marker | None = None
+        self._checked = -float("inf")
+        self._lock = threading.Lock()
+
+    def cached(self) -> Marker | None:
+        """Return the marker if it was read less than :attr:`ttl` seconds ago."""
+        if time.monotonic() - self._checked < self.ttl:
+            return self._marker
+        return None
+
+    def get(self) -> Marker:
+        """Return the marker, reading the store when the cached one is too old."""
+        marker = self.cached()
+        if marker is not None:
+            return marker
+        with self._lock:
+            marker = self.cached()
+            if marker is not None:
+                return marker
+            marker = self._read()
+            if self._marker is not None and marker.key != self._marker.key:
+                self._on_change()
+            self._marker = marker
+            self._checked = time.monotonic()
+            return marker
+
+    def invalidate(self) -> None:
+        """Make the next :meth:`get` read the store."""
+        self._checked = -float("inf")
+
+
+_MISSING = object()
+
+
+class KeyCache:
+    """Verified API keys by the SHA-256 of their text, for :data:`KEY_TTL` seconds.
+
+    Rejections are cached too (so a client retrying a wrong key costs no look-up), in
+    a bounded table.
+    """
+
+    def __init__(self, ttl: float = KEY_TTL, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._items: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(key: str) -> str:
+        """Return the cache's name of a key (its SHA-256; the text is never kept)."""
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def lookup(self, digest: str) -> ApiKey | object | None:
+        """Return the cached verdict on a key, or ``_MISSING``."""
+        with self._lock:
+            item = self._items.get(digest)
+            if item is None:
+                return _MISSING
+            expires, api_key = item
+            if time.monotonic() >= expires:
+                del self._items[digest]
+                return _MISSING
+            return api_key
+
+    def store(self, digest: str, api_key: ApiKey | None) -> None:
+        """Cache the verdict on a key."""
+        with self._lock:
+            self._items[digest] = (time.monotonic() + self.ttl, api_key)
+            self._items.move_to_end(digest)
+            while len(self._items) > self.max_entries:
+                self._items.popitem(last=False)
+
+    def forget(self, key_id: str) -> None:
+        """Drop the cached verdicts of one key id (after this process revoked it)."""
+        with self._lock:
+            for digest in [d for d, (_, k) in self._items.items() if k and k.key_id == key_id]:
+                del self._items[digest]
+
+    def clear(self) -> None:
+        """Forget every verdict."""
+        with self._lock:
+            self._items.clear()
+
+
+MISSING = _MISSING
+"""Returned by :meth:`KeyCache.lookup` when the key has no cached verdict."""
+
+
+class SingleFlight:
+    """Run a blocking call once for concurrent callers asking for the same key.
+
+    When a new run lands, every client misses the cache at the same moment; without
+    this, each would run the same query. The first caller runs the call in a worker
+    thread; the others wait for its result (or its exception). Used from the event loop
+    only, so it needs no lock.
+
+    The calls use at most ``threads`` threads at once; more callers wait in the event
+    loop, first come first served. Dozens of threads contending for the GIL and the
+    database's connection pool make some requests wait far longer than others; a few
+    threads keep the slowest close to the median.
+    """
+
+    def __init__(self, threads: int = 2) -> None:
+        self._pending: dict[Hashable, asyncio.Future[Any]] = {}
+        self.threads = threads
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The threads the calls may use at once (made on first use, in the event loop)."""
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return self._limiter
+
+    async def run(self, key: Hashable, fn: Callable[..., Any], *args: Any) -> Any:
+        """Return ``fn(*args)``, sharing one call among concurrent callers of ``key``."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this caller was cancelled
+                # the caller running it was cancelled: run it here instead
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            result = await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._pending.get(key) is future:
+                del self._pending[key]
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class MetricsUnavailableError(ChurnRiskError):
+    """The service has no data source to compute metrics from (or cannot read it)."""
+
+
+class MetricsSource:
+    """The data source of ``/v1/metrics``: loaded on first use, computed one at a time.
+
+    DuckDB connections are not thread-safe, so loading and every computation hold one
+    lock. Results are kept per ``(period, segment)`` in a small LRU of serialised
+    answers; the data set is re-read (and the results forgotten) when a new scoring run
+    lands, since new scores usually mean new data.
+
+    Parameters
+    ----------
+    path
+        A folder of tables or a DuckDB file, as the CLI takes it; ``None``: no metrics.
+    max_entries
+        Results kept.
+    """
+
+    def __init__(self, path: Path | None, max_entries: int = 128) -> None:
+        self.path = path
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._dataset: Dataset | None = None
+        self._loaded_for: Hashable = None
+        self._results: OrderedDict[tuple[str, str | None], bytes] = OrderedDict()
+
+    @property
+    def configured(self) -> bool:
+        """Whether a data source was given."""
+        return self.path is not None
+
+    def _data(self, marker: Hashable) -> Dataset:
+        if self.path is None:
+            raise MetricsUnavailableError(
+                "no data source for metrics: start the service with `churnrisk serve --data"
+                " PATH` or set CHURNRISK_DATA"
+            )
+        if self._dataset is None or self._loaded_for != marker:
+            from churnrisk.validate import load
+
+            self._results.clear()
+            self._dataset = None
+            try:
+                self._dataset = load(self.path).dataset
+            except ChurnRiskError as exc:
+                raise MetricsUnavailableError(
+                    f"cannot read the metrics data source {self.path}: {exc}"
+                ) from exc
+            self._loaded_for = marker
+        return self._dataset
+
+    def compute(
+        self,
+        period: str | None,
+        segment: str | None,
+        marker: Hashable,
+    ) -> bytes:
+        """Return the serialised metrics of ``period`` (default: last complete month).
+
+        Raises
+        ------
+        MetricsUnavailableError
+            When no data source is configured or it cannot be read.
+        ConfigError
+            When ``period`` is not a month or quarter, or ``segment`` is unknown.
+        """
+        from churnrisk.metrics import compute_metrics, last_complete_month, parse_period
+
+        with self._lock:
+            ds = self._data(marker)
+            span = parse_period(period) if period else last_complete_month(ds)
+            key = (span.label, segment)
+            body = self._results.get(key)
+            if body is not None:
+                self._results.move_to_end(key)
+                return body
+            body = dumps(compute_metrics(ds, span, segment=segment))
+            self._results[key] = body
+            while len(self._results) > self.max_entries:
+                self._results.popitem(last=False)
+            return body
+
+
+# --------------------------------------------------------------------------- the state
+
+
+@dataclass
+class StoreHolder:
+    """The score store and whether it is usable (reachable, schema at head)."""
+
+    store: ScoreStore | None
+    owned: bool
+    error: str | None = None
+    checked: float = field(default=-float("inf"))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self) -> str | None:
+        """Ping the store and check its schema; return the problem, or ``None``."""
+        from churnrisk.store import StoreError
+
+        if self.store is None:
+            return self.error or "no score store"
+        try:
+            self.store.ping()
+            self.store.check_schema()
+        except StoreError as exc:
+            return str(exc)
+        return None
+
+    def usable(self) -> ScoreStore | None:
+        """Return the store, or ``None`` while it is not usable (re-checked every few s)."""
+        if self.error is None:
+            return self.store
+        if self.store is None:
+            return None
+        with self.lock:
+            if self.error is not None and time.monotonic() - self.checked >= SCHEMA_RETRY:
+                self.error = self.check()
+                self.checked = time.monotonic()
+        return self.store if self.error is None else None
+
+
+@dataclass
+class ServiceState:
+    """Everything one running app holds."""
+
+    holder: StoreHolder
+    models: LoadedModels
+    metrics: MetricsSource
+    cache: ResponseCache = field(default_factory=ResponseCache)
+    keys: KeyCache = field(default_factory=KeyCache)
+    flights: SingleFlight = field(default_factory=SingleFlight)
+    runs: RunWatch = field(init=False)
+
+    @classmethod
+    def open(
+        cls, holder: StoreHolder, models: LoadedModels, metrics: MetricsSource
+    ) -> ServiceState:
+        """Return the state of an app, with as many store threads as suit the database.
+
+        SQLite reads are CPU work in this process: two threads keep the GIL least
+        contended. A database server's reads are partly waiting: four threads (measured
+        on loopback with 100,000 accounts: more threads add no throughput, only a
+        longer tail).
+        """
+        sqlite = holder.store is None or holder.store.url.startswith("sqlite")
+        return cls(holder, models, metrics, flights=SingleFlight(2 if sqlite else 4))
+
+    def __post_init__(self) -> None:
+        self.runs = RunWatch(self._read_marker, on_change=self.cache.clear)
+
+    def _read_marker(self) -> Marker:
+        store = self.holder.usable()
+        return Marker(store.current_run() if store is not None else None)
