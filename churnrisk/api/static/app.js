@@ -1,0 +1,1010 @@
+/* churnrisk dashboard: the at-risk list and one account's page, for customer-success managers.
+ *
+ * Plain JavaScript, no build step, nothing fetched from outside this service. Hash routes:
+ *   #/                 the at-risk list (filters and sort kept in the query: #/?tier=high&sort=clv)
+ *   #/accounts/<id>    one account
+ * The API key comes from the fragment (#key=...; removed from the address bar at once) or the
+ * sign-in form, lives in sessionStorage (this tab only) and is sent as `Authorization: Bearer`.
+ * Every text from the API is put in the page with textContent, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const KEY_STORAGE = "churnrisk.apiKey";
+  const PAGE_SIZE = 50;
+  const LOCALE = "en-US";
+  const CURRENCY = document.documentElement.dataset.currency || "USD";
+  const SORTS = ["probability", "mrr_at_risk", "clv", "change"];
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const state = {
+    key: null,
+    summary: null, // GET /v1/summary
+    metrics: null, // GET /v1/metrics, or {error}
+    query: defaultQuery(),
+    list: { key: null, rows: [], next: null, total: 0, runId: null, scrollY: 0 },
+    listSeq: 0,
+    accountSeq: 0,
+    listHash: "#/",
+    view: null,
+  };
+
+  // ------------------------------------------------------------------ formatting
+
+  const fmt = {
+    int: new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 }),
+    money: new Intl.NumberFormat(LOCALE, {
+      style: "currency", currency: CURRENCY, minimumFractionDigits: 0, maximumFractionDigits: 0,
+    }),
+    pct: new Intl.NumberFormat(LOCALE, {
+      style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
+    }),
+    day: new Intl.DateTimeFormat(LOCALE, {
+      year: "numeric", month: "short", day: "numeric", timeZone: "UTC",
+    }),
+    dayShort: new Intl.DateTimeFormat(LOCALE, { month: "short", day: "numeric", timeZone: "UTC" }),
+    stamp: new Intl.DateTimeFormat(LOCALE, {
+      year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit",
+      hourCycle: "h23", timeZone: "UTC", timeZoneName: "short",
+    }),
+    month: new Intl.DateTimeFormat(LOCALE, { year: "numeric", month: "long", timeZone: "UTC" }),
+  };
+
+  const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+  const money = (v) => (isNum(v) ? fmt.money.format(v) : "—");
+  const prob = (p) => (isNum(p) ? fmt.pct.format(p) : "—");
+  const count = (v) => (isNum(v) ? fmt.int.format(v) : "—");
+  const rate = (v) => (isNum(v) ? `${v.toFixed(1)}%` : "—"); // metrics: already percentages
+
+  function parseDay(text) {
+    if (!text) return null;
+    const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+    return m ? new Date(Date.UTC(+m[1], +m[2] - 1, +m[3])) : new Date(text);
+  }
+  const day = (text) => (text ? fmt.day.format(parseDay(text)) : "—");
+  const stamp = (text) => (text ? fmt.stamp.format(new Date(text)) : "—");
+
+  function periodLabel(label) {
+    if (!label) return "";
+    let m = /^(\d{4})-(\d{2})$/.exec(label);
+    if (m) return fmt.month.format(new Date(Date.UTC(+m[1], +m[2] - 1, 1)));
+    m = /^(\d{4})Q([1-4])$/i.exec(label);
+    return m ? `Q${m[2]} ${m[1]}` : label;
+  }
+
+  /** A probability change (fraction) in percentage points: text, tone and a description. */
+  function change(delta) {
+    if (!isNum(delta)) return { text: "—", tone: "flat", title: "no previous score to compare" };
+    const pp = delta * 100;
+    const size = Math.abs(pp).toFixed(1);
+    if (size === "0.0") return { text: "0.0 pp", tone: "flat", title: "unchanged since the previous run" };
+    return pp > 0
+      ? { text: `▲ ${size} pp`, tone: "up", title: `up ${size} percentage points since the previous run` }
+      : { text: `▼ ${size} pp`, tone: "down", title: `down ${size} percentage points since the previous run` };
+  }
+
+  const capital = (s) => (s ? s.charAt(0).toUpperCase() + s.slice(1) : "");
+
+  // ------------------------------------------------------------------ DOM helpers
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    setAttrs(el, attrs);
+    el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+    return el;
+  }
+
+  function s(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    setAttrs(el, attrs);
+    el.append(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+    return el;
+  }
+
+  function setAttrs(el, attrs) {
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "text") el.textContent = value;
+      else if (name === "style" && typeof value === "object") Object.assign(el.style, value); // CSP-friendly
+      else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+      else if (name === "testid") el.setAttribute("data-testid", value);
+      else el.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+
+  const $ = (sel) => document.querySelector(sel);
+  const show = (el, visible) => { el.hidden = !visible; };
+
+  // ------------------------------------------------------------------ tiers
+
+  function tierNames() {
+    const sm = state.summary;
+    if (sm && Array.isArray(sm.tier_names)) return sm.tier_names;
+    if (sm && sm.run) return [...Object.keys(sm.run.tiers || {}), sm.run.low_tier];
+    return [];
+  }
+
+  /** Colour of a tier: the riskiest red, then orange/amber, the low tier green. */
+  function tierTone(name) {
+    const run = state.summary && state.summary.run;
+    const names = tierNames();
+    if (run && name === run.low_tier) return "green";
+    const risky = names.filter((n) => !run || n !== run.low_tier);
+    const i = risky.indexOf(name);
+    if (i < 0) return name === "low" ? "green" : "grey";
+    const tones = risky.length <= 1 ? ["red"] : risky.length === 2 ? ["red", "amber"]
+      : ["red", "orange", "amber", "yellow"];
+    return tones[Math.min(i, tones.length - 1)];
+  }
+
+  function tierBadge(name, big) {
+    return h("span", {
+      class: `badge tone-${tierTone(name)}${big ? " badge-big" : ""}`, testid: "tier-badge",
+      "data-tier": name, text: capital(name) || "—",
+    });
+  }
+
+  const lowTier = (name) => Boolean(state.summary && state.summary.run && state.summary.run.low_tier === name);
+
+  /** Thresholds of the current run, riskiest first: [{tier, from}]. */
+  function thresholds() {
+    const run = state.summary && state.summary.run;
+    if (!run || !run.tiers) return [];
+    return Object.entries(run.tiers)
+      .map(([tier, from]) => ({ tier, from }))
+      .sort((a, b) => b.from - a.from);
+  }
+
+  // ------------------------------------------------------------------ API
+
+  class ApiError extends Error {
+    constructor(status, problem, path) {
+      const detail = (problem && (problem.detail || problem.title)) || `HTTP ${status}`;
+      super(detail);
+      this.status = status;
+      this.problem = problem || {};
+      this.path = path;
+    }
+  }
+
+  async function api(path, { raw = false } = {}) {
+    let res;
+    try {
+      res = await fetch(path, {
+        headers: { Authorization: `Bearer ${state.key}`, Accept: "application/json" },
+        cache: "no-store",
+      });
+    } catch (err) {
+      throw new ApiError(0, { title: "Service unreachable", detail: `The churnrisk service did not answer (${err.message}). Is it running?` }, path);
+    }
+    if (!res.ok) {
+      let problem = null;
+      try { problem = await res.json(); } catch (_) { problem = null; }
+      const err = new ApiError(res.status, problem, path);
+      if (res.status === 401) {
+        const why = problem && problem.detail ? ` (${problem.detail})` : "";
+        signOut(`Your key was not accepted${why}. Check it and sign in again.`);
+      }
+      throw err;
+    }
+    return raw ? res : res.json();
+  }
+
+  /** Show an error in the banner unless it was a 401 (the sign-in form shows that one). */
+  function report(err) {
+    if (err && err.status === 401) return;
+    const problem = (err && err.problem) || {};
+    const title = problem.title || "Something went wrong";
+    const detail = problem.detail || (err && err.message) || "";
+    const banner = $("#banner");
+    banner.replaceChildren(
+      h("div", { class: "banner-text" }, h("strong", { text: title }), detail && detail !== title ? h("span", { text: ` — ${detail}` }) : null),
+      h("button", { type: "button", class: "btn btn-quiet btn-small", onclick: () => show(banner, false), text: "Dismiss" }),
+    );
+    show(banner, true);
+  }
+
+  // ------------------------------------------------------------------ key handling
+
+  function takeKeyFromFragment() {
+    const frag = location.hash.replace(/^#/, "");
+    const params = new URLSearchParams(frag.startsWith("key=") ? frag : frag.split("?")[1] || "");
+    const key = params.get("key");
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORAGE, key.trim());
+    params.delete("key");
+    const route = frag.startsWith("/") ? frag.split("?")[0] : "/";
+    const rest = params.toString();
+    history.replaceState(null, "", `${location.pathname}${location.search}#${route}${rest ? `?${rest}` : ""}`);
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    state.key = null;
+    state.summary = null;
+    state.metrics = null;
+    state.list = { key: null, rows: [], next: null, total: 0, runId: null, scrollY: 0 };
+    state.listSeq++;
+    state.accountSeq++;
+    showSignIn(message);
+  }
+
+  function showSignIn(message) {
+    for (const id of ["#headline", "#list-view", "#account-view", "#sign-out", "#banner"]) show($(id), false);
+    $("[data-testid=run-info]").textContent = "";
+    const msg = $("#signin-message");
+    msg.textContent = message || "";
+    show(msg, Boolean(message));
+    show($("#signin"), true);
+    state.view = "signin";
+    $("#signin-key").value = "";
+    $("#signin-key").focus();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const key = $("#signin-key").value.trim();
+    if (!key) {
+      const msg = $("#signin-message");
+      msg.textContent = "Enter your API key.";
+      show(msg, true);
+      return;
+    }
+    sessionStorage.setItem(KEY_STORAGE, key);
+    await enter();
+  }
+
+  // ------------------------------------------------------------------ start and routing
+
+  async function enter() {
+    state.key = sessionStorage.getItem(KEY_STORAGE);
+    if (!state.key) { showSignIn(); return; }
+    show($("#signin"), false);
+    show($("#sign-out"), true);
+    try {
+      await loadSummary();
+    } catch (err) {
+      if (err.status === 401) return;
+      if (err.status !== 404) report(err);
+    }
+    if (!state.key) return;
+    loadMetrics();
+    route();
+  }
+
+  function parseRoute() {
+    const frag = location.hash.replace(/^#/, "") || "/";
+    const [path, query] = frag.split("?");
+    const acct = /^\/accounts\/(.+)$/.exec(path);
+    if (acct) {
+      let id = acct[1];
+      try { id = decodeURIComponent(id); } catch (_) { /* a stray % in a typed address: keep it as is */ }
+      return { name: "account", id };
+    }
+    return { name: "list", params: new URLSearchParams(query || "") };
+  }
+
+  function route() {
+    if (!state.key) return;
+    const r = parseRoute();
+    if (r.name === "account") showAccount(r.id);
+    else showList(r.params);
+  }
+
+  // ------------------------------------------------------------------ summary and headline
+
+  async function loadSummary() {
+    try {
+      state.summary = await api("/v1/summary");
+    } catch (err) {
+      state.summary = null;
+      if (err.status === 404) state.noRun = err;
+      renderHeadline();
+      throw err;
+    }
+    state.noRun = null;
+    renderRunInfo();
+    renderHeadline();
+    renderFilterOptions();
+  }
+
+  async function loadMetrics() {
+    try {
+      state.metrics = await api("/v1/metrics");
+    } catch (err) {
+      state.metrics = { error: err };
+    }
+    renderHeadline();
+  }
+
+  function renderRunInfo() {
+    const run = state.summary && state.summary.run;
+    const el = $("[data-testid=run-info]");
+    el.replaceChildren();
+    if (!run) return;
+    el.append(
+      h("span", {}, "Scores as of ", h("strong", { testid: "run-as-of", text: day(run.as_of) })),
+      h("span", { class: "sep", "aria-hidden": "true", text: "·" }),
+      h("span", { title: `run ${run.run_id}` }, "scored ", h("span", { text: stamp(run.scored_at) })),
+      h("span", { class: "sep", "aria-hidden": "true", text: "·" }),
+      h("span", { testid: "model-version", title: `CLV model v${run.clv_version}; MLflow run ${run.model_run_id}` },
+        "churn model ", h("strong", { text: `v${run.churn_version}` })),
+    );
+  }
+
+  function kpi({ label, value, sub, testid, tone, title }) {
+    return h("div", { class: "kpi", testid, title },
+      h("div", { class: "kpi-label", text: label }),
+      h("div", { class: `kpi-value${tone ? ` tone-text-${tone}` : ""}`, testid: testid && `${testid}-value`, text: value }),
+      sub ? h("div", { class: "kpi-sub", text: sub }) : null);
+  }
+
+  function renderHeadline() {
+    const el = $("#headline");
+    const sm = state.summary;
+    const run = sm && sm.run;
+    const groups = [];
+    if (sm) {
+      const share = isNum(sm.mrr) && sm.mrr > 0 ? `${fmt.pct.format(sm.mrr_at_risk / sm.mrr)} of total MRR` : "";
+      const tiers = sm.tiers || [];
+      const total = tiers.reduce((a, t) => a + t.accounts, 0) || 1;
+      const tierCard = h("div", { class: "kpi kpi-tiers", testid: "kpi-tiers" },
+        h("div", { class: "kpi-label", text: "Accounts by risk tier" }),
+        h("div", { class: "stack", role: "img", "aria-label": tiers.map((t) => `${t.tier}: ${t.accounts}`).join(", ") },
+          tiers.filter((t) => t.accounts > 0).map((t) => h("span", {
+            class: `stack-part tone-bg-${tierTone(t.tier)}`, style: { flexGrow: String(t.accounts / total) },
+            title: `${capital(t.tier)}: ${count(t.accounts)} accounts, ${money(t.mrr_at_risk)} MRR at risk`,
+          }))),
+        h("div", { class: "stack-legend" }, tiers.map((t) =>
+          h("button", {
+            type: "button", class: "legend-item", title: `Show only ${t.tier}-tier accounts`,
+            onclick: () => applyQuery({ ...state.query, tiers: [t.tier] }),
+          }, h("span", { class: `dot tone-bg-${tierTone(t.tier)}`, "aria-hidden": "true" }),
+          `${capital(t.tier)} `, h("strong", { testid: `kpi-tier-${t.tier}`, text: count(t.accounts) }))),
+        ));
+      groups.push(h("div", { class: "kpi-group" },
+        h("div", { class: "kpi-group-title", text: run ? `Current scoring run · as of ${day(run.as_of)}` : "Current scoring run" }),
+        h("div", { class: "kpi-row" },
+          kpi({ label: "Accounts scored", value: count(sm.accounts), testid: "kpi-accounts", sub: "active accounts", title: "Accounts active on the run's as-of date, each given a score" }),
+          kpi({
+            label: "MRR at risk", value: money(sm.mrr_at_risk), testid: "kpi-mrr-at-risk", sub: share, tone: "red",
+            title: `Sum of MRR × churn probability over all scored accounts; total MRR ${money(sm.mrr)}`,
+          }),
+          tierCard)));
+    } else if (state.noRun) {
+      groups.push(h("div", { class: "kpi-group" },
+        h("div", { class: "kpi-group-title", text: "Scoring run" }),
+        h("div", { class: "kpi-row" }, kpi({ label: "Accounts scored", value: "—", testid: "kpi-accounts", sub: "no scoring run yet" }))));
+    }
+    const m = state.metrics;
+    let title = "Health metrics";
+    let cards;
+    if (!m) {
+      cards = ["Churn rate", "NRR", "GRR", "NPS"].map((label) => kpi({ label, value: "…", sub: "loading" }));
+    } else if (m.error) {
+      const why = m.error.status === 503 ? "metrics need a data source: start the service with --data"
+        : m.error.message;
+      title = "Health metrics · unavailable";
+      cards = [h("div", { class: "kpi kpi-wide", testid: "metrics-unavailable" },
+        h("div", { class: "kpi-label", text: "Churn rate, NRR, GRR, NPS" }),
+        h("div", { class: "kpi-note", text: why }))];
+    } else {
+      const notes = m.notes || {};
+      const card = (label, key, value, sub, help) => kpi({
+        label, value, sub, testid: `kpi-${key.replace("_", "-")}`, title: notes[key] ? `${help}. ${notes[key]}` : help,
+      });
+      const nps = isNum(m.nps) ? `${m.nps > 0 ? "+" : ""}${Math.round(m.nps)}` : "—";
+      title = `Health metrics · ${periodLabel(m.period)}${m.segment ? ` · ${m.segment}` : ""}`;
+      cards = [
+        card("Churn rate", "churn_rate", rate(m.churn_rate), "of customers", "Customers lost in the period, as a share of the customers at its start"),
+        card("NRR", "nrr", rate(m.nrr), "net retention", "Net revenue retention: MRR kept from the customers at the start, with expansion"),
+        card("GRR", "grr", rate(m.grr), "gross retention", "Gross revenue retention: MRR kept from the customers at the start, without expansion"),
+        card("NPS", "nps", nps, isNum(m.promoters_pct) ? `${m.promoters_pct.toFixed(0)}% promoters` : "net promoter score",
+          isNum(m.promoters_pct) ? `Net promoter score: ${m.promoters_pct.toFixed(0)}% promoters − ${m.detractors_pct.toFixed(0)}% detractors` : "Net promoter score"),
+      ];
+    }
+    groups.push(h("div", { class: "kpi-group" },
+      h("div", { class: "kpi-group-title", testid: "metrics-period", text: title }),
+      h("div", { class: "kpi-row" }, cards)));
+    el.replaceChildren(...groups);
+    show(el, state.view === "list");
+  }
+
+  // ------------------------------------------------------------------ the at-risk list
+
+  function defaultQuery() {
+    return { tiers: [], segment: "", plan: "", owner: "", min_probability: "", min_mrr: "", sort: "probability" };
+  }
+
+  function queryFromParams(params) {
+    const q = defaultQuery();
+    q.tiers = params.getAll("tier");
+    for (const k of ["segment", "plan", "owner", "min_probability", "min_mrr"]) q[k] = params.get(k) || "";
+    const sort = params.get("sort");
+    if (SORTS.includes(sort)) q.sort = sort;
+    return q;
+  }
+
+  /** The query as URL parameters: for the hash (with sort) and for the API. */
+  function queryParams(q) {
+    const p = new URLSearchParams();
+    for (const t of q.tiers) p.append("tier", t);
+    for (const k of ["segment", "plan", "owner", "min_probability", "min_mrr"]) if (q[k] !== "") p.set(k, q[k]);
+    if (q.sort !== "probability") p.set("sort", q.sort);
+    return p;
+  }
+
+  function renderFilterOptions() {
+    const sm = state.summary;
+    if (!sm) return;
+    const chips = $("#tier-chips");
+    const byTier = Object.fromEntries((sm.tiers || []).map((t) => [t.tier, t]));
+    chips.replaceChildren(...tierNames().map((name) => h("button", {
+      type: "button", class: `chip tone-${tierTone(name)}`, "data-tier": name, "aria-pressed": "false",
+      testid: `filter-tier-${name}`,
+      onclick: () => {
+        const tiers = new Set(state.query.tiers);
+        if (tiers.has(name)) tiers.delete(name); else tiers.add(name);
+        applyQuery({ ...state.query, tiers: tierNames().filter((t) => tiers.has(t)) });
+      },
+    }, h("span", { class: "chip-dot", "aria-hidden": "true" }), capital(name),
+    byTier[name] ? h("span", { class: "chip-count", text: count(byTier[name].accounts) }) : null)));
+    fillSelect($("#f-segment"), sm.segments, "All segments");
+    fillSelect($("#f-plan"), sm.plans, "All plans");
+    fillSelect($("#f-owner"), sm.owners, "All owners");
+    syncFilterInputs();
+  }
+
+  function fillSelect(select, values, allLabel) {
+    const current = select.value;
+    select.replaceChildren(h("option", { value: "", text: allLabel }),
+      ...(values || []).map((v) => h("option", { value: v, text: v })));
+    select.value = current;
+  }
+
+  function syncFilterInputs() {
+    const q = state.query;
+    for (const chip of document.querySelectorAll("#tier-chips .chip")) {
+      chip.setAttribute("aria-pressed", String(q.tiers.includes(chip.dataset.tier)));
+    }
+    for (const [id, k] of [["#f-segment", "segment"], ["#f-plan", "plan"], ["#f-owner", "owner"]]) {
+      const sel = $(id);
+      if (q[k] && ![...sel.options].some((o) => o.value === q[k])) sel.append(h("option", { value: q[k], text: q[k] }));
+      sel.value = q[k];
+    }
+    const minP = $("#f-min-probability");
+    const pct = q.min_probability === "" ? "" : String(+(Number(q.min_probability) * 100).toFixed(4));
+    if (document.activeElement !== minP) minP.value = pct;
+    const minM = $("#f-min-mrr");
+    if (document.activeElement !== minM) minM.value = q.min_mrr;
+    $("#f-sort").value = q.sort;
+    for (const th of document.querySelectorAll("th[data-sort]")) {
+      if (th.dataset.sort === q.sort) th.setAttribute("aria-sort", "descending");
+      else th.removeAttribute("aria-sort");
+    }
+  }
+
+  function applyQuery(q) {
+    state.query = q;
+    const qs = queryParams(q).toString();
+    state.listHash = `#/${qs ? `?${qs}` : ""}`;
+    if (parseRoute().name !== "list") {
+      location.hash = state.listHash;
+      return;
+    }
+    history.replaceState(null, "", `${location.pathname}${location.search}${state.listHash}`);
+    syncFilterInputs();
+    loadList(false);
+  }
+
+  function showList(params) {
+    state.view = "list";
+    state.query = queryFromParams(params);
+    const qs = queryParams(state.query).toString();
+    state.listHash = `#/${qs ? `?${qs}` : ""}`;
+    show($("#account-view"), false);
+    show($("#list-view"), true);
+    show($("#headline"), true);
+    document.title = "Accounts at risk · Churn risk";
+    syncFilterInputs();
+    $("#list-view").classList.toggle("no-run", Boolean(state.noRun));
+    if (state.noRun) { renderNoRun(); return; }
+    const runId = state.summary && state.summary.run ? state.summary.run.run_id : null;
+    if (state.list.key === qs && state.list.runId === runId && state.list.rows.length) {
+      renderRows(); // came back from an account: the same list, where we left it
+      requestAnimationFrame(() => window.scrollTo(0, state.list.scrollY));
+      return;
+    }
+    loadList(false);
+  }
+
+  function renderNoRun() {
+    $("#rows").replaceChildren();
+    const empty = $("#list-empty");
+    empty.replaceChildren(h("strong", { text: "No scores yet." }), " ",
+      h("span", { text: "The accounts have not been scored: run " }), h("code", { text: "churnrisk score DATA" }),
+      h("span", { text: ", then reload this page." }));
+    show(empty, true);
+    $("#list-count").textContent = "";
+    show($("#load-more"), false);
+  }
+
+  async function loadList(append) {
+    const q = state.query;
+    const params = queryParams(q);
+    const key = params.toString();
+    params.set("sort", q.sort);
+    params.set("limit", String(PAGE_SIZE));
+    if (append && state.list.next) params.set("cursor", state.list.next);
+    const seq = ++state.listSeq;
+    const box = $("[data-testid=table-box]");
+    box.setAttribute("aria-busy", "true");
+    if (!append) {
+      $("#list-count").textContent = "Loading…";
+      $("#rows").classList.add("loading");
+    }
+    const more = $("#load-more");
+    more.disabled = true;
+    try {
+      const page = await api(`/v1/accounts/at-risk?${params}`);
+      if (seq !== state.listSeq) return;
+      const prev = state.list;
+      state.list = {
+        key, run: page.run || null, runId: page.run ? page.run.run_id : null, next: page.next_cursor, total: page.total,
+        rows: append ? prev.rows.concat(page.data) : page.data, scrollY: append ? prev.scrollY : 0,
+      };
+      if (page.run && state.summary && state.summary.run && page.run.run_id !== state.summary.run.run_id) {
+        loadSummary().catch(report); // a new run landed: refresh the headline and filter values
+      }
+      renderRows();
+    } catch (err) {
+      if (seq !== state.listSeq) return;
+      if (err.status === 409) { // the cursor belongs to an older run: start again on the new one
+        report({ problem: { title: "A new scoring run arrived", detail: "The list was reloaded from the top." } });
+        loadSummary().catch(() => {});
+        state.list.next = null;
+        loadList(false);
+        return;
+      }
+      if (err.status === 404) {
+        state.noRun = err;
+        $("#list-view").classList.add("no-run");
+        renderNoRun();
+        return;
+      }
+      $("#list-count").textContent = "";
+      report(err);
+    } finally {
+      if (seq === state.listSeq) {
+        box.removeAttribute("aria-busy");
+        $("#rows").classList.remove("loading");
+        more.disabled = false;
+      }
+    }
+  }
+
+  function renderRows() {
+    const { rows, total, next } = state.list;
+    const body = $("#rows");
+    body.replaceChildren(...rows.map(rowElement));
+    const filtered = queryParams(state.query).toString().replace(/(^|&)sort=[^&]*/, "") !== "";
+    $("#list-count").textContent = rows.length
+      ? `Showing ${count(rows.length)} of ${count(total)} ${filtered ? "matching " : ""}account${total === 1 ? "" : "s"}`
+      : "";
+    const empty = $("#list-empty");
+    if (!rows.length) {
+      empty.replaceChildren(h("span", { text: "No accounts match these filters. " }),
+        h("button", { type: "button", class: "btn btn-quiet btn-small", text: "Clear filters", onclick: resetFilters }));
+    }
+    show(empty, rows.length === 0);
+    const more = $("#load-more");
+    more.textContent = next ? `Load ${count(Math.min(PAGE_SIZE, total - rows.length))} more` : "";
+    show(more, Boolean(next));
+  }
+
+  function accountHref(id) {
+    return `#/accounts/${encodeURIComponent(id)}`;
+  }
+
+  function rowElement(r) {
+    const run = state.list.run;
+    const ch = !isNum(r.probability_change) && run && run.previous_run_id
+      ? { text: "new", tone: "flat", title: "not scored in the previous run" }
+      : change(r.probability_change);
+    const top = (r.drivers || [])[0];
+    const driverTitle = (r.drivers || []).map((d) => d.text).join("\n");
+    return h("tr", { testid: "at-risk-row", "data-account-id": r.account_id, "data-tier": r.risk_tier },
+      h("td", { class: "col-account", "data-col": "account" },
+        h("a", { href: accountHref(r.account_id), class: "acct-link", text: r.name || r.account_id }),
+        h("span", { class: "acct-id", text: r.account_id })),
+      h("td", { "data-col": "segment", text: r.segment || "—" }),
+      h("td", { "data-col": "plan", text: r.plan || "—" }),
+      h("td", { class: "col-owner", "data-col": "owner", text: r.owner || "—" }),
+      h("td", { "data-col": "tier" }, tierBadge(r.risk_tier)),
+      h("td", { class: "num strong", "data-col": "probability", "data-value": r.churn_probability, text: prob(r.churn_probability) }),
+      h("td", { class: `num change tone-text-${ch.tone}`, "data-col": "change", title: ch.title, text: ch.text }),
+      h("td", { class: "num", "data-col": "mrr", text: money(r.mrr) }),
+      h("td", { class: "num", "data-col": "mrr_at_risk", "data-value": r.mrr_at_risk, text: money(r.mrr_at_risk) }),
+      h("td", { class: "num", "data-col": "clv", "data-value": r.lifetime_clv, text: money(r.lifetime_clv) }),
+      h("td", { class: "col-driver", "data-col": "driver", title: driverTitle || null },
+        top ? h("div", { class: "driver-cell" },
+          h("span", { class: "driver-meaning", text: top.meaning || top.feature }),
+          top.display != null && top.display !== ""
+            ? h("span", { class: "driver-value" }, "value ", h("strong", { text: String(top.display) })) : null)
+          : h("span", { class: "muted", text: "—" })));
+  }
+
+  function resetFilters() {
+    applyQuery(defaultQuery());
+  }
+
+  function onRowClick(event) {
+    if (event.target.closest("a, button")) return;
+    const tr = event.target.closest("tr[data-account-id]");
+    if (!tr) return;
+    if (window.getSelection && String(window.getSelection()).length) return; // selecting text
+    openAccount(tr.dataset.accountId);
+  }
+
+  function openAccount(id) {
+    state.list.scrollY = window.scrollY;
+    location.hash = accountHref(id);
+  }
+
+  let debounce = null;
+  function onFilterInput(event) {
+    const el = event.target;
+    const q = { ...state.query };
+    if (el.id === "f-min-probability") {
+      const v = el.value.trim();
+      const n = Number(v);
+      const ok = v === "" || (Number.isFinite(n) && n >= 0 && n <= 100);
+      el.setAttribute("aria-invalid", String(!ok));
+      if (!ok) return;
+      q.min_probability = v === "" ? "" : String(+(n / 100).toFixed(6));
+    } else if (el.id === "f-min-mrr") {
+      const v = el.value.trim();
+      const n = Number(v);
+      const ok = v === "" || (Number.isFinite(n) && n >= 0);
+      el.setAttribute("aria-invalid", String(!ok));
+      if (!ok) return;
+      q.min_mrr = v === "" ? "" : String(n);
+    } else {
+      return;
+    }
+    clearTimeout(debounce);
+    debounce = setTimeout(() => applyQuery(q), 350);
+  }
+
+  function onFilterChange(event) {
+    const el = event.target;
+    const k = { "f-segment": "segment", "f-plan": "plan", "f-owner": "owner", "f-sort": "sort" }[el.id];
+    if (k) applyQuery({ ...state.query, [k]: el.value });
+  }
+
+  async function downloadCsv() {
+    const btn = $("#download-csv");
+    const label = btn.lastChild.textContent;
+    btn.disabled = true;
+    btn.lastChild.textContent = " Preparing…";
+    try {
+      const res = await api("/v1/export/scores?format=csv", { raw: true });
+      const blob = await res.blob();
+      const cd = res.headers.get("Content-Disposition") || "";
+      const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+      const run = state.summary && state.summary.run;
+      const name = m ? decodeURIComponent(m[1]) : `churnrisk-scores-${run ? run.as_of : "export"}.csv`;
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      report(err);
+    } finally {
+      btn.disabled = false;
+      btn.lastChild.textContent = label;
+    }
+  }
+
+  // ------------------------------------------------------------------ one account
+
+  async function showAccount(id) {
+    state.view = "account";
+    const seq = ++state.accountSeq;
+    show($("#list-view"), false);
+    show($("#headline"), false);
+    const view = $("#account-view");
+    view.replaceChildren(backLink(), h("p", { class: "muted loading-text", text: "Loading account…" }));
+    show(view, true);
+    window.scrollTo(0, 0);
+    try {
+      const acct = await api(`/v1/accounts/${encodeURIComponent(id)}`);
+      if (seq !== state.accountSeq || state.view !== "account") return;
+      renderAccount(acct);
+    } catch (err) {
+      if (seq !== state.accountSeq) return;
+      if (err.status === 401) return;
+      view.replaceChildren(backLink(), h("div", { class: "card empty", testid: "account-error" },
+        h("strong", { text: err.status === 404 ? "Account not found. " : "Could not load this account. " }),
+        h("span", { text: err.message })));
+    }
+  }
+
+  function backLink() {
+    return h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+      h("a", {
+        href: state.listHash, class: "back", testid: "back-link",
+        onclick: (e) => {
+          if (history.length > 1 && state.cameFromList) { e.preventDefault(); history.back(); }
+        },
+      }, "← Back to the at-risk list"));
+  }
+
+  function renderAccount(a) {
+    state.lastAccount = a; // for redrawing the chart on resize
+    document.title = `${a.name || a.account_id} · Churn risk`;
+    const ch = change(a.probability_change);
+    const history_ = a.history || [];
+    const facts = [
+      a.account_id, a.segment, a.plan ? `${a.plan} plan` : null, a.owner ? `owner ${a.owner}` : null,
+    ].filter(Boolean);
+    const head = h("div", { class: "acct-head" },
+      h("div", { class: "acct-title" },
+        h("h1", { testid: "account-name", text: a.name || a.account_id }),
+        tierBadge(a.risk_tier, true)),
+      h("p", { class: "acct-facts muted", testid: "account-facts", text: facts.join(" · ") }));
+
+    const notCurrent = a.current === false
+      ? h("div", { class: "notice", testid: "not-current" },
+        h("strong", { text: "Not in the current run. " }),
+        `This is the account's last score, as of ${day(a.as_of)}. It was not active on the current run's as-of date (it may have churned).`)
+      : null;
+
+    const kpis = h("div", { class: "kpi-row acct-kpis" },
+      h("div", { class: "kpi kpi-prob", testid: "account-probability" },
+        h("div", { class: "kpi-label", text: "Churn probability" }),
+        h("div", { class: "kpi-value" }, h("span", { testid: "account-probability-value", text: prob(a.churn_probability) }),
+          h("span", { class: `kpi-change tone-text-${ch.tone}`, title: ch.title, testid: "account-change", text: ch.text })),
+        h("div", { class: "kpi-sub", text: isNum(a.previous_probability) ? `was ${prob(a.previous_probability)} in the previous run` : "no previous score" })),
+      kpi({ label: "MRR", value: money(a.mrr), testid: "account-mrr", sub: "monthly recurring revenue" }),
+      kpi({ label: "MRR at risk", value: money(a.mrr_at_risk), testid: "account-mrr-at-risk", sub: "MRR × churn probability", tone: "red" }),
+      kpi({ label: "Revenue, next 12 months", value: money(a.revenue_12m), testid: "account-revenue", sub: "projected" }),
+      kpi({ label: "Lifetime CLV", value: money(a.lifetime_clv), testid: "account-clv", sub: "projected customer lifetime value" }));
+
+    const drivers = h("section", { class: "card panel", testid: "drivers", "aria-labelledby": "drivers-title" },
+      h("h2", { id: "drivers-title", text: lowTier(a.risk_tier) ? "What drives this account's score?" : "Why is this account at risk?" }),
+      h("p", { class: "muted panel-intro", text: "The account's data that moves its score most. Red bars raise the risk, green bars lower it." }),
+      driversTable(a.drivers || []));
+
+    const changes = h("section", { class: "card panel", testid: "change", "aria-labelledby": "change-title" },
+      h("h2", { id: "change-title", text: "Why did the score change?" }),
+      changeSummary(a, history_),
+      changeTable(a.change_drivers || [], a));
+
+    const trend = h("section", { class: "card panel panel-chart", testid: "trend", "aria-labelledby": "trend-title" },
+      h("div", { class: "panel-head" },
+        h("h2", { id: "trend-title", text: "Risk trend" }),
+        h("p", { class: "muted", text: `Churn probability at each scoring run (${history_.length} run${history_.length === 1 ? "" : "s"}); dashed lines are the tier thresholds.` })),
+      h("div", { class: "chart", testid: "risk-chart-box" }));
+
+    const meta = h("p", { class: "run-meta muted", testid: "account-run" },
+      `Scored as of ${day(a.as_of)} (${stamp(a.scored_at)}) · churn model v${a.churn_version} · CLV model v${a.clv_version} · run ${a.run_id}`);
+
+    const view = $("#account-view");
+    view.replaceChildren(backLink(), h("div", { class: "card acct-card" }, head, notCurrent, kpis),
+      h("div", { class: "grid-2" }, drivers, changes), trend, meta);
+    drawChart(view.querySelector(".chart"), history_);
+  }
+
+  function barCell(value, maxAbs, tone) {
+    const width = maxAbs > 0 ? Math.max(2, (Math.abs(value) / maxAbs) * 50) : 0;
+    const side = value > 0 ? "right" : "left";
+    return h("td", { class: "bar-cell", title: `contribution ${value > 0 ? "+" : ""}${value.toFixed(3)} (log-odds of churn)` },
+      h("div", { class: "bar-track" },
+        h("span", { class: "bar-axis" }),
+        h("span", { class: `bar bar-${side} tone-bg-${tone}`, style: { width: `${width.toFixed(1)}%` } })));
+  }
+
+  function driversTable(drivers) {
+    if (!drivers.length) return h("p", { class: "muted", text: "No drivers recorded for this score." });
+    const maxAbs = Math.max(...drivers.map((d) => Math.abs(d.contribution || 0)));
+    return h("table", { class: "mini-table", testid: "drivers-table" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col", text: "Factor" }), h("th", { scope: "col", class: "num", text: "Value" }),
+        h("th", { scope: "col", class: "bar-head", text: "Effect on risk" }))),
+      h("tbody", {}, drivers.map((d) => {
+        const raises = d.direction === "raises";
+        return h("tr", { testid: "driver-row", "data-feature": d.feature, "data-direction": d.direction },
+          h("td", {}, h("div", { class: "factor", text: d.meaning || d.feature }),
+            h("div", { class: `factor-dir tone-text-${raises ? "up" : "down"}`, text: raises ? "▲ raises risk" : "▼ lowers risk" })),
+          h("td", { class: "num", text: d.display != null ? String(d.display) : "missing" }),
+          barCell(d.contribution || 0, maxAbs, raises ? "red" : "green"));
+      })));
+  }
+
+  function changeSummary(a, hist) {
+    const prevPoint = hist.length >= 2 ? hist[hist.length - 2] : null;
+    if (!isNum(a.previous_probability)) {
+      return h("p", { class: "change-summary", testid: "change-summary" },
+        prevPoint ? "The previous run did not score this account, so there is nothing to compare yet."
+          : "This is the account's first scoring run: there is no earlier score to compare.");
+    }
+    const ch = change(a.probability_change);
+    return h("p", { class: "change-summary", testid: "change-summary" },
+      "Churn probability went from ", h("strong", { text: prob(a.previous_probability) }),
+      prevPoint ? ` (as of ${day(prevPoint.as_of)})` : "",
+      " to ", h("strong", { text: prob(a.churn_probability) }), ` (as of ${day(a.as_of)}): `,
+      h("strong", { class: `tone-text-${ch.tone}`, text: ch.text }), ".");
+  }
+
+  function changeTable(items, a) {
+    if (!items.length) {
+      return isNum(a.previous_probability)
+        ? h("p", { class: "muted", text: "None of the account's data moved its score noticeably." })
+        : null;
+    }
+    const maxAbs = Math.max(...items.map((d) => Math.abs(d.contribution_change || 0)));
+    return h("table", { class: "mini-table", testid: "change-drivers" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col", text: "What changed" }), h("th", { scope: "col", class: "num", text: "Before → after" }),
+        h("th", { scope: "col", class: "bar-head", text: "Effect on risk" }))),
+      h("tbody", {}, items.map((d) => {
+        const raised = d.direction === "raised";
+        return h("tr", { testid: "change-driver-row", "data-feature": d.feature, "data-direction": d.direction },
+          h("td", {}, h("div", { class: "factor", text: d.meaning || d.feature }),
+            h("div", { class: `factor-dir tone-text-${raised ? "up" : "down"}`, text: raised ? "▲ raised risk" : "▼ lowered risk" })),
+          h("td", { class: "num nowrap" }, h("span", { class: "muted", text: String(d.before_display ?? "missing") }),
+            " → ", h("strong", { text: String(d.after_display ?? "missing") })),
+          barCell(d.contribution_change || 0, maxAbs, raised ? "red" : "green"));
+      })));
+  }
+
+  // ------------------------------------------------------------------ the risk trend chart
+
+  function niceMax(v) {
+    for (const step of [0.05, 0.1, 0.2, 0.25, 0.5, 1]) {
+      const top = Math.ceil((v + 1e-9) / step) * step;
+      if (top / step <= 6) return { top: Math.min(1, top), step };
+    }
+    return { top: 1, step: 0.2 };
+  }
+
+  function drawChart(box, hist) {
+    const points = hist.filter((p) => isNum(p.churn_probability) && p.as_of)
+      .map((p) => ({ ...p, t: parseDay(p.as_of).getTime() }));
+    const W = Math.max(320, Math.floor(box.clientWidth || 720));
+    const H = 240;
+    const m = { left: 52, right: 112, top: 14, bottom: 34 };
+    const iw = W - m.left - m.right;
+    const ih = H - m.top - m.bottom;
+    const ths = thresholds();
+    const maxP = Math.max(0, ...points.map((p) => p.churn_probability), ...ths.map((t) => t.from));
+    const { top, step } = niceMax(Math.min(1, maxP * 1.15 + 0.02));
+    const y = (p) => m.top + ih - (p / top) * ih;
+    const t0 = points.length ? Math.min(...points.map((p) => p.t)) : 0;
+    const t1 = points.length ? Math.max(...points.map((p) => p.t)) : 1;
+    const pad = Math.min(36, iw * 0.06);
+    const x = (t) => (t1 === t0 ? m.left + iw / 2 : m.left + pad + ((t - t0) / (t1 - t0)) * (iw - 2 * pad));
+
+    const last = points[points.length - 1];
+    const label = points.length
+      ? `Churn probability over ${points.length} scoring run${points.length === 1 ? "" : "s"}, from ${prob(points[0].churn_probability)} as of ${day(points[0].as_of)} to ${prob(last.churn_probability)} as of ${day(last.as_of)}`
+      : "No score history";
+    const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": label, class: "trend", "data-testid": "risk-chart" },
+      s("title", {}, label));
+
+    // tier bands and thresholds
+    const bands = s("g", { class: "bands" });
+    let upper = top;
+    for (const th of ths) {
+      if (th.from >= top) { upper = Math.min(upper, top); continue; }
+      bands.append(s("rect", { x: m.left, y: y(upper), width: iw, height: Math.max(0, y(th.from) - y(upper)), class: `band tone-fill-${tierTone(th.tier)}` }));
+      upper = th.from;
+    }
+    svg.append(bands);
+
+    const grid = s("g", { class: "grid" });
+    for (let v = 0; v <= top + 1e-9; v += step) {
+      grid.append(s("line", { x1: m.left, x2: m.left + iw, y1: y(v), y2: y(v) }),
+        s("text", { x: m.left - 8, y: y(v), class: "tick tick-y", "text-anchor": "end", "dominant-baseline": "middle" }, `${Math.round(v * 100)}%`));
+    }
+    svg.append(grid);
+
+    const thr = s("g", { class: "thresholds", "data-testid": "chart-thresholds" });
+    for (const th of ths) {
+      if (th.from > top) continue;
+      thr.append(s("line", { x1: m.left, x2: m.left + iw, y1: y(th.from), y2: y(th.from), class: `threshold tone-stroke-${tierTone(th.tier)}`, "data-tier": th.tier }),
+        s("text", { x: m.left + iw + 8, y: y(th.from), class: `threshold-label tone-fill-text-${tierTone(th.tier)}`, "dominant-baseline": "middle" },
+          `${capital(th.tier)} ≥ ${Math.round(th.from * 1000) / 10}%`));
+    }
+    svg.append(thr);
+
+    // axes
+    svg.append(s("line", { x1: m.left, x2: m.left, y1: m.top, y2: m.top + ih, class: "axis" }),
+      s("line", { x1: m.left, x2: m.left + iw, y1: m.top + ih, y2: m.top + ih, class: "axis" }));
+
+    // x labels: at most ~7, always the first and the last
+    const xl = s("g", { class: "x-labels" });
+    const every = Math.max(1, Math.ceil(points.length / Math.max(2, Math.floor(iw / 90))));
+    let lastYear = null;
+    points.forEach((p, i) => {
+      const isLast = i === points.length - 1;
+      if (i % every !== 0 && !isLast) return;
+      if (!isLast && points.length > 1 && i !== 0 && x(points[points.length - 1].t) - x(p.t) < 70) return;
+      const d = parseDay(p.as_of);
+      const year = d.getUTCFullYear();
+      const text = year !== lastYear ? fmt.day.format(d) : fmt.dayShort.format(d);
+      lastYear = year;
+      xl.append(s("line", { x1: x(p.t), x2: x(p.t), y1: m.top + ih, y2: m.top + ih + 4, class: "axis" }),
+        s("text", { x: x(p.t), y: m.top + ih + 18, class: "tick", "text-anchor": "middle" }, text));
+    });
+    svg.append(xl, s("text", { x: 12, y: m.top + ih / 2, class: "axis-title", transform: `rotate(-90 12 ${m.top + ih / 2})`, "text-anchor": "middle" }, "Churn probability"));
+
+    if (points.length > 1) {
+      const d = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.churn_probability).toFixed(1)}`).join(" ");
+      svg.append(s("path", { d, class: "trend-line" }));
+    }
+    const dots = s("g", { class: "points" });
+    for (const p of points) {
+      dots.append(s("circle", { cx: x(p.t), cy: y(p.churn_probability), r: p === last ? 5 : 3.5, class: `point tone-fill-${tierTone(p.risk_tier)}`, "data-testid": "chart-point" },
+        s("title", {}, `as of ${day(p.as_of)}: ${prob(p.churn_probability)} (${p.risk_tier}), MRR at risk ${money(p.mrr_at_risk)}`)));
+    }
+    svg.append(dots);
+    if (last) {
+      const lx = x(last.t);
+      const ly = y(last.churn_probability);
+      svg.append(s("text", { x: lx, y: ly - 10, class: "point-label", "text-anchor": points.length === 1 ? "middle" : "end" }, prob(last.churn_probability)));
+    }
+    box.replaceChildren(svg);
+    if (!points.length) box.append(h("p", { class: "muted", text: "No score history yet." }));
+  }
+
+  let resizeTimer = null;
+  function onResize() {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(() => {
+      const box = document.querySelector("#account-view .chart");
+      if (box && state.view === "account" && state.lastAccount) drawChart(box, state.lastAccount.history || []);
+    }, 150);
+  }
+
+  // ------------------------------------------------------------------ wiring
+
+  function init() {
+    $("#signin-form").addEventListener("submit", signIn);
+    $("#sign-out").addEventListener("click", () => signOut("You are signed out."));
+    $("#filters").addEventListener("submit", (e) => e.preventDefault());
+    $("#filters").addEventListener("change", onFilterChange);
+    $("#filters").addEventListener("input", onFilterInput);
+    $("#reset-filters").addEventListener("click", resetFilters);
+    $("#download-csv").addEventListener("click", downloadCsv);
+    $("#load-more").addEventListener("click", () => loadList(true));
+    $("#rows").addEventListener("click", onRowClick);
+    for (const btn of document.querySelectorAll(".sort-btn")) {
+      btn.addEventListener("click", () => applyQuery({ ...state.query, sort: btn.dataset.sort }));
+    }
+    let lastView = null;
+    window.addEventListener("hashchange", () => {
+      if (takeKeyFromHashChange()) return;
+      state.cameFromList = lastView === "list";
+      route();
+      lastView = state.view;
+    });
+    window.addEventListener("resize", onResize);
+    takeKeyFromFragment();
+    enter().then(() => { lastView = state.view; });
+  }
+
+  /** A link with #key=... followed while the page is open: take the key, then start over. */
+  function takeKeyFromHashChange() {
+    if (!/(^#|[?&])key=/.test(location.hash)) return false;
+    takeKeyFromFragment();
+    enter();
+    return true;
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

@@ -1,0 +1,661 @@
+"""The dashboard end to end in headless Chromium, over the real app and a real score store.
+
+The app (:func:`churnrisk.api.app.create_app`) runs in uvicorn on a free loopback port in a
+background thread, over a SQLite score store holding three hand-made runs of 60 accounts
+(plus one account that left before the current run), and a small generated world as the
+metrics' data source. Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright
+(``make`` installs it); nothing is downloaded. Screenshots of the list and of an account
+page at 1366x768 are written to ``tests/output/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from churnrisk.api.app import create_app
+from churnrisk.api.state import LoadedModels
+from churnrisk.features import get_feature
+from churnrisk.generate import generate_world
+from churnrisk.metrics import compute_metrics, last_complete_month
+from churnrisk.models.explain import format_value
+from churnrisk.settings import Settings
+from churnrisk.store import SCORE_COLUMNS, RunRecord, ScoreStore
+from churnrisk.validate import load
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = Path(__file__).parent / "output"
+LAPTOP = {"width": 1366, "height": 768}
+TIMEOUT_MS = 10_000
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Chromium is not installed at /usr/bin/chromium: run `make sysdeps` (Debian's"
+    " chromium package) to run the browser tests",
+)
+
+# --------------------------------------------------------------------------- the runs
+
+N = 60
+"""Accounts A001..A060 in the current run (A060 is new in it)."""
+
+GONE = "A061"
+"""An account scored in the first two runs only (it churned)."""
+
+TIERS = {"high": 0.25, "medium": 0.10}
+AS_OF = (date(2025, 10, 1), date(2025, 11, 1), date(2025, 12, 1))
+SCORED_AT = tuple(datetime(d.year, d.month, 2, 6, 0, tzinfo=UTC) for d in AS_OF)
+WORDS = ("Northwind", "Bluebird", "Cedar", "Harbor", "Summit", "Lumen")
+WORDS += ("Granite", "Maple", "Orbit", "Pioneer", "Quartz", "Willow")
+KINDS = ("Analytics", "Logistics", "Health", "Partners", "Systems")
+SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
+PLANS = ("starter", "growth", "enterprise")
+OWNERS = ("Ana Silva", "Ben Okafor", "Chloe Martin", "Dev Patel")
+RISERS = (
+    "dau_mau_30d",
+    "days_since_last_event",
+    "tickets_30d",
+    "nps_last_score",
+    "mrr_change_90d",
+    "usage_trend_30d",
+)
+LOWERERS = ("tenure_days", "seats")
+WEIGHTS = (0.9, 0.5, 0.2)
+CSV_HEADER = [
+    "account_id",
+    "name",
+    "segment",
+    "plan",
+    "owner",
+    "risk_tier",
+    "churn_probability",
+    "probability_change",
+    "mrr",
+    "mrr_at_risk",
+    "revenue_12m",
+    "lifetime_clv",
+    "top_drivers",
+    "as_of",
+    "updated_at",
+    "run_id",
+    "churn_version",
+]
+
+
+def account_id(i: int) -> str:
+    return f"A{i:03d}"
+
+
+def probability(i: int, run: int) -> float:
+    """Account ``i``'s probability in run 0, 1 or 2.
+
+    A position ``u`` in (0, 1), distinct per account in the current run (97 is prime),
+    drifting by up to 0.05 a run, mapped to a skewed probability: 15 high, 10 medium and
+    35 low accounts in the current run.
+    """
+    drift = ((i * 7) % 11 - 5) / 100
+    u = min(0.99, max(0.01, ((i * 37) % 97 + 1) / 100 - (2 - run) * drift))
+    return round(0.012 + 0.06 * u + 0.85 * u**5, 4)
+
+
+def mrr(i: int) -> float:
+    return 150.0 + ((i * 53) % 41) * 45.0
+
+
+def tier_of(p: float) -> str:
+    return next((name for name, low in TIERS.items() if p >= low), "low")
+
+
+def feature_value(feature: str, i: int, p: float) -> float | int:
+    """A value of ``feature`` that worsens as the probability ``p`` rises."""
+    values: dict[str, float | int] = {
+        "dau_mau_30d": round(0.45 - 0.4 * p, 2),
+        "days_since_last_event": int(60 * p),
+        "tickets_30d": int(12 * p),
+        "nps_last_score": int(9 - 8 * p),
+        "mrr_change_90d": round(-400 * p, 1),
+        "usage_trend_30d": round(0.2 - 0.8 * p, 2),
+        "tenure_days": 200 + 9 * i,
+        "seats": 5 + i % 20,
+    }
+    return values[feature]
+
+
+def display(feature: str, value: float | int) -> str:
+    return format_value(value, get_feature(feature).dtype)
+
+
+def risers(i: int) -> list[str]:
+    return [RISERS[(i + k) % len(RISERS)] for k in range(3)]
+
+
+def drivers(i: int, p: float) -> list[dict[str, Any]]:
+    """Three risers then two lowerers, as the scoring job writes them."""
+    items = [(f, round(w * p, 4)) for f, w in zip(risers(i), WEIGHTS, strict=True)]
+    items += [("tenure_days", -0.3), ("seats", -0.1)]
+    out = []
+    for feature, contribution in items:
+        value = feature_value(feature, i, p)
+        meaning = get_feature(feature).meaning
+        direction = "raises" if contribution > 0 else "lowers"
+        out.append(
+            {
+                "feature": feature,
+                "meaning": meaning,
+                "value": value,
+                "display": display(feature, value),
+                "contribution": contribution,
+                "direction": direction,
+                "text": f"{meaning} = {display(feature, value)}, {direction} risk",
+            }
+        )
+    return out
+
+
+def change_drivers(i: int, before: float, after: float) -> list[dict[str, Any]]:
+    """The risers' changes between two probabilities, largest first; none when unchanged."""
+    out = []
+    for feature, weight in zip(risers(i), WEIGHTS, strict=True):
+        change = round(weight * (after - before), 4)
+        if change == 0:
+            continue
+        old, new = feature_value(feature, i, before), feature_value(feature, i, after)
+        meaning = get_feature(feature).meaning
+        direction = "raised" if change > 0 else "lowered"
+        out.append(
+            {
+                "feature": feature,
+                "meaning": meaning,
+                "before": old,
+                "after": new,
+                "before_display": display(feature, old),
+                "after_display": display(feature, new),
+                "contribution_change": change,
+                "direction": direction,
+                "text": f"{meaning}: {display(feature, old)} → {display(feature, new)},"
+                f" {direction} risk",
+            }
+        )
+    return sorted(out, key=lambda d: -abs(d["contribution_change"]))
+
+
+def score_row(
+    i: int, run: int, *, p: float | None = None, previous: float | None = None, name: str = ""
+) -> dict[str, Any]:
+    """Account ``i``'s row in ``run`` (``p``, ``previous``: instead of the formula's)."""
+    if p is None:
+        p = probability(i, run)
+        previous = probability(i, run - 1) if run > 0 and i != N else None
+    revenue = 12 * mrr(i) * (1 - p)
+    return {
+        "account_id": account_id(i),
+        "name": name or f"{WORDS[i % len(WORDS)]} {KINDS[i % len(KINDS)]}",
+        "segment": SEGMENTS[i % 3],
+        "plan": PLANS[(i // 3) % 3],
+        "owner": OWNERS[i % 4],
+        "churn_probability": p,
+        "risk_tier": tier_of(p),
+        "mrr": mrr(i),
+        "mrr_at_risk": mrr(i) * p,
+        "revenue_12m": revenue,
+        "lifetime_clv": 3 * revenue,
+        "previous_probability": previous,
+        "probability_change": None if previous is None else round(p - previous, 4),
+        "drivers": drivers(i, p),
+        "change_drivers": [] if previous is None else change_drivers(i, previous, p),
+    }
+
+
+def runs_rows() -> list[list[dict[str, Any]]]:
+    """The three runs' rows: A001..A059 and A061 in the first two, A001..A060 in the last."""
+    out = []
+    for run in range(3):
+        rows = [score_row(i, run) for i in range(1, N + (run == 2))]
+        if run == 0:
+            rows.append(score_row(61, run, p=0.42, name="Juniper Retail"))
+        if run == 1:
+            rows.append(score_row(61, run, p=0.61, previous=0.42, name="Juniper Retail"))
+        out.append(rows)
+    return out
+
+
+def write_runs(store: ScoreStore) -> list[RunRecord]:
+    records: list[RunRecord] = []
+    for run, rows in enumerate(runs_rows()):
+        record = RunRecord(
+            run_id=f"run{run}".ljust(32, "0"),
+            as_of=AS_OF[run],
+            scored_at=SCORED_AT[run],
+            churn_version=str(run + 1),
+            clv_version="1",
+            model_run_id="mlflow-run",
+            accounts=len(rows),
+            tiers=dict(TIERS),
+            low_tier="low",
+            previous_run_id=records[-1].run_id if records else None,
+            source="hand-made",
+        )
+        store.write_run(record, pd.DataFrame(rows, columns=SCORE_COLUMNS))
+        records.append(record)
+    return records
+
+
+CURRENT = {row["account_id"]: row for row in runs_rows()[2]}
+
+
+def ranked(rows: list[dict[str, Any]], column: str) -> list[str]:
+    """Account ids in the API's order: descending by ``column``, ties by account id."""
+    return [r["account_id"] for r in sorted(rows, key=lambda r: (-r[column], r["account_id"]))]
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True)
+class Service:
+    url: str
+    key: str
+    metrics: dict[str, Any]
+    runs: list[RunRecord]
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run ``app`` in uvicorn on a free loopback port in a thread; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the app did not start in uvicorn")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+NO_MODELS = LoadedModels.unavailable("no champion in this test (the dashboard does not need it)")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """The real app over the hand-made runs, with a small generated world for the metrics."""
+    root = tmp_path_factory.mktemp("dashboard")
+    world = root / "world"
+    generate_world(world, accounts=300, months=14, seed=5)
+    ds = load(world).dataset
+    metrics = compute_metrics(ds, last_complete_month(ds))
+    store = ScoreStore(f"sqlite:///{root / 'scores.db'}")
+    store.upgrade()
+    records = write_runs(store)
+    key, _ = store.create_key("dashboard test", "read")
+    app = create_app(Settings(data_dir=root / "data", data=world), store=store, models=NO_MODELS)
+    try:
+        with serving(app) as url:
+            yield Service(url, key, metrics, records)
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh laptop-sized page; fails the test on any uncaught script error."""
+    context = browser.new_context(viewport=LAPTOP, accept_downloads=True, locale="en-US")
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert errors == []
+
+
+def wait_rows(page: Any, ids: list[str]) -> None:
+    """Wait until the table shows exactly ``ids``, in order."""
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=at-risk-row]')]"
+        ".map(r => r.dataset.accountId)) === JSON.stringify(ids)"
+        " && !document.querySelector('#rows.loading')",
+        arg=ids,
+    )
+
+
+def no_horizontal_scroll(page: Any) -> bool:
+    return page.evaluate(
+        "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
+
+
+def text(page: Any, testid: str) -> str:
+    return page.get_by_test_id(testid).inner_text().strip()
+
+
+def money(value: float) -> str:
+    return f"${value:,.0f}"
+
+
+def pct(p: float) -> str:
+    return f"{p * 100:.1f}%"
+
+
+def sign_in(page: Any, service: Service, route: str = "") -> None:
+    page.goto(f"{service.url}/#key={service.key}")
+    page.wait_for_selector("[data-testid=at-risk-row]")
+    if route:
+        page.evaluate("route => { location.hash = route; }", route)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_list_loads_filters_sorts_and_pages(page: Any, service: Service) -> None:
+    rows = list(CURRENT.values())
+    by_probability = ranked(rows, "churn_probability")
+    sign_in(page, service)
+
+    # the key left the address bar for sessionStorage
+    assert "key=" not in page.url
+    assert page.url.endswith("/#/")
+    assert page.evaluate("sessionStorage.getItem('churnrisk.apiKey')") == service.key
+
+    # headline: the run from /v1/summary, the health metrics from /v1/metrics
+    wait_rows(page, by_probability[:50])
+    assert text(page, "row-count") == "Showing 50 of 60 accounts"
+    assert text(page, "kpi-accounts-value") == "60"
+    assert text(page, "kpi-mrr-at-risk-value") == money(sum(r["mrr_at_risk"] for r in rows))
+    assert [sum(r["risk_tier"] == t for r in rows) for t in ("high", "medium", "low")] == [
+        15,
+        10,
+        35,
+    ]
+    assert text(page, "kpi-tier-high") == "15"
+    assert text(page, "kpi-tier-medium") == "10"
+    assert text(page, "kpi-tier-low") == "35"
+    assert text(page, "run-as-of") == "Dec 1, 2025"
+    assert text(page, "model-version") == "churn model v3"
+    page.get_by_test_id("kpi-nrr-value").wait_for()
+    m = service.metrics
+    period = datetime.strptime(m["period"], "%Y-%m").strftime("%B %Y")
+    assert text(page, "metrics-period").lower() == f"health metrics · {period}".lower()
+    assert text(page, "kpi-churn-rate-value") == f"{m['churn_rate']:.1f}%"
+    assert text(page, "kpi-nrr-value") == f"{m['nrr']:.1f}%"
+    assert text(page, "kpi-grr-value") == f"{m['grr']:.1f}%"
+    assert text(page, "kpi-nps-value") == f"{m['nps']:+.0f}"
+
+    # one row, cell by cell
+    first = CURRENT[by_probability[0]]
+    cells = page.locator("[data-testid=at-risk-row]").first
+    assert cells.locator("[data-col=account] a").inner_text() == first["name"]
+    assert cells.locator("[data-col=tier]").inner_text() == first["risk_tier"].capitalize()
+    assert cells.locator("[data-col=probability]").inner_text() == pct(first["churn_probability"])
+    change = first["probability_change"] * 100
+    arrow = "▲" if change > 0 else "▼"
+    assert cells.locator("[data-col=change]").inner_text() == f"{arrow} {abs(change):.1f} pp"
+    assert cells.locator("[data-col=mrr]").inner_text() == money(first["mrr"])
+    assert cells.locator("[data-col=mrr_at_risk]").inner_text() == money(first["mrr_at_risk"])
+    assert cells.locator("[data-col=clv]").inner_text() == money(first["lifetime_clv"])
+    top = first["drivers"][0]
+    assert cells.locator("[data-col=driver]").inner_text().split("\n") == [
+        top["meaning"],
+        f"value {top['display']}",
+    ]
+
+    # load more with the cursor
+    page.get_by_test_id("load-more").click()
+    wait_rows(page, by_probability)
+    assert text(page, "row-count") == "Showing 60 of 60 accounts"
+    assert page.get_by_test_id("load-more").is_hidden()
+    new = page.locator("[data-account-id=A060] [data-col=change]")
+    assert new.inner_text() == "new"  # not scored in the previous run
+
+    # filter by tier: only high rows, the filter kept in the address
+    high = [r for r in rows if r["risk_tier"] == "high"]
+    page.get_by_test_id("filter-tier-high").click()
+    wait_rows(page, ranked(high, "churn_probability"))
+    assert set(
+        page.eval_on_selector_all("[data-testid=at-risk-row]", "r => r.map(x => x.dataset.tier)")
+    ) == {"high"}
+    assert page.get_by_test_id("filter-tier-high").get_attribute("aria-pressed") == "true"
+    assert text(page, "row-count") == f"Showing {len(high)} of {len(high)} matching accounts"
+    assert page.url.endswith("#/?tier=high")
+
+    # sort by MRR at risk (the column header), then by CLV (the selector)
+    page.get_by_test_id("sort-mrr_at_risk").click()
+    wait_rows(page, ranked(high, "mrr_at_risk"))
+    assert page.url.endswith("#/?tier=high&sort=mrr_at_risk")
+    page.get_by_test_id("sort-select").select_option("clv")
+    wait_rows(page, ranked(high, "lifetime_clv"))
+
+    # a segment and a minimum probability narrow it further
+    page.get_by_test_id("filter-segment").select_option("Enterprise")
+    page.get_by_test_id("filter-min-probability").fill("50")
+    chosen = [r for r in high if r["segment"] == "Enterprise" and r["churn_probability"] >= 0.5]
+    wait_rows(page, ranked(chosen, "lifetime_clv"))
+    page.get_by_test_id("reset-filters").click()
+    wait_rows(page, by_probability[:50])
+
+    page.get_by_test_id("filter-tier-high").click()
+    page.get_by_test_id("sort-mrr_at_risk").click()
+    wait_rows(page, ranked(high, "mrr_at_risk"))
+    assert no_horizontal_scroll(page)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=OUTPUT / "dashboard-list.png")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert no_horizontal_scroll(page)
+    box = page.get_by_test_id("table-box")
+    assert box.evaluate("b => b.scrollWidth <= b.clientWidth")
+
+
+def test_account_page_explains_risk_and_change(page: Any, service: Service) -> None:
+    high = [r for r in CURRENT.values() if r["risk_tier"] == "high"]
+    order = ranked(high, "mrr_at_risk")
+    page.goto(f"{service.url}/#key={service.key}")
+    page.get_by_test_id("filter-tier-high").click()
+    page.get_by_test_id("sort-mrr_at_risk").click()
+    wait_rows(page, order)
+
+    # a row click opens the account
+    target = next(
+        CURRENT[a]
+        for a in order
+        if CURRENT[a]["probability_change"] and CURRENT[a]["change_drivers"]
+    )
+    page.locator(
+        f"[data-testid=at-risk-row][data-account-id={target['account_id']}] [data-col=plan]"
+    ).click()
+    page.get_by_test_id("drivers-table").wait_for()
+    assert page.url.endswith(f"#/accounts/{target['account_id']}")
+    assert text(page, "account-name") == target["name"]
+    assert (
+        page.get_by_test_id("account-view").get_by_test_id("tier-badge").first.inner_text()
+        == "High"
+    )
+    assert text(page, "account-probability-value") == pct(target["churn_probability"])
+    change = target["probability_change"] * 100
+    arrow = "▲" if change > 0 else "▼"
+    assert text(page, "account-change") == f"{arrow} {abs(change):.1f} pp"
+    assert text(page, "account-mrr-value") == money(target["mrr"])
+    assert text(page, "account-mrr-at-risk-value") == money(target["mrr_at_risk"])
+    assert text(page, "account-revenue-value") == money(target["revenue_12m"])
+    assert text(page, "account-clv-value") == money(target["lifetime_clv"])
+
+    # why at risk: every driver, both directions, in the stored order
+    features = page.eval_on_selector_all(
+        "[data-testid=driver-row]",
+        "rows => rows.map(r => [r.dataset.feature, r.dataset.direction])",
+    )
+    assert features == [[d["feature"], d["direction"]] for d in target["drivers"]]
+    first_driver = page.locator("[data-testid=driver-row]").first.inner_text()
+    assert target["drivers"][0]["meaning"] in first_driver
+    assert target["drivers"][0]["display"] in first_driver
+
+    # why did it change: from / to and the change drivers with before → after
+    summary = text(page, "change-summary")
+    assert pct(target["previous_probability"]) in summary
+    assert "Nov 1, 2025" in summary
+    changes = page.eval_on_selector_all(
+        "[data-testid=change-driver-row]", "rows => rows.map(r => r.dataset.feature)"
+    )
+    assert changes == [d["feature"] for d in target["change_drivers"]]
+    top = target["change_drivers"][0]
+    assert (
+        f"{top['before_display']} → {top['after_display']}"
+        in page.locator("[data-testid=change-driver-row]").first.inner_text()
+    )
+
+    # the trend: one point a run, the two thresholds dashed
+    chart = page.get_by_test_id("risk-chart")
+    assert chart.locator("[data-testid=chart-point]").count() == 3
+    lines = chart.locator("line.threshold")
+    assert [lines.nth(k).get_attribute("data-tier") for k in range(lines.count())] == [
+        "high",
+        "medium",
+    ]
+    assert "High ≥ 25%" in chart.inner_html()
+    assert no_horizontal_scroll(page)
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=OUTPUT / "dashboard-account.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    assert no_horizontal_scroll(page)
+
+    # back: the same filtered, sorted list
+    page.get_by_test_id("back-link").click()
+    wait_rows(page, order)
+    assert page.url.endswith("#/?tier=high&sort=mrr_at_risk")
+    assert page.get_by_test_id("filter-tier-high").get_attribute("aria-pressed") == "true"
+
+
+def test_account_no_longer_scored_and_first_score(page: Any, service: Service) -> None:
+    sign_in(page, service, f"#/accounts/{GONE}")
+    page.get_by_test_id("not-current").wait_for()
+    assert text(page, "account-name") == "Juniper Retail"
+    assert "Nov 1, 2025" in text(page, "not-current")
+    assert page.get_by_test_id("risk-chart").locator("[data-testid=chart-point]").count() == 2
+
+    page.evaluate("location.hash = '#/accounts/A060'")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=account-name]')?.textContent"
+        f" === {CURRENT['A060']['name']!r}"
+    )
+    assert text(page, "account-change") == "—"
+    assert "first scoring run" in text(page, "change-summary")
+    assert page.get_by_test_id("change-drivers").count() == 0
+    assert page.get_by_test_id("not-current").count() == 0
+
+    page.evaluate("location.hash = '#/accounts/NOPE'")
+    page.get_by_test_id("account-error").wait_for()
+    assert "Account not found" in text(page, "account-error")
+
+
+def test_download_csv(page: Any, service: Service, tmp_path: Path) -> None:
+    sign_in(page, service)
+    with page.expect_download() as info:
+        page.get_by_test_id("download-csv").click()
+    download = info.value
+    assert download.suggested_filename == "churnrisk-scores-2025-12-01.csv"
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    assert table[0] == CSV_HEADER
+    body = [dict(zip(CSV_HEADER, row, strict=True)) for row in table[1:]]
+    assert [r["account_id"] for r in body] == sorted(CURRENT)
+    run = service.runs[2]
+    for got in body:
+        want = CURRENT[got["account_id"]]
+        assert got["name"] == want["name"]
+        assert got["risk_tier"] == want["risk_tier"]
+        assert float(got["churn_probability"]) == want["churn_probability"]
+        assert float(got["mrr_at_risk"]) == pytest.approx(want["mrr_at_risk"], rel=1e-12)
+        risers = [d["text"] for d in want["drivers"] if d["direction"] == "raises"]
+        assert got["top_drivers"] == " | ".join(risers)
+        assert got["as_of"] == "2025-12-01"
+        assert got["run_id"] == run.run_id
+        assert got["churn_version"] == "3"
+        change = want["probability_change"]
+        assert got["probability_change"] == ("" if change is None else str(change))
+
+
+def test_wrong_key_shows_sign_in_and_the_form_signs_in(page: Any, service: Service) -> None:
+    page.goto(f"{service.url}/#key=crk_0123456789abcdef_wrong")
+    page.get_by_test_id("signin-form").wait_for()
+    assert "key=" not in page.url
+    message = text(page, "signin-message")
+    assert message.startswith("Your key was not accepted")
+    assert page.get_by_test_id("list-view").is_hidden()
+    assert page.evaluate("sessionStorage.getItem('churnrisk.apiKey')") is None
+
+    page.get_by_test_id("signin-key").fill(service.key)
+    page.get_by_test_id("signin-submit").click()
+    wait_rows(page, ranked(list(CURRENT.values()), "churn_probability")[:50])
+    assert page.get_by_test_id("signin").is_hidden()
+
+    # signing out forgets the key
+    page.get_by_test_id("sign-out").click()
+    page.get_by_test_id("signin-form").wait_for()
+    assert text(page, "signin-message") == "You are signed out."
+    assert page.evaluate("sessionStorage.getItem('churnrisk.apiKey')") is None
+
+
+def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
+    """Before the first scoring run, and without --data: say so, and what to do."""
+    with ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}") as store:
+        store.upgrade()
+        key, _ = store.create_key("dashboard test", "read")
+        app = create_app(Settings(data_dir=tmp_path, data=None), store=store, models=NO_MODELS)
+        with serving(app) as url:
+            page.goto(f"{url}/#key={key}")
+            page.get_by_test_id("list-empty").wait_for()
+            page.get_by_test_id("metrics-unavailable").wait_for()
+            assert text(page, "list-empty") == (
+                "No scores yet. The accounts have not been scored: run churnrisk score DATA,"
+                " then reload this page."
+            )
+            assert "start the service with --data" in text(page, "metrics-unavailable")
+            assert text(page, "kpi-accounts-value") == "—"
+            assert page.get_by_test_id("filters").is_hidden()
+            assert page.get_by_test_id("download-csv").is_hidden()
+            assert page.get_by_test_id("error-banner").is_hidden()
