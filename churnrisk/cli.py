@@ -514,37 +514,46 @@ def score(
     quarantine: QuarantineOpt = None,
 ) -> None:
     """Score every active account with the champion models and keep the run in the store."""
+    day = _parse_date(as_of, "--as-of") if as_of else None
+    run = load_run_config(config) if config is not None else None
+    tracker = _tracker()
+    info = tracker.champion_info()
+    if info is None:
+        raise ConfigError(f"no champion model in {tracker.uri}: run `churnrisk train DATA` first")
+    # Load the very version the info names, so a promotion in between cannot mix them up.
+    models = tracker.load_champion(version=info.versions.churn)
+    scoring = run.scoring if run is not None else models.config.scoring
+    result = _load(data, quarantine=quarantine)
+    line = _score_run(result.dataset, models, info.versions, scoring, day, str(data.absolute()))
+    out.print(line)
+
+
+def _score_run(
+    ds: Any, models: Any, versions: Any, scoring: Any, as_of: date | None, source: str
+) -> str:
+    """Score ``ds`` into this process's store; return the one-line summary."""
     from churnrisk.scoring import run_scoring, tier_counts
     from churnrisk.settings import get_settings
     from churnrisk.store import ScoreStore
 
-    day = _parse_date(as_of, "--as-of") if as_of else None
-    run = load_run_config(config) if config is not None else None
-    tracker = _tracker()
-    models = tracker.load_champion()
-    info = tracker.champion_info()
-    if info is None:
-        raise ConfigError(f"no champion model in {tracker.uri}: run `churnrisk train DATA` first")
-    scoring = run.scoring if run is not None else models.config.scoring
-    result = _load(data, quarantine=quarantine)
     store = ScoreStore(get_settings().store_url)
     try:
         store.upgrade()
         record = run_scoring(
-            result.dataset,
+            ds,
             models,
             store,
-            as_of=day,
+            as_of=as_of,
             config=scoring,
-            versions=info.versions,
-            source=str(data.absolute()),
+            versions=versions,
+            source=source,
             step=_steps(),
         )
         written = store.run_scores(record.run_id, columns=["risk_tier", "mrr_at_risk"])
     finally:
         store.close()
     tiers = ", ".join(f"{n:,} {name}" for name, n in tier_counts(written, scoring).items())
-    out.print(
+    return (
         f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; MRR at risk"
         f" {written['mrr_at_risk'].sum():,.0f}) with churnrisk-churn v{record.churn_version};"
         f" run {record.run_id} in {store.url}"
@@ -737,8 +746,18 @@ def demo(
     months: Annotated[int, typer.Option(help="Months of history, ending 2026-10-31.")] = 36,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: ConfigOpt = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the dashboard at the end.")
+    ] = True,
+    host: Annotated[str, typer.Option(help="Address the dashboard listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the dashboard.", min=1, max=65535)] = 8000,
 ) -> None:
-    """Generate a world, validate it, build features, show metrics, then train and backtest."""
+    """Run the whole job on a generated world: validate, features, metrics, train, score, serve.
+
+    Everything lands in ``--out``: the data, the reports, the MLflow store and the score
+    store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
+    """
+    from churnrisk.dataset import observation_end
     from churnrisk.features import as_of_dates, write_features
     from churnrisk.metrics import last_complete_month
     from churnrisk.pipeline import train as run_train
@@ -747,18 +766,21 @@ def demo(
 
     run = load_run_config(config)
     out_dir = out_dir.absolute()
+    # The demo keeps its stores beside its data; workers of `serve` inherit this too.
+    os.environ["CHURNRISK_DATA_DIR"] = str(out_dir)
+    get_settings.cache_clear()
     data_dir = out_dir / "data"
     start = date(2026 - (months + 1) // 12, (10 - months) % 12 + 1, 1)
     summary = _generate(data_dir, accounts, months, start, seed, "parquet")
     out.print(
-        f"1/5 generated {summary.rows['accounts']:,} accounts, "
+        f"1/7 generated {summary.rows['accounts']:,} accounts, "
         f"{summary.rows['events']:,} events ({summary.start} to {summary.end}) in {data_dir}"
     )
 
     report_file = out_dir / "validation.json"
     result = _load(data_dir, quarantine=out_dir / "quarantine")
     report_file.write_text(json.dumps(result.report.to_dict(), indent=2), encoding="utf-8")
-    out.print(f"2/5 validated: exit code {result.report.exit_code}, report in {report_file}")
+    out.print(f"2/7 validated: exit code {result.report.exit_code}, report in {report_file}")
 
     ds = result.dataset
     span = last_complete_month(ds)
@@ -766,13 +788,13 @@ def demo(
     panel = out_dir / "features.parquet"
     with _working(f"building features for {len(dates)} monthly as-of dates"):
         rows = write_features(ds, dates, panel, labels=run.labels)
-    out.print(f"3/5 built {rows:,} feature rows ({dates[0]} to {dates[-1]}) in {panel}")
+    out.print(f"3/7 built {rows:,} feature rows ({dates[0]} to {dates[-1]}) in {panel}")
 
     values = _metrics(ds, span.label, None)
     metrics_file = out_dir / "metrics.json"
     metrics_file.write_text(json.dumps(values, indent=2, default=str), encoding="utf-8")
     print_metrics(values)
-    out.print(f"4/5 metrics for {span.label} in {metrics_file}")
+    out.print(f"4/7 metrics for {span.label} in {metrics_file}")
 
     uri = get_settings().mlflow_tracking_uri or tracking_uri(out_dir)
     tracker = Tracker(uri)
@@ -780,12 +802,37 @@ def demo(
     print_leaderboard(outcome.backtest)
     verdict = "champion" if outcome.decision.promoted else "challenger"
     out.print(
-        f"5/5 trained and backtested; churnrisk-churn v{outcome.versions.churn} is {verdict}"
+        f"5/7 trained and backtested; churnrisk-churn v{outcome.versions.churn} is {verdict}"
         f" ({outcome.decision.reason}); run {outcome.versions.run_id} in {uri}"
     )
+    if outcome.decision.promoted:
+        models, versions = outcome.models, outcome.versions
+    else:
+        info = tracker.champion_info()
+        if info is None:
+            raise ConfigError(f"no champion model in {uri} after training")
+        models, versions = tracker.load_champion(version=info.versions.churn), info.versions
+    # Three earlier monthly runs first, so the dashboard has trends and score changes.
+    end = observation_end(ds)
+    backfill = [_months_before(end, n) for n in (3, 2, 1)]
+    for day in backfill:
+        _score_run(ds, models, versions, run.scoring, day, str(data_dir))
+    line = _score_run(ds, models, versions, run.scoring, None, str(data_dir))
+    out.print(f"6/7 backfilled monthly runs as of {', '.join(map(str, backfill))}; then {line}")
+
+    key, record = create_api_key("demo", "read")
+    out.print(f"7/7 created read key {record.key_id} for the dashboard: {key}", markup=False)
     if uri.startswith("sqlite:///"):
         out.print(f"see the runs with: mlflow ui --backend-store-uri {uri}")
     out.print(f"demo done: everything is in {out_dir}")
+    if serve_after:
+        serve_api(host=host, port=port, data=data_dir, key=key)
+
+
+def _months_before(day: date, months: int) -> date:
+    """Return the first day of the month ``months`` months before ``day``'s month."""
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -904,8 +904,16 @@ class Tracker:
 
     # ----------------------------------------------------------------- loading
 
-    def load_champion(self) -> ChurnRiskModels:
+    def load_champion(self, *, version: str | None = None) -> ChurnRiskModels:
         """Load the bundle behind ``models:/churnrisk-churn@champion``.
+
+        Parameters
+        ----------
+        version
+            Load this registered version of ``churnrisk-churn`` instead of whichever
+            holds the alias now: callers that read :meth:`champion_info` first pass its
+            version, so a promotion in between cannot pair one version's record with
+            another's models.
 
         Returns
         -------
@@ -921,20 +929,22 @@ class Tracker:
 
         from churnrisk.models.bundle import ChurnRiskModels
 
+        uri = (
+            f"models:/{CHURN_MODEL}@{CHAMPION}"
+            if version is None
+            else (f"models:/{CHURN_MODEL}/{version}")
+        )
         with self.active():
-            if self._alias_version(CHURN_MODEL, CHAMPION) is None:
+            if version is None and self._alias_version(CHURN_MODEL, CHAMPION) is None:
                 raise ConfigError(
                     f"no champion model in {self.uri}: run `churnrisk train DATA` first"
                 )
             with tempfile.TemporaryDirectory(prefix="churnrisk-") as tmp:
-                model = mlflow.pyfunc.load_model(
-                    f"models:/{CHURN_MODEL}@{CHAMPION}", suppress_warnings=True, dst_path=tmp
-                )
+                model = mlflow.pyfunc.load_model(uri, suppress_warnings=True, dst_path=tmp)
                 bundle = getattr(model.unwrap_python_model(), "bundle", None)
         if not isinstance(bundle, ChurnRiskModels):
             raise ConfigError(
-                f"models:/{CHURN_MODEL}@{CHAMPION} is not a churnrisk bundle; retrain with"
-                " `churnrisk train DATA`"
+                f"{uri} is not a churnrisk bundle; retrain with `churnrisk train DATA`"
             )
         return bundle
 

@@ -85,7 +85,16 @@ def problem(response: Any, status: int) -> dict[str, Any]:
 
 def test_healthz_and_docs_need_no_key(api: Api) -> None:
     assert api.get("/healthz", key=None).json() == {"status": "ok"}
-    assert api.get("/docs", key=None).status_code == 200
+    docs = api.get("/docs", key=None)
+    assert docs.status_code == 200
+    # the docs pages load their assets from this service, never from a CDN
+    assert "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()
+    redoc = api.get("/redoc", key=None)
+    assert "/docs-assets/redoc.standalone.js" in redoc.text
+    assert "fonts.googleapis" not in redoc.text
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js"):
+        assert api.get(f"/docs-assets/{asset}", key=None).status_code == 200
     schema = api.get("/openapi.json", key=None).json()
     assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
     at_risk = schema["paths"]["/v1/accounts/at-risk"]["get"]

@@ -1,11 +1,14 @@
 """train, backtest and explain from the command line, on a small world and a quick config."""
 
 import json
+from datetime import date
 
 import pandas as pd
 import pytest
 
 from churnrisk.cli import main
+from churnrisk.settings import get_settings
+from churnrisk.store import ScoreStore
 
 QUICK = """
 [churn]
@@ -53,8 +56,6 @@ def setting(tmp_path_factory):
 
 @pytest.fixture
 def store(setting, monkeypatch):
-    from churnrisk.settings import get_settings
-
     monkeypatch.setenv("CHURNRISK_DATA_DIR", str(setting / "store"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     get_settings.cache_clear()
@@ -139,14 +140,39 @@ def test_explain_without_a_champion_says_to_train_first(setting, tmp_path, monke
 
 def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("CHURNRISK_DATABASE_URL", raising=False)
+    # the demo points CHURNRISK_DATA_DIR at its folder; monkeypatch restores it afterwards
+    monkeypatch.setenv("CHURNRISK_DATA_DIR", str(tmp_path / "elsewhere"))
     out_dir = tmp_path / "demo"
-    args = ["demo", "--out", out_dir, "--accounts", 300, "--months", 26]
-    assert invoke([*args, "--config", setting / "quick.toml"]) == 0
-    for name in ("validation.json", "features.parquet", "metrics.json", "mlflow.db"):
+    args = ["demo", "--out", out_dir, "--accounts", 300, "--months", 26, "--no-serve"]
+    try:
+        assert invoke([*args, "--config", setting / "quick.toml"]) == 0
+    finally:
+        get_settings.cache_clear()
+    for name in ("validation.json", "features.parquet", "metrics.json", "mlflow.db", "scores.db"):
         assert (out_dir / name).exists()
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(
-        line.startswith("5/5 trained and backtested; churnrisk-churn v1 is champion")
+        line.startswith("5/7 trained and backtested; churnrisk-churn v1 is champion")
         for line in lines
     )
+    scored = next(line for line in lines if line.startswith("6/7 backfilled monthly runs "))
+    assert "with churnrisk-churn v1; run " in scored
+    assert f"in sqlite:///{out_dir / 'scores.db'}" in scored
+    key_line = next(line for line in lines if line.startswith("7/7 created read key "))
+    key = key_line.rsplit(" ", 1)[-1]
+    store = ScoreStore(f"sqlite:///{out_dir / 'scores.db'}")
+    try:
+        assert store.verify_key(key) is not None
+        current = store.current_run()
+        assert current is not None
+        assert current.churn_version == "1"
+        # three backfilled monthly runs before the current one, for trends and changes
+        assert [r.as_of for r in store.runs()][1:] == [
+            date(2026, 10, 1),
+            date(2026, 9, 1),
+            date(2026, 8, 1),
+        ]
+    finally:
+        store.close()
     assert lines[-1] == f"demo done: everything is in {out_dir}"

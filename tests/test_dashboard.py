@@ -659,3 +659,17 @@ def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
             assert page.get_by_test_id("filters").is_hidden()
             assert page.get_by_test_id("download-csv").is_hidden()
             assert page.get_by_test_id("error-banner").is_hidden()
+
+
+def test_api_docs_render_offline(page: Any, service: Service) -> None:
+    """Swagger UI at /docs renders the API from assets this service bundles."""
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith(service.url) else outside.append(r.url),
+    )
+    page.goto(f"{service.url}/docs")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "churnrisk" in page.locator(".swagger-ui .info .title").inner_text()
+    page.get_by_text("/v1/accounts/at-risk", exact=True).wait_for()
+    assert outside == []

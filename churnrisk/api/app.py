@@ -16,10 +16,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -109,6 +113,10 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # The docs pages are served below from bundled assets, not from a CDN: they
+        # must work on a machine with no internet.
+        docs_url=None,
+        redoc_url=None,
         # FastAPI's native OpenTelemetry costs a provider check per request; off.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
@@ -123,8 +131,39 @@ def create_app(
         StaticFiles(directory=health.static_dir(), check_dir=False),
         name="static",
     )
+    _add_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` with bundled assets.
+
+    The JavaScript and CSS come from the ``fastapi-offline`` package (``/docs-assets``),
+    so the API documentation works offline; no key is needed to read it.
+    """
+    assets = Path(str(files("fastapi_offline"))) / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="churnrisk API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="churnrisk API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon.svg",
+            with_google_fonts=False,
+        )
 
 
 def app_from_env() -> FastAPI:

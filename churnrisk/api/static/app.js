@@ -955,7 +955,9 @@
     if (last) {
       const lx = x(last.t);
       const ly = y(last.churn_probability);
-      svg.append(s("text", { x: lx, y: ly - 10, class: "point-label", "text-anchor": points.length === 1 ? "middle" : "end" }, prob(last.churn_probability)));
+      // above the point, or below it when the point sits at the top of the plot
+      const ly2 = ly - 10 < m.top + 4 ? ly + 18 : ly - 10;
+      svg.append(s("text", { x: lx, y: ly2, class: "point-label", "text-anchor": points.length === 1 ? "middle" : "end" }, prob(last.churn_probability)));
     }
     box.replaceChildren(svg);
     if (!points.length) box.append(h("p", { class: "muted", text: "No score history yet." }));
