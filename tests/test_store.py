@@ -902,7 +902,7 @@ def test_filtered_counts_read_an_index_only(
         assert "Index Only Scan using ix_scores_run_filters" in plan, plan
 
 
-@pytest.mark.parametrize("method", ["account", "history"])
+@pytest.mark.parametrize("method", ["account", "history", "account_detail"])
 def test_account_and_history_use_the_account_index(
     store: ScoreStore, big: RunRecord, method: str
 ) -> None:
@@ -973,6 +973,25 @@ def test_history_is_oldest_first(store: ScoreStore) -> None:
     ]
     assert [h["run_id"] for h in store.history("a2")] == [c.run_id]
     assert store.history("never") == []
+
+
+def test_account_detail_is_account_and_history_in_one_read(store: ScoreStore) -> None:
+    old = write_sample_run(
+        store, "2026-09-01", T0 - timedelta(days=30), [score_row("a1", 0.1), score_row("gone", 0.4)]
+    )
+    new = write_sample_run(
+        store, "2026-10-01", T0, [score_row("a1", 0.3, previous_probability=0.1)]
+    )
+    write_sample_run(store, "2026-08-01", T0 + timedelta(hours=1), [score_row("a1", 0.9)])
+    for account in ("a1", "gone"):
+        expected = (store.account(account), store.history(account))
+        assert store.account_detail(account) == expected
+        assert store.account_detail(account, current_run_id=new.run_id) == expected
+    # the caller's idea of the current run decides `current`
+    gone = store.account_detail("gone", current_run_id=old.run_id)
+    assert gone is not None
+    assert gone[0]["current"] is True
+    assert store.account_detail("never") is None
 
 
 def test_summary_of_the_current_run(store: ScoreStore, eight: RunRecord) -> None:

@@ -915,6 +915,47 @@ class ScoreStore:
         out["current"] = current is not None and current.run_id == out["run_id"]
         return out
 
+    def account_detail(
+        self, account_id: str, *, current_run_id: str | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """Return :meth:`account` and :meth:`history` of an account from one query.
+
+        What the account page needs, in one round trip: every run's row of the account
+        is read once (oldest first); the latest is the score, all of them the history.
+
+        Parameters
+        ----------
+        account_id
+            The account.
+        current_run_id
+            The current run's id when the caller knows it (the service does), which
+            saves looking it up; ``current`` in the row compares against it.
+
+        Returns
+        -------
+        tuple of (dict, list of dict) or None
+            The latest row as :meth:`account` gives it and the history as
+            :meth:`history` gives it, or None when the account was never scored.
+        """
+        r = score_runs.c
+        stmt = (
+            sa.select(scores, r.as_of, r.scored_at, r.churn_version, r.clv_version)
+            .join(score_runs, score_runs.c.run_id == scores.c.run_id)
+            .where(scores.c.account_id == account_id)
+            .order_by(r.as_of, r.scored_at, r.run_id)
+        )
+        with self._errors(f"read account {account_id}"), self._engine.connect() as conn:
+            rows = [dict(row._mapping) for row in conn.execute(stmt)]
+            if not rows:
+                return None
+            if current_run_id is None:
+                current = self._current(conn)
+                current_run_id = current.run_id if current is not None else None
+        latest = rows[-1]
+        latest["current"] = latest["run_id"] == current_run_id
+        history = [{k: row[k] for k in _HISTORY_COLUMNS} for row in rows]
+        return latest, history
+
     def history(self, account_id: str) -> list[dict[str, Any]]:
         """Return the account's row of every run, oldest run first.
 

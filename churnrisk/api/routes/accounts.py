@@ -169,16 +169,16 @@ def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any)
     store = state.holder.usable()
     if store is None:
         raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
-    row = store.account(account_id)
-    if row is None:
+    run_id = marker.current.run_id if marker.current else ""
+    found = store.account_detail(account_id, current_run_id=run_id or None)
+    if found is None:
         raise ProblemError(
             404,
             f"account {account_id!r} has never been scored: check the id, or run"
             " `churnrisk score DATA` if it is new",
             kind="unknown-account",
         )
-    body = dumps(shapes.detail(row, store.history(account_id)))
-    run_id = marker.current.run_id if marker.current else ""
+    body = dumps(shapes.detail(*found))
     _cache_or_drop(state, marker, key, run_id, body)
     return body
 
