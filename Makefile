@@ -41,6 +41,7 @@ demo: install
 bench: install sysdeps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/service.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

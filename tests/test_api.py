@@ -36,6 +36,7 @@ from api_fixtures import (  # noqa: F401
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from quick_config import QUICK
 from store_fixtures import (  # noqa: F401
     driver,
     postgres_url_fixture,
@@ -927,12 +928,6 @@ def test_redact() -> None:
 
 
 # --------------------------------------------------------------------------- model and metrics
-
-QUICK = {
-    "churn": {"n_estimators": 40, "early_stopping_rounds": 10, "min_child_samples": 20},
-    "clv": {"n_estimators": 40, "early_stopping_rounds": 10, "min_child_samples": 20},
-    "backtest": {"folds": 2, "capacity_k": 20},
-}
 
 
 @pytest.fixture(scope="module")

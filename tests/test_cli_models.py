@@ -5,26 +5,11 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from quick_config import QUICK_TOML as QUICK
 
 from churnrisk.cli import main
 from churnrisk.settings import get_settings
 from churnrisk.store import ScoreStore
-
-QUICK = """
-[churn]
-n_estimators = 40
-early_stopping_rounds = 10
-min_child_samples = 20
-
-[clv]
-n_estimators = 40
-early_stopping_rounds = 10
-min_child_samples = 20
-
-[backtest]
-folds = 2
-capacity_k = 20
-"""
 
 # num_leaves = 2 and a single tree: a model that cannot beat the first one
 WORSE = QUICK.replace(

@@ -6,24 +6,9 @@ import re
 
 import numpy as np
 import pytest
+from quick_config import QUICK_TOML as QUICK
 
 from churnrisk.cli import main
-
-QUICK = """
-[churn]
-n_estimators = 40
-early_stopping_rounds = 10
-min_child_samples = 20
-
-[clv]
-n_estimators = 40
-early_stopping_rounds = 10
-min_child_samples = 20
-
-[backtest]
-folds = 2
-capacity_k = 20
-"""
 
 TIERS = """
 [scoring]

@@ -223,6 +223,19 @@ _SORT_COLUMNS: dict[str, sa.Column[Any]] = {
     "change": scores.c.probability_change,
 }
 _RUN_ORDER = (score_runs.c.as_of.desc(), score_runs.c.scored_at.desc(), score_runs.c.run_id.desc())
+_ACCOUNT_ROWS = (
+    sa.select(
+        scores,
+        score_runs.c.as_of,
+        score_runs.c.scored_at,
+        score_runs.c.churn_version,
+        score_runs.c.clv_version,
+    )
+    .join(score_runs, score_runs.c.run_id == scores.c.run_id)
+    .where(scores.c.account_id == sa.bindparam("account_id"))
+    .order_by(score_runs.c.as_of, score_runs.c.scored_at, score_runs.c.run_id)
+)
+"""Every run's row of one account, oldest run first (built once: the detail page's query)."""
 _HISTORY_COLUMNS = (
     "run_id",
     "as_of",
@@ -937,15 +950,10 @@ class ScoreStore:
             The latest row as :meth:`account` gives it and the history as
             :meth:`history` gives it, or None when the account was never scored.
         """
-        r = score_runs.c
-        stmt = (
-            sa.select(scores, r.as_of, r.scored_at, r.churn_version, r.clv_version)
-            .join(score_runs, score_runs.c.run_id == scores.c.run_id)
-            .where(scores.c.account_id == account_id)
-            .order_by(r.as_of, r.scored_at, r.run_id)
-        )
         with self._errors(f"read account {account_id}"), self._engine.connect() as conn:
-            rows = [dict(row._mapping) for row in conn.execute(stmt)]
+            rows = [
+                dict(r._mapping) for r in conn.execute(_ACCOUNT_ROWS, {"account_id": account_id})
+            ]
             if not rows:
                 return None
             if current_run_id is None:

@@ -238,5 +238,7 @@ async def account(
     key = (marker.key, "account", account_id, int(time.monotonic() // DETAIL_TTL))
     body = state.cache.get(key)
     if body is None:
-        body = await state.flights.run(key, _detail_body, state, marker, account_id, key)
+        body = await state.flights.run(
+            key, _detail_body, state, marker, account_id, key, inline=state.inline_reads
+        )
     return Response(body, media_type=JSON)
