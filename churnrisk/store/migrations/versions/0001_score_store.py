@@ -16,6 +16,10 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 
+FILTER_COLUMNS = ("churn_probability", "mrr", "risk_tier", "segment", "plan", "owner")
+"""The at-risk list's filter columns, appended to each sort index."""
+
+
 def upgrade() -> None:
     """Create the three tables and their indexes."""
     postgres = op.get_bind().dialect.name == "postgresql"
@@ -70,7 +74,10 @@ def upgrade() -> None:
         ("ix_scores_run_clv", "lifetime_clv DESC"),
         ("ix_scores_run_change", change),
     ):
-        op.create_index(name, "scores", ["run_id", sa.text(value), "account_id"])
+        # The filter columns ride along, so a filtered walk in sort order reads the index
+        # alone and visits a table row only for the accounts on the page.
+        filters = [c for c in FILTER_COLUMNS if c != value.split()[0]]
+        op.create_index(name, "scores", ["run_id", sa.text(value), "account_id", *filters])
     op.create_index(
         "ix_scores_run_tier",
         "scores",
