@@ -46,7 +46,7 @@ bench: install sysdeps
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:
 	$(PYTHON) -m pip install --quiet uv
-	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --extra spark --python-version 3.11 \
 		--generate-hashes --no-header -o requirements.lock
 	@echo "requirements.lock: $$(grep -c '==' requirements.lock) pinned packages"
 
