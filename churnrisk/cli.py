@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -230,7 +232,12 @@ def features_describe(name: Annotated[str, typer.Argument(help="A feature name."
 @features_app.command("build")
 def features_build(
     data: DataArg,
-    out_file: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    out_file: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Parquet file to write (with --engine spark: a folder of part files)."
+        ),
+    ],
     as_of: Annotated[str | None, typer.Option(help="One as-of date (YYYY-MM-DD).")] = None,
     start: Annotated[str | None, typer.Option(help="First as-of date of a range.")] = None,
     end: Annotated[str | None, typer.Option(help="Last as-of date of a range.")] = None,
@@ -244,21 +251,63 @@ def features_build(
         Path | None, typer.Option(help="TOML run configuration (label horizon, grace).")
     ] = None,
     quarantine: QuarantineOpt = None,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option(
+            help="duckdb (in process, the default) or spark: DATA may then also be a lake"
+            " path or a Spark database prefix such as 'lake.', and --out is a Parquet"
+            " folder written by Spark."
+        ),
+    ] = "duckdb",
+    spark_master: Annotated[
+        str,
+        typer.Option(help="Spark master URL with --engine spark (ignored by spark-submit)."),
+    ] = "local[*]",
 ) -> None:
     """Build point-in-time features: one row per active account and as-of date."""
     from churnrisk.features import write_features
 
     dates = _as_of_option(as_of, start, end, freq)
     run = load_run_config(config)
-    result = _load(data, quarantine=quarantine)
     labels: LabelConfig | None = run.labels if with_labels else None
-    with _working(f"building features for {len(dates)} as-of date(s)"):
-        rows = write_features(result.dataset, dates, out_file, labels=labels)
+    if engine == "spark":
+        rows = _features_spark(data, dates, out_file, labels, spark_master, quarantine)
+    else:
+        result = _load(data, quarantine=quarantine)
+        with _working(f"building features for {len(dates)} as-of date(s)"):
+            rows = write_features(result.dataset, dates, out_file, labels=labels)
     span = str(dates[0]) if len(dates) == 1 else f"{dates[0]} to {dates[-1]}"
     out.print(
         f"built {rows:,} rows (account x as-of, {span}, {len(dates)} date(s))"
         f"{' with labels' if labels else ''} in {out_file}"
     )
+
+
+def _features_spark(
+    data: Path,
+    dates: list[date],
+    out_file: Path,
+    labels: LabelConfig | None,
+    master: str,
+    quarantine: Path | None,
+) -> int:
+    """Validate ``data`` and write the feature panel with Spark; return the row count."""
+    from churnrisk.spark import load_spark, spark_session, write_features_spark
+
+    session = spark_session(master=master)
+    source = spark_source(data)
+    with _working(f"validating {data} on Spark"):
+        ds = load_spark(source, session, quarantine_dir=quarantine)
+    report = ds.report
+    set_aside = {name: t.quarantined for name, t in report.tables.items() if t.quarantined}
+    if set_aside:
+        parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
+        where = f"; quarantined rows in {quarantine}" if quarantine else ""
+        err.print(f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}")
+    if report.absent:
+        err.print(f"[dim]not provided: {', '.join(report.absent)}[/]")
+    with _working(f"building features for {len(dates)} as-of date(s) on Spark"):
+        return write_features_spark(ds, dates, out_file, labels=labels)
 
 
 def _as_of_option(
@@ -512,10 +561,25 @@ def score(
         ),
     ] = None,
     quarantine: QuarantineOpt = None,
+    engine: Annotated[
+        Literal["duckdb", "spark"],
+        typer.Option(
+            help="duckdb (in process, the default) or spark: features on Spark, scores"
+            " through mlflow.pyfunc.spark_udf, drivers on the executors."
+        ),
+    ] = "duckdb",
+    spark_master: Annotated[
+        str,
+        typer.Option(help="Spark master URL with --engine spark (ignored by spark-submit)."),
+    ] = "local[*]",
 ) -> None:
     """Score every active account with the champion models and keep the run in the store."""
     day = _parse_date(as_of, "--as-of") if as_of else None
     run = load_run_config(config) if config is not None else None
+    if engine == "spark":
+        from churnrisk.scoring_spark import require_pyspark
+
+        require_pyspark()
     tracker = _tracker()
     info = tracker.champion_info()
     if info is None:
@@ -523,13 +587,78 @@ def score(
     # Load the very version the info names, so a promotion in between cannot mix them up.
     models = tracker.load_champion(version=info.versions.churn)
     scoring = run.scoring if run is not None else models.config.scoring
-    result = _load(data, quarantine=quarantine)
-    line = _score_run(result.dataset, models, info.versions, scoring, day, str(data.absolute()))
+    if engine == "spark":
+        line = _score_spark(
+            data, tracker, models, info.versions, scoring, day, spark_master, quarantine
+        )
+    else:
+        result = _load(data, quarantine=quarantine)
+        line = _score_run(result.dataset, models, info.versions, scoring, day, str(data.absolute()))
     out.print(line)
 
 
+def spark_source(data: Path) -> str:
+    """Return DATA as Spark reads it: an absolute local path, a lake URI, or a prefix.
+
+    Typer hands DATA over as a :class:`~pathlib.Path`, which collapses the ``//`` of a
+    URI (``s3a://lake/x`` becomes ``s3a:/lake/x``); it is restored here. A catalog prefix
+    such as ``lake.`` is kept as given.
+    """
+    text = str(data)
+    uri = re.match(r"^([A-Za-z][A-Za-z0-9+.-]+):/+", text)
+    if uri is not None:
+        scheme, rest = uri.group(1), text[uri.end() :]
+        return f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
+    return str(data.absolute()) if data.exists() else text
+
+
+def _score_spark(
+    data: Path,
+    tracker: Any,
+    models: Any,
+    versions: Any,
+    scoring: Any,
+    as_of: date | None,
+    master: str,
+    quarantine: Path | None,
+) -> str:
+    """Score ``data`` on Spark into this process's store; return the one-line summary."""
+    from churnrisk.scoring_spark import spark_scorer
+    from churnrisk.spark import build_features_spark, load_spark, spark_session
+
+    # Python workers (spark_udf, mapInPandas) must run this interpreter, not "python3"
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = spark_session(master=master)
+    source = spark_source(data)
+    with _working(f"validating {source} on Spark"):
+        ds = load_spark(source, session, quarantine_dir=quarantine)
+    set_aside = {n: t.quarantined for n, t in ds.report.tables.items() if t.quarantined}
+    if set_aside:
+        parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
+        where = f"; quarantined rows in {quarantine}" if quarantine else ""
+        err.print(f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}")
+    scorer = spark_scorer(
+        session,
+        models,
+        tracker=tracker,
+        versions=versions,
+        config=scoring,
+        features=lambda dates: build_features_spark(ds, dates),
+        attributes=lambda: ds.dataframe("accounts"),
+        source=ds.source,
+    )
+    return _score_run(ds, models, versions, scoring, as_of, source, scorer=scorer)
+
+
 def _score_run(
-    ds: Any, models: Any, versions: Any, scoring: Any, as_of: date | None, source: str
+    ds: Any,
+    models: Any,
+    versions: Any,
+    scoring: Any,
+    as_of: date | None,
+    source: str,
+    *,
+    scorer: Any = None,
 ) -> str:
     """Score ``ds`` into this process's store; return the one-line summary."""
     from churnrisk.scoring import run_scoring, tier_counts
@@ -548,6 +677,7 @@ def _score_run(
             versions=versions,
             source=source,
             step=_steps(),
+            scorer=scorer,
         )
         written = store.run_scores(record.run_id, columns=["risk_tier", "mrr_at_risk"])
     finally:
@@ -848,9 +978,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         app(args=argv, prog_name="churnrisk")
-    except DataError as exc:
-        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+    except DataError as exc:  # escaped: messages hold brackets (local[*], churnrisk[spark])
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except ChurnRiskError as exc:
-        err.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)

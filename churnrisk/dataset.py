@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -35,6 +35,37 @@ def empty_table_sql(name: str) -> str:
         f"CAST(NULL AS {c.kind.value}) AS {quote(c.name)}" for c in TABLES[name].columns
     )
     return f"SELECT {cols} WHERE false"
+
+
+class TableSet(Protocol):
+    """What the feature and label definitions read: contract tables as Ibis expressions.
+
+    :class:`Dataset` (DuckDB, the default) and :class:`churnrisk.spark.SparkDataset`
+    (Spark) both provide it, so one Ibis definition runs on either engine.
+    """
+
+    @property
+    def absent(self) -> frozenset[str]:
+        """Optional tables the source did not provide (present, empty)."""
+        ...
+
+    @property
+    def source(self) -> str:
+        """Where the data came from, for messages."""
+        ...
+
+    @property
+    def backend(self) -> Any:
+        """The Ibis backend that holds the tables."""
+        ...
+
+    def table(self, name: str) -> Any:
+        """Return the Ibis table expression of contract table ``name``."""
+        ...
+
+    def has(self, name: str) -> bool:
+        """Whether the source provided table ``name``."""
+        ...
 
 
 @dataclass
@@ -148,7 +179,7 @@ OBSERVED_COLUMNS: tuple[tuple[str, str], ...] = (
 """The (table, column) pairs whose latest date marks how far the data was observed."""
 
 
-def observation_end(ds: Dataset) -> date:
+def observation_end(ds: TableSet) -> date:
     """Return the exclusive end of observation of a data set.
 
     It is the day after the latest date seen in any of :data:`OBSERVED_COLUMNS`
@@ -161,13 +192,20 @@ def observation_end(ds: Dataset) -> date:
     DataError
         When none of those columns holds a value.
     """
-    latest: list[date] = []
-    for table, column in OBSERVED_COLUMNS:
-        if not ds.has(table):
-            continue
-        value = ds.backend.execute(ds.table(table)[column].cast("date").max())
-        if value is not None and value == value:  # NULL comes back as None or NaT
-            latest.append(value.date() if hasattr(value, "date") else value)
+    import ibis
+
+    # one query for every column: a distributed engine pays a job per query
+    parts = [
+        ds.table(table).aggregate(latest=ds.table(table)[column].cast("date").max())
+        for table, column in OBSERVED_COLUMNS
+        if ds.has(table)
+    ]
+    values = ds.backend.execute(ibis.union(*parts) if len(parts) > 1 else parts[0])["latest"]
+    latest: list[date] = [
+        value.date() if hasattr(value, "date") else value
+        for value in values
+        if value is not None and value == value  # NULL comes back as None or NaT
+    ]
     if not latest:
         raise DataError(
             f"{ds.source}: cannot tell when observation ends, the data set holds no dates;"
@@ -176,7 +214,7 @@ def observation_end(ds: Dataset) -> date:
     return max(latest) + timedelta(days=1)
 
 
-def observation_start(ds: Dataset) -> date:
+def observation_start(ds: TableSet) -> date:
     """Return the first day of observation of a data set.
 
     The day of the earliest product event when ``events`` was provided, since usage is

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 Step = Callable[[str], None]
 
+Scorer = Callable[[date, "PreviousScores | None", Step], pd.DataFrame]
+"""Scores the accounts as of a date against the previous run (or none), as
+:func:`score_accounts` does: ``scorer(as_of, previous, step)``."""
+
 CONTRIBUTION_DECIMALS = 4
 """Contributions and their changes are reported in log-odds, rounded to this many decimals;
 a change that rounds to zero is not reported as a change driver."""
@@ -298,6 +302,9 @@ def score_panel(
     *,
     config: ScoringConfig,
     attributes: pd.DataFrame | None = None,
+    predictions: pd.DataFrame | None = None,
+    previous: PreviousScores | None = None,
+    previous_panel: pd.DataFrame | None = None,
     step: Step = _quiet,
 ) -> pd.DataFrame:
     """Score and explain every row of a one-date feature panel.
@@ -314,6 +321,13 @@ def score_panel(
     attributes
         ``name`` and ``owner`` by ``account_id`` (:func:`account_attributes`); missing
         accounts or columns give ``None``.
+    predictions
+        ``models.predict(panel)`` when already computed elsewhere (the Spark job takes
+        them from the registered pyfunc models): ``churn_probability``, ``mrr``,
+        ``revenue_12m`` and ``lifetime_clv``, one row per panel row in panel order.
+    previous, previous_panel
+        The previous run and the feature panel as of its date: when given, the changes
+        are filled in by :func:`add_changes` (``config.change_drivers`` per account).
     step
         Called with a short message as each stage starts.
 
@@ -323,16 +337,35 @@ def score_panel(
         Exactly :data:`churnrisk.store.SCORE_COLUMNS`, one row per panel row in panel
         order: ``segment`` and ``plan`` are the account's values as of the date (the plan
         of its current subscription, else the one of the accounts table);
-        ``mrr_at_risk = mrr x churn_probability``; ``previous_probability`` and
-        ``probability_change`` NaN and ``change_drivers`` empty (see
-        :func:`add_changes`).
+        ``mrr_at_risk = mrr x churn_probability``; without ``previous``,
+        ``previous_probability`` and ``probability_change`` NaN and ``change_drivers``
+        empty (see :func:`add_changes`).
 
     Raises
     ------
     DataError
-        When an account appears twice in the panel.
+        When an account appears twice in the panel, or ``predictions`` does not have one
+        row per panel row.
+    ConfigError
+        When ``previous`` is given without ``previous_panel``.
     """
-    return _score(panel, models, config=config, attributes=attributes, step=step)[0]
+    if previous is not None and previous_panel is None:
+        raise ConfigError("explaining the changes needs the previous run's feature panel")
+    scores, contrib = _score(
+        panel, models, config=config, attributes=attributes, predictions=predictions, step=step
+    )
+    if previous is None or previous_panel is None:
+        return scores
+    return add_changes(
+        scores,
+        models,
+        panel=panel,
+        previous=previous,
+        previous_panel=previous_panel,
+        top=config.change_drivers,
+        contributions=contrib,
+        step=step,
+    )
 
 
 def _score(
@@ -342,6 +375,7 @@ def _score(
     config: ScoringConfig,
     attributes: pd.DataFrame | None,
     step: Step,
+    predictions: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return :func:`score_panel`'s frame and the churn model's contributions on ``panel``."""
     ids = panel["account_id"].astype("string")
@@ -352,7 +386,12 @@ def _score(
         )
     n = len(panel)
     step(f"scoring {n:,} accounts")
-    pred = models.predict(panel)
+    if predictions is None:
+        pred = models.predict(panel)
+    elif len(predictions) != n:
+        raise DataError(f"{len(predictions):,} predictions for a panel of {n:,} rows")
+    else:
+        pred = predictions
     p = pred["churn_probability"].to_numpy(dtype="float64")
     mrr = pred["mrr"].to_numpy(dtype="float64")
     step("explaining each score (top drivers)")
@@ -524,19 +563,13 @@ def score_accounts(
             f"{ds.source}: no account is active on {as_of - timedelta(days=1)}, the day"
             f" before the as-of date {as_of}; pick an as-of date inside the data"
         )
-    scores, contrib = _score(
-        panel, models, config=config, attributes=account_attributes(ds), step=step
-    )
-    if previous is None:
-        return scores
-    return add_changes(
-        scores,
+    return score_panel(
+        panel,
         models,
-        panel=panel,
+        config=config,
+        attributes=account_attributes(ds),
         previous=previous,
-        previous_panel=_on(both, previous.as_of),
-        top=config.change_drivers,
-        contributions=contrib,
+        previous_panel=None if previous is None else _on(both, previous.as_of),
         step=step,
     )
 
@@ -561,6 +594,7 @@ def run_scoring(
     versions: ModelVersions,
     source: str,
     step: Step = _quiet,
+    scorer: Scorer | None = None,
 ) -> RunRecord:
     """Score a data set and write the run to the score store in one transaction.
 
@@ -590,6 +624,10 @@ def run_scoring(
         What was scored (the data path), kept with the run.
     step
         Called with a short message as each stage starts.
+    scorer
+        What scores the accounts (default :func:`score_accounts` on ``ds`` with
+        ``models``); the Spark engine passes its own
+        (:func:`churnrisk.scoring_spark.spark_scorer`), which returns the same rows.
 
     Returns
     -------
@@ -623,7 +661,10 @@ def run_scoring(
             index=pd.Index(prev["account_id"].astype("string")),
         )
         previous = PreviousScores(as_of=before.as_of, probabilities=probabilities)
-    scores = score_accounts(ds, models, as_of=day, config=config, previous=previous, step=step)
+    if scorer is None:
+        scores = score_accounts(ds, models, as_of=day, config=config, previous=previous, step=step)
+    else:
+        scores = scorer(day, previous, step)
     run = RunRecord(
         run_id=uuid.uuid4().hex,
         as_of=day,

@@ -948,6 +948,50 @@ class Tracker:
             )
         return bundle
 
+    def spark_udf(self, session: Any, *, kind: str = "churn", version: str) -> Any:
+        """Return a Spark UDF serving one registered model version.
+
+        The UDF is :func:`mlflow.pyfunc.spark_udf` on ``models:/<name>/<version>`` with
+        the ``local`` environment manager: executors use the Python environment they run
+        in (which must have churnrisk installed); nothing is downloaded or built. MLflow
+        copies the model to the executors once (local mode reads it from the driver's
+        disk).
+
+        Parameters
+        ----------
+        session
+            The active :class:`pyspark.sql.SparkSession`.
+        kind
+            ``"churn"`` (``churnrisk-churn``) or ``"clv"`` (``churnrisk-clv``).
+        version
+            The registered version (e.g. :meth:`champion_info`'s), never an alias, so a
+            promotion during the job cannot change the model under it.
+
+        Returns
+        -------
+        pyspark.sql.Column factory
+            Call it with the model's input columns, named, in signature order
+            (``account_id``, ``as_of`` as a timestamp, then the bundle's features); it
+            returns a struct of the numeric outputs of :data:`PYFUNC_OUTPUTS` (keys left
+            out).
+
+        Raises
+        ------
+        ConfigError
+            When ``kind`` is unknown.
+        """
+        import mlflow.pyfunc
+
+        if kind not in _REGISTERED:
+            raise ConfigError(f"unknown model kind {kind!r}; use 'churn' or 'clv'")
+        outputs = [c for c in PYFUNC_OUTPUTS[kind] if c not in ("account_id", "as_of")]
+        result_type = ", ".join(f"{name} double" for name in outputs)
+        uri = f"models:/{_REGISTERED[kind]}/{version}"
+        with self.active():
+            return mlflow.pyfunc.spark_udf(
+                session, uri, result_type=result_type, env_manager="local"
+            )
+
     def model_info(self) -> dict[str, Any]:
         """Return what the service reports about the champion.
 

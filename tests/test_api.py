@@ -33,6 +33,7 @@ from api_fixtures import (  # noqa: F401
     open_api,
     settings_for,
 )
+from cli_invoke import invoke
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -1073,16 +1074,6 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
-
-
-def invoke(args: list[Any]) -> int:
-    from churnrisk.cli import main
-
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_cli_store_upgrade_and_api_keys(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,8 @@ import sys
 
 import pandas as pd
 import pytest
+from cli_invoke import invoke
 
-from churnrisk.cli import main
 from churnrisk.features import FEATURES
 from churnrisk.metrics import METRIC_KEYS
 
@@ -17,15 +17,6 @@ def run(args, capsys):
     code = invoke(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
-
-
-def invoke(args):
-    """Run the CLI in process and return its exit code."""
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 @pytest.fixture(scope="module")

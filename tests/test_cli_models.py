@@ -5,9 +5,9 @@ from datetime import date
 
 import pandas as pd
 import pytest
+from cli_invoke import invoke
 from quick_config import QUICK_TOML as QUICK
 
-from churnrisk.cli import main
 from churnrisk.settings import get_settings
 from churnrisk.store import ScoreStore
 
@@ -17,14 +17,6 @@ WORSE = QUICK.replace(
     "n_estimators = 1\nearly_stopping_rounds = 1\nnum_leaves = 2",
     1,
 )
-
-
-def invoke(args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from cli_invoke import invoke
 from quick_config import QUICK_TOML as QUICK
-
-from churnrisk.cli import main
 
 TIERS = """
 [scoring]
@@ -23,14 +22,6 @@ LINE = re.compile(
     r" MRR at risk (?P<mrr>[\d,]+)\) with churnrisk-churn v(?P<v>\d+);"
     r" run (?P<run>[0-9a-f]{32}) in (?P<url>\S+)$"
 )
-
-
-def invoke(args) -> int:
-    try:
-        main([str(a) for a in args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from churnrisk.config import LabelConfig
 from churnrisk.contract import TABLES
-from churnrisk.dataset import Dataset
+from churnrisk.dataset import Dataset, TableSet
 from churnrisk.errors import ChurnRiskError, ConfigError
 from churnrisk.features.labels import LABEL_COLUMNS, label_table, observation_end
 from churnrisk.features.pit import (
@@ -72,7 +72,7 @@ def _ratio(num: ir.NumericValue, den: ir.NumericValue) -> ir.FloatingValue:
 # ---------------------------------------------------------------------------------------
 
 
-def _events(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _events(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Usage and engagement features from ``events``.
 
     Measured on 9.4M events, 5,000 accounts and 12 monthly as-of dates, this shape took
@@ -154,7 +154,7 @@ def _events(ds: Dataset, sp: ir.Table) -> ir.Table:
 # ---------------------------------------------------------------------------------------
 
 
-def _tickets(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _tickets(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Support features from ``tickets``.
 
     A ticket is known from ``created_at``; its resolution, contacts and CSAT only from
@@ -175,7 +175,10 @@ def _tickets(ds: Dataset, sp: ir.Table) -> ir.Table:
         tickets_open=j.count(where=is_open),
         tickets_30d=j.count(where=in30),
         tickets_90d=j.count(where=in90),
-        median_resolution_hours_90d=hours.median(where=in90 & resolved),
+        # masked, not ``median(where=...)``: Ibis gives Spark a non-constant percentage
+        median_resolution_hours_90d=ibis.ifelse(
+            in90 & resolved, hours, ibis.null().cast(_F64)
+        ).median(),
         _fcr_n=j.count(where=fcr_base & (j.contacts == 1)),
         _fcr_d=j.count(where=fcr_base),
         urgent_open=j.count(where=is_open & (j.priority.lower() == "urgent")),
@@ -200,7 +203,7 @@ def _tickets(ds: Dataset, sp: ir.Table) -> ir.Table:
 # ---------------------------------------------------------------------------------------
 
 
-def _nps(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _nps(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Survey features from ``nps``.
 
     The latest answer is the one with the latest ``responded_at`` before ``a``; answers
@@ -266,7 +269,7 @@ def mrr_moves(subs: ir.Table) -> ir.Table:
     )
 
 
-def _subscriptions(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _subscriptions(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Billing features from ``subscriptions`` (with ``accounts`` as the fallback).
 
     Uses the rows signed before ``a`` (``start_date < a``); their ``end_date`` is the
@@ -323,7 +326,7 @@ def _subscriptions(ds: Dataset, sp: ir.Table) -> ir.Table:
 # ---------------------------------------------------------------------------------------
 
 
-def _orders(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _orders(ds: TableSet, sp: ir.Table) -> ir.Table:
     """``orders_amount_90d``: one-off order amounts with ``ordered_at`` in ``[a-90, a)``."""
     j = lookback(sp, ds.table("orders"), "ordered_at", 90, columns=["ordered_at", "amount"])
     agg = j.group_by(list(KEY)).aggregate(orders_amount_90d=j.amount.sum())
@@ -331,7 +334,7 @@ def _orders(ds: Dataset, sp: ir.Table) -> ir.Table:
     return t.mutate(orders_amount_90d=t.orders_amount_90d.fill_null(0.0))
 
 
-def _accounts(ds: Dataset, sp: ir.Table) -> ir.Table:
+def _accounts(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Return static account attributes and tenure (whole days from creation day to ``a``)."""
     acc = ds.table("accounts")
     acc = acc.select(
@@ -351,7 +354,7 @@ def _accounts(ds: Dataset, sp: ir.Table) -> ir.Table:
     )
 
 
-_Builder = Callable[[Dataset, ir.Table], ir.Table]
+_Builder = Callable[[TableSet, ir.Table], ir.Table]
 
 _BUILDERS: dict[str, _Builder] = {
     "events": _events,
@@ -372,9 +375,13 @@ def _ibis_type(feature: Feature) -> str:
 
 
 def _panel_expr(
-    ds: Dataset, dates: ir.Table, labels: LabelConfig | None, observed_end: date | None
+    ds: TableSet,
+    dates: ir.Table,
+    labels: LabelConfig | None,
+    observed_end: date | None,
+    known_spine: ir.Table | None = None,
 ) -> ir.Table:
-    sp = spine(ds, dates)
+    sp = spine(ds, dates) if known_spine is None else known_spine
     t = attach(sp, *(build(ds, sp) for table, build in _BUILDERS.items() if ds.has(table)))
     cols: dict[str, ir.Value] = {}
     for f in FEATURES:
@@ -393,11 +400,12 @@ def _panel_expr(
 
 
 def build_features_expr(
-    ds: Dataset,
-    as_of: Sequence[date],
+    ds: TableSet,
+    as_of: Sequence[date] | ir.Table,
     *,
     labels: LabelConfig | None = None,
     observed_end: date | None = None,
+    known_spine: ir.Table | None = None,
 ) -> ir.Table:
     """Return the Ibis expression of the feature panel (see :func:`build_features`).
 
@@ -405,8 +413,15 @@ def build_features_expr(
     ones strings; the columns are ``account_id``, ``as_of`` (DATE), the registered
     features in registry order, then the label columns when ``labels`` is given. Rows
     are ordered by ``as_of, account_id``.
+
+    ``as_of`` may also be a table of the backend of ``ds`` with one DATE column
+    ``as_of`` (distinct dates), which keeps the expression free of in-memory tables.
+    ``known_spine``, when given, must be :func:`~churnrisk.features.pit.spine` of
+    these dates already computed (for example cached by Spark, which would otherwise
+    recompute it for each of the many places that read it); it is used as is.
     """
-    return _panel_expr(ds, as_of_table(as_of), labels, observed_end)
+    dates = as_of if isinstance(as_of, ir.Table) else as_of_table(as_of)
+    return _panel_expr(ds, dates, labels, observed_end, known_spine)
 
 
 _AS_OF_RELATION = "_churnrisk_as_of"

@@ -14,7 +14,7 @@ import ibis
 import ibis.expr.types as ir
 
 from churnrisk.config import LabelConfig
-from churnrisk.dataset import Dataset, observation_end
+from churnrisk.dataset import TableSet, observation_end
 from churnrisk.features.pit import KEY, attach, is_set, lookahead, shift, window_join
 
 LABEL_COLUMNS: tuple[str, str] = ("churned", "revenue_next_12m")
@@ -61,7 +61,7 @@ def churn_days(subs: ir.Table, grace_days: int) -> ir.Table:
 
 
 def label_table(
-    ds: Dataset, spine: ir.Table, cfg: LabelConfig, *, observed_end: date | None = None
+    ds: TableSet, spine: ir.Table, cfg: LabelConfig, *, observed_end: date | None = None
 ) -> ir.Table:
     """Return the labels of every spine row.
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 
-from churnrisk.dataset import Dataset
+from churnrisk.dataset import TableSet
 from churnrisk.errors import ConfigError
 
 KEY: tuple[str, str] = ("account_id", "as_of")
@@ -228,7 +228,7 @@ def covers(sub: ir.Table, day: ir.DateValue) -> ir.BooleanValue:
     return (sub.start_date <= day) & (sub.end_date.isnull() | (sub.end_date > day))
 
 
-def spine(ds: Dataset, as_of: Sequence[date] | ir.Table) -> ir.Table:
+def spine(ds: TableSet, as_of: Sequence[date] | ir.Table) -> ir.Table:
     """Return the spine: the accounts to describe at each as-of date.
 
     An account is on the spine at as-of date ``a`` when it was created before ``a``

@@ -1,0 +1,805 @@
+"""The Spark engine: the same feature and label definitions, run by Apache Spark.
+
+DuckDB is the default engine. For event logs that outgrow one machine, this module
+loads the contract tables into a Spark session (:func:`load_spark`), checks them against
+the contract with the same rules as :func:`churnrisk.validate.load` (bad rows are
+counted and written to a quarantine folder, never dropped silently), and runs the very
+Ibis expression of :func:`churnrisk.features.build_features_expr` on Spark through
+Ibis's pyspark backend (:func:`build_features_spark`, :func:`write_features_spark`).
+Nothing here re-states a feature.
+
+Settings that matter (set by :func:`spark_session`, checked by :func:`load_spark`): the
+session time zone is UTC (a day is a UTC calendar day), shuffle partitions are sized
+for the job, Arrow is on for the few small collections to pandas.
+
+pyspark is an optional dependency (``pip install churnrisk[spark]``): it is imported
+inside the functions, never at module import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from churnrisk.config import LabelConfig
+from churnrisk.contract import TABLES, Column, Kind, Rule, Table
+from churnrisk.errors import ConfigError, DataError
+from churnrisk.validate import TableReport
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "SparkDataset",
+    "SparkReport",
+    "build_features_spark",
+    "load_spark",
+    "spark_session",
+    "write_features_spark",
+]
+
+_MISSING_PYSPARK = "the Spark engine needs pyspark: pip install churnrisk[spark]"
+
+_SPARK_TYPES: dict[Kind, str] = {
+    Kind.STRING: "string",
+    Kind.TIMESTAMP: "timestamp",
+    Kind.DATE: "date",
+    Kind.INTEGER: "bigint",
+    Kind.FLOAT: "double",
+}
+"""The Spark SQL type of each contract kind. Timestamps are Spark ``TIMESTAMP`` values
+(instants) read in the UTC session time zone, the same as DuckDB's naive UTC values."""
+
+
+def _pyspark() -> Any:
+    """Import pyspark or raise :class:`ConfigError` saying how to install it."""
+    try:
+        import pyspark
+    except ImportError as err:
+        raise ConfigError(_MISSING_PYSPARK) from err
+    return pyspark
+
+
+# --------------------------------------------------------------------------- session
+
+
+def spark_session(
+    master: str | None = "local[*]",
+    *,
+    app_name: str = "churnrisk",
+    shuffle_partitions: int = 8,
+    driver_memory: str | None = None,
+    conf: Mapping[str, str] | None = None,
+) -> Any:
+    """Return a Spark session configured for churnrisk (created or reused).
+
+    Parameters
+    ----------
+    master
+        The Spark master URL (``local[*]``, ``local[2]``, ``yarn``, ``spark://...``);
+        ``None`` keeps what the platform set. Ignored under ``spark-submit`` (its
+        ``--master`` wins).
+    app_name
+        Application name shown in the Spark UI and logs.
+    shuffle_partitions
+        ``spark.sql.shuffle.partitions``: about two to three times the total executor
+        cores (the Spark default of 200 makes tiny tasks on small data).
+    driver_memory
+        ``spark.driver.memory`` (e.g. ``"2g"``); only effective when the session is new.
+    conf
+        Further Spark settings, applied last.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+        With ``spark.sql.session.timeZone=UTC`` (a day is a UTC calendar day) and Arrow
+        on for conversions to pandas.
+
+    Raises
+    ------
+    ConfigError
+        When pyspark is not installed or Spark cannot start (for example no Java).
+    """
+    _pyspark()
+    from pyspark.sql import SparkSession
+
+    # pyspark 4.3 warns on every pandas conversion that it "does not yet fully support
+    # pandas >= 3.0.0"; the parity tests are what vouch for the conversions we use.
+    warnings.filterwarnings(
+        "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+    )
+
+    given: dict[str, str] = {}
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit
+        from pyspark import SparkConf, SparkContext
+
+        # spark-submit's --master and --conf (and spark-defaults.conf) win over our
+        # defaults, except the session time zone, which must be UTC. They are Java
+        # system properties of the submitting JVM: SparkConf reads them once connected.
+        SparkContext._ensure_initialized()  # connect to spark-submit's JVM (pyspark 3-4)
+        given = dict(SparkConf().getAll())
+        master = None
+    effective_master = master or given.get("spark.master", "")
+
+    settings: dict[str, str] = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if driver_memory is not None:
+        settings["spark.driver.memory"] = driver_memory
+    if effective_master.startswith("local"):
+        # One JVM runs every task: small memory pages keep the many operators of one
+        # feature query within the driver's memory (measured: 1 GB fails without it).
+        settings["spark.buffer.pageSize"] = "2m"
+    settings.update(conf or {})
+    settings = {
+        k: v for k, v in settings.items() if k == "spark.sql.session.timeZone" or k not in given
+    }
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as err:  # py4j and pyspark raise several unrelated types here
+        raise ConfigError(
+            f"Spark could not start ({str(err).strip().splitlines()[0] if str(err) else err!r});"
+            " it needs Java 17 or later on the PATH or in JAVA_HOME"
+        ) from err
+    # a reused session keeps its static settings; the runtime ones are applied again
+    for key in ("spark.sql.session.timeZone", "spark.sql.shuffle.partitions"):
+        if key in settings:
+            session.conf.set(key, settings[key])
+    session.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    return session
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class SparkReport:
+    """What :func:`load_spark` found.
+
+    Attributes
+    ----------
+    tables
+        Row counts per table the source provided, in contract order.
+    broken
+        Per table, the number of rows breaking each ``column:rule`` (a row breaking two
+        rules counts under both, and is quarantined once).
+    absent
+        Optional tables the source did not provide.
+    warnings
+        Non-fatal notes (ignored columns, empty optional tables).
+    quarantine
+        Per table with quarantined rows, where they were written (when asked).
+    """
+
+    tables: dict[str, TableReport] = field(default_factory=dict)
+    broken: dict[str, dict[str, int]] = field(default_factory=dict)
+    absent: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    quarantine: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """Return 0 when no row was quarantined, 1 otherwise."""
+        return 1 if any(t.quarantined for t in self.tables.values()) else 0
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class SparkDataset:
+    """Validated contract tables as Spark temporary views, read through Ibis.
+
+    It offers what the feature and label definitions read (a
+    :class:`churnrisk.dataset.TableSet`): :meth:`table` returns Ibis tables on the
+    pyspark backend, so :func:`churnrisk.features.build_features_expr` runs unchanged.
+
+    Attributes
+    ----------
+    session
+        The Spark session holding the views.
+    views
+        The temporary view of each contract table (every table; absent ones empty).
+    absent
+        Optional tables the source did not provide.
+    source
+        Where the data came from, for messages.
+    report
+        The validation report.
+    """
+
+    session: Any
+    views: dict[str, str]
+    absent: frozenset[str] = frozenset()
+    source: str = "<spark>"
+    report: SparkReport = field(default_factory=SparkReport)
+    _ibis: Any = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> Any:
+        """The Ibis pyspark backend over :attr:`session` (created on first use)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.pyspark.connect(self.session)
+        return self._ibis
+
+    def table(self, name: str) -> Any:
+        """Return the Ibis table expression of contract table ``name``."""
+        if name not in TABLES:
+            raise DataError(f"unknown table {name!r}; the contract has {', '.join(TABLES)}")
+        return self.backend.table(self.views[name])
+
+    def dataframe(self, name: str) -> Any:
+        """Return contract table ``name`` as a Spark DataFrame."""
+        if name not in TABLES:
+            raise DataError(f"unknown table {name!r}; the contract has {', '.join(TABLES)}")
+        return self.session.table(self.views[name])
+
+    def has(self, name: str) -> bool:
+        """Whether the source provided table ``name``."""
+        return name not in self.absent
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """Return contract table ``name`` as a pandas frame (small data only)."""
+        return self.dataframe(name).toPandas()
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def _is_remote(text: str) -> bool:
+    return "://" in text and not text.startswith("file://")
+
+
+def _try_read(session: Any, candidates: Sequence[str]) -> tuple[Any, str] | None:
+    """Read the first of ``candidates`` that Spark can open as Parquet (lake URIs)."""
+    from pyspark.errors import AnalysisException
+
+    for path in candidates:
+        try:
+            return session.read.parquet(path), path
+        except AnalysisException:
+            continue
+    return None
+
+
+def _folder_tables(session: Any, root: str, warnings: list[str]) -> dict[str, tuple[Any, str]]:
+    """Find the contract tables under a folder or lake prefix.
+
+    Each table is ``<root>/<table>.parquet`` (a file or a folder of part files),
+    ``<root>/<table>/`` (a folder, possibly partitioned ``key=value/``) or, in a local
+    folder, ``<root>/<table>.csv`` (a header and comma-separated text).
+    """
+    found: dict[str, tuple[Any, str]] = {}
+    root = root.rstrip("/")
+    if _is_remote(root):
+        for name in TABLES:
+            hit = _try_read(session, [f"{root}/{name}.parquet", f"{root}/{name}"])
+            if hit is not None:
+                found[name] = hit
+        return found
+    folder = Path(root.removeprefix("file://")).expanduser().resolve()
+    if not folder.is_dir():
+        what = "does not exist" if not folder.exists() else "is not a folder"
+        raise DataError(
+            f"data source {folder} {what}; pass a folder of <table>.parquet files or "
+            "<table>/ folders, or a Spark database prefix such as 'lake.'"
+        )
+    for name in TABLES:
+        parquet, plain, text = (
+            folder / f"{name}.parquet",
+            folder / name,
+            folder / f"{name}.csv",
+        )
+        given = [p for p in (parquet, plain, text) if p.exists()]
+        if len(given) > 1:
+            raise DataError(
+                f"table {name!r} is given twice in {folder} "
+                f"({' and '.join(p.name for p in given)}); keep only one of them"
+            )
+        if not given:
+            continue
+        path = given[0]
+        if path == text:
+            df = session.read.options(
+                header=True, inferSchema=False, multiLine=True, escape='"'
+            ).csv(str(path))
+        else:
+            df = session.read.parquet(str(path))
+        found[name] = (df, str(path))
+    known = {f"{n}{suffix}" for n in TABLES for suffix in ("", ".parquet", ".csv")}
+    ignored = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.name not in known
+        and not p.name.startswith((".", "_"))
+        and (p.is_dir() or p.suffix in (".parquet", ".csv"))
+    )
+    if ignored:
+        warnings.append(f"{folder}: {', '.join(ignored)} are not contract tables and were ignored")
+    return found
+
+
+def _catalog_tables(session: Any, prefix: str) -> dict[str, tuple[Any, str]]:
+    """Find the contract tables ``<prefix><table>`` in the Spark catalog."""
+    found: dict[str, tuple[Any, str]] = {}
+    for name in TABLES:
+        full = f"{prefix}{name}"
+        if session.catalog.tableExists(full):
+            found[name] = (session.table(full), full)
+    return found
+
+
+def _sources(
+    session: Any, source: Any, warnings: list[str]
+) -> tuple[dict[str, tuple[Any, str]], str]:
+    """Resolve ``source`` to one DataFrame (and a description) per table it provides."""
+    from pyspark.sql import DataFrame
+
+    if isinstance(source, Mapping):
+        unknown = sorted(set(source) - set(TABLES))
+        if unknown:
+            raise DataError(f"unknown table(s) {unknown}; the contract has {', '.join(TABLES)}")
+        found: dict[str, tuple[Any, str]] = {}
+        for name, given in source.items():
+            if isinstance(given, DataFrame):
+                found[name] = (given, f"<DataFrame {name}>")
+            else:
+                found[name] = (session.read.parquet(str(given)), str(given))
+        return found, "<tables>"
+    text = str(source)
+    # a lake URI that went through pathlib lost a slash: s3a:/bucket -> s3a://bucket
+    text = re.sub(r"^(?!file:)([A-Za-z][A-Za-z0-9+.-]*):/(?!/)", r"\1://", text)
+    if isinstance(source, str) and source.endswith(".") and "/" not in source:
+        return _catalog_tables(session, source), source
+    return _folder_tables(session, text, warnings), text
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True)
+class _Check:
+    column: str
+    rule: Rule
+    broken: Any
+    """A Spark Column, true when the row breaks the rule (NULL counts as not broken)."""
+
+
+def _column_checks(table: Table, col: Column, dtype: Any) -> tuple[Any, list[_Check]]:
+    """Return the contract-typed value of ``col`` and its rule checks (Spark Columns)."""
+    from pyspark.sql import functions as sf
+    from pyspark.sql import types as st
+
+    ref = sf.col(f"`{col.name}`")
+    target = _SPARK_TYPES[col.kind]
+    if isinstance(dtype, st.StringType):
+        missing = ref.isNull() | (sf.trim(ref) == "")
+    else:
+        missing = ref.isNull()
+    text = ref.cast("string")
+    checks: list[_Check] = []
+    number = None
+    if col.kind is Kind.STRING:
+        value = sf.when(~missing, text)
+    elif col.kind in (Kind.TIMESTAMP, Kind.DATE):
+        if isinstance(dtype, st.TimestampType | st.TimestampNTZType | st.DateType):
+            ts = ref.cast("timestamp")  # NTZ and DATE are read in the UTC session zone
+        else:
+            # ISO text: 'Z' and offsets convert to UTC, naive text is taken as UTC
+            ts = sf.expr(f"try_cast(cast(`{col.name}` as string) as timestamp)")
+        if col.kind is Kind.TIMESTAMP:
+            value = sf.when(~missing, ts)
+        elif isinstance(dtype, st.DateType):
+            value = sf.when(~missing, ref)
+        else:
+            value = sf.when(~missing & (ts == sf.date_trunc("day", ts)), sf.to_date(ts))
+    else:
+        if isinstance(dtype, st.NumericType):
+            raw_number = ref.cast("double")
+        else:
+            raw_number = sf.expr(f"try_cast(cast(`{col.name}` as string) as double)")
+        finite = ~sf.isnan(raw_number) & (sf.abs(raw_number) != float("inf"))
+        number = sf.when(finite, raw_number)
+        if col.kind is Kind.INTEGER:
+            in_range = sf.abs(number) < 9.2e18
+            value = sf.when(~missing & in_range, number.cast("bigint"))
+        else:
+            value = sf.when(~missing, number)
+    value = value.cast(target)
+    if not col.nullable:
+        checks.append(_Check(col.name, Rule.MISSING_VALUE, missing))
+    if col.kind is not Kind.STRING:
+        checks.append(_Check(col.name, Rule.UNPARSEABLE, ~missing & value.isNull()))
+    if number is not None and col.integer:
+        checks.append(_Check(col.name, Rule.NOT_INTEGER, sf.floor(number) != number))
+    if number is not None and (col.min_value is not None or col.max_value is not None):
+        bounds = sf.lit(False)
+        if col.min_value is not None:
+            bounds = bounds | (number < col.min_value)
+        if col.max_value is not None:
+            bounds = bounds | (number > col.max_value)
+        rule = Rule.NEGATIVE if col.min_value == 0 and col.max_value is None else Rule.OUT_OF_RANGE
+        checks.append(_Check(col.name, rule, bounds))
+    return value, checks
+
+
+_FLAG = "__cr_k{}"
+_KNOWN = "__cr_known_account"
+
+
+def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Check]]:
+    """Return ``df`` with one boolean flag column per check, and the checks.
+
+    The flags are ``__cr_k<i>`` (never NULL); the contract-typed values are the columns
+    ``__cr_v<i>``, one per contract column in contract order.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as sf
+
+    types = {f.name: f.dataType for f in df.schema.fields}
+    values: dict[str, Any] = {}
+    checks: list[_Check] = []
+    for col in table.columns:
+        if col.name not in types:
+            values[col.name] = sf.lit(None).cast(_SPARK_TYPES[col.kind])
+            continue
+        values[col.name], found = _column_checks(table, col, types[col.name])
+        checks += found
+    typed = df.select("*", *(v.alias(f"__cr_v{i}") for i, v in enumerate(values.values())))
+    index = {c.name: f"__cr_v{i}" for i, c in enumerate(table.columns)}
+    if table.unique is not None:
+        raw = sf.col(f"`{table.unique}`").cast("string")
+        per_key = sf.count(sf.lit(1)).over(Window.partitionBy(raw))
+        checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, raw.isNotNull() & (per_key > 1)))
+    if Rule.END_NOT_AFTER_START in table.extra_rules:
+        end, start = sf.col(index["end_date"]), sf.col(index["start_date"])
+        checks.append(_Check("end_date", Rule.END_NOT_AFTER_START, end <= start))
+    if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in types:
+        resolved, created = sf.col(index["resolved_at"]), sf.col(index["created_at"])
+        checks.append(_Check("resolved_at", Rule.RESOLVED_BEFORE_CREATED, resolved < created))
+    if table.account_fk and accounts is not None:
+        known = accounts.select(
+            sf.col("account_id").alias("__cr_acc"), sf.lit(True).alias(_KNOWN)
+        ).distinct()
+        typed = typed.join(
+            sf.broadcast(known), sf.col(index["account_id"]) == known["__cr_acc"], "left"
+        )
+        checks.append(
+            _Check(
+                "account_id",
+                Rule.UNKNOWN_ACCOUNT,
+                sf.col(index["account_id"]).isNotNull() & sf.col(_KNOWN).isNull(),
+            )
+        )
+    order = {c.name: i for i, c in enumerate(table.columns)}
+    rules = list(Rule)
+    checks.sort(key=lambda c: (order[c.column], rules.index(c.rule)))
+    flagged = typed.select(
+        "*",
+        *(
+            sf.coalesce(c.broken, sf.lit(False)).alias(_FLAG.format(i))
+            for i, c in enumerate(checks)
+        ),
+    )
+    return flagged, checks
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """One table with its rule flags, before the counts are known."""
+
+    name: str
+    where: str
+    source_columns: list[str]
+    flagged: Any
+    checks: list[_Check]
+
+    @property
+    def flags(self) -> list[Any]:
+        from pyspark.sql import functions as sf
+
+        return [sf.col(_FLAG.format(i)) for i in range(len(self.checks))]
+
+    @property
+    def bad(self) -> Any:
+        from functools import reduce
+
+        from pyspark.sql import functions as sf
+
+        return reduce(lambda a, b: a | b, self.flags, sf.lit(False))
+
+    def counts(self) -> Any:
+        """Return a one-row DataFrame: ``table``, ``rows``, ``bad``, ``broken`` (label → rows)."""
+        from pyspark.sql import functions as sf
+
+        pairs = []
+        for check, flag in zip(self.checks, self.flags, strict=True):
+            pairs += [sf.lit(f"{check.column}:{check.rule}"), sf.sum(flag.cast("long"))]
+        return self.flagged.agg(
+            sf.lit(self.name).alias("table"),
+            sf.count(sf.lit(1)).alias("rows"),
+            sf.sum(self.bad.cast("long")).alias("bad"),
+            sf.create_map(*pairs).alias("broken"),
+        )
+
+    def clean(self) -> Any:
+        """Return the valid rows in contract columns and types."""
+        from pyspark.sql import functions as sf
+
+        table = TABLES[self.name]
+        return self.flagged.filter(~self.bad).select(
+            *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
+        )
+
+    def quarantined(self) -> Any:
+        """Return the rows breaking a rule, with ``_problems`` (``column:rule;...``)."""
+        from pyspark.sql import functions as sf
+
+        labels = [
+            sf.when(flag, sf.lit(f"{c.column}:{c.rule}"))
+            for c, flag in zip(self.checks, self.flags, strict=True)
+        ]
+        return self.flagged.filter(self.bad).select(
+            *(sf.col(f"`{c}`") for c in self.source_columns),
+            sf.concat_ws(";", *labels).alias("_problems"),
+        )
+
+
+def _check_table(
+    name: str, df: Any, where: str, accounts: Any | None, report: SparkReport
+) -> _Checked:
+    """Check the columns of one table and flag the rows breaking each rule (lazily)."""
+    from pyspark import StorageLevel
+
+    table = TABLES[name]
+    source_columns = list(df.columns)
+    missing = [c for c in table.required_columns if c not in source_columns]
+    if missing:
+        raise DataError(
+            f"table {name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
+            f"columns found: {', '.join(source_columns)}; add or rename the column(s)"
+        )
+    extra = [c for c in source_columns if c not in {col.name for col in table.columns}]
+    if extra:
+        report.warnings.append(
+            f"{where}: column(s) {', '.join(extra)} are not in the contract of {name!r} "
+            "and were ignored"
+        )
+    flagged, checks = _checked(table, df, accounts)
+    if name != "events":
+        # Like the DuckDB loader, every table but events is materialised once: the
+        # feature query reads the small tables many times over (accounts above all).
+        flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+    return _Checked(name, where, source_columns, flagged, checks)
+
+
+def _record(
+    checked: _Checked, counts: Any, quarantine_dir: str | None, report: SparkReport
+) -> None:
+    """Record one table's counts in ``report`` and write its quarantined rows."""
+    name, table = checked.name, TABLES[checked.name]
+    rows, quarantined = int(counts["rows"]), int(counts["bad"] or 0)
+    if rows == 0:
+        if table.required:
+            raise DataError(
+                f"{checked.where} has no rows; required table {name!r} needs at least one row"
+            )
+        report.warnings.append(
+            f"{checked.where} has no rows; optional table {name!r} is treated as having no rows"
+        )
+    report.tables[name] = TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined)
+    order = [f"{c.column}:{c.rule}" for c in checked.checks]
+    broken = {k: int(counts["broken"][k]) for k in order if counts["broken"].get(k)}
+    if broken:
+        report.broken[name] = broken
+    if quarantine_dir is None:
+        return
+    target = f"{quarantine_dir.rstrip('/')}/{name}"
+    if quarantined:
+        checked.quarantined().write.mode("overwrite").parquet(target)
+        report.quarantine[name] = target
+    elif not _is_remote(target):
+        # quarantined rows left by an earlier run must not outlive the rows they listed
+        shutil.rmtree(Path(target.removeprefix("file://")), ignore_errors=True)
+
+
+def _empty(session: Any, table: Table) -> Any:
+    from pyspark.sql import types as st
+
+    kinds = {
+        Kind.STRING: st.StringType(),
+        Kind.TIMESTAMP: st.TimestampType(),
+        Kind.DATE: st.DateType(),
+        Kind.INTEGER: st.LongType(),
+        Kind.FLOAT: st.DoubleType(),
+    }
+    schema = st.StructType([st.StructField(c.name, kinds[c.kind], True) for c in table.columns])
+    return session.createDataFrame([], schema)
+
+
+def load_spark(
+    source: str | Path | Mapping[str, Any],
+    session: Any | None = None,
+    *,
+    quarantine_dir: str | Path | None = None,
+) -> SparkDataset:
+    """Load and validate contract tables in Spark.
+
+    Parameters
+    ----------
+    source
+        Where the tables are: a folder or lake prefix (``s3a://...``, ``hdfs://...``)
+        holding ``<table>.parquet`` (a file or a folder of part files) or ``<table>/``
+        (a folder, possibly partitioned ``key=value/``; in a local folder also
+        ``<table>.csv``); a Spark catalog prefix ending with a dot, such as ``"lake."``
+        for the tables ``lake.accounts``, ``lake.subscriptions``, ...; or a mapping of
+        table name to a Parquet path or a Spark DataFrame.
+    session
+        The Spark session (default :func:`spark_session` with its defaults). Its
+        session time zone is set to UTC.
+    quarantine_dir
+        When given, the rows of each table that break a rule are written there as
+        Parquet, ``<quarantine_dir>/<table>/``: the source columns plus ``_problems``.
+
+    Returns
+    -------
+    SparkDataset
+        Every contract table as a temporary view of its valid rows in contract types;
+        optional tables the source lacks are empty and listed in ``absent``. The rules
+        are those of :func:`churnrisk.validate.load` (missing, unparseable, negative,
+        out of range, not integer, duplicate key, unknown account, end not after start,
+        resolved before created); the report counts the rows breaking each. Every
+        table but ``events`` is cached (memory and disk), as the DuckDB loader
+        materialises them; ``session.catalog.clearCache()`` frees them.
+
+    Raises
+    ------
+    ConfigError
+        When pyspark is missing.
+    DataError
+        When a required table or column is missing or a required table is empty.
+    """
+    _pyspark()
+    session = session if session is not None else spark_session()
+    session.conf.set("spark.sql.session.timeZone", "UTC")
+    report = SparkReport()
+    found, where = _sources(session, source, report.warnings)
+    missing = [n for n, t in TABLES.items() if t.required and n not in found]
+    if missing:
+        raise DataError(f"required table(s) {', '.join(missing)} missing from {where}; add them")
+    token = uuid.uuid4().hex[:12]
+    quarantine = None if quarantine_dir is None else str(quarantine_dir)
+    views: dict[str, str] = {}
+    accounts = None
+    checked: list[_Checked] = []
+    for name, table in TABLES.items():
+        view = f"churnrisk_{token}_{name}"
+        if name in found:
+            df, described = found[name]
+            checked.append(_check_table(name, df, described, accounts, report))
+            clean = checked[-1].clean()
+        else:
+            report.absent.append(name)
+            clean = _empty(session, table)
+        if name == "accounts":
+            accounts = clean
+        clean.createOrReplaceTempView(view)
+        views[name] = view
+    # one Spark job counts every table and rule
+    counted = {
+        row["table"]: row
+        for row in reduce(lambda a, b: a.unionByName(b), [c.counts() for c in checked]).collect()
+    }
+    for item in checked:
+        _record(item, counted[item.name], quarantine, report)
+    return SparkDataset(
+        session=session,
+        views=views,
+        absent=frozenset(report.absent),
+        source=where,
+        report=report,
+    )
+
+
+# --------------------------------------------------------------------------- features
+
+
+def build_features_spark(
+    ds: SparkDataset,
+    as_of: Sequence[date],
+    *,
+    labels: LabelConfig | None = None,
+    observed_end: date | None = None,
+) -> Any:
+    """Return the feature panel as a Spark DataFrame (lazy, nothing runs yet).
+
+    The expression is :func:`churnrisk.features.build_features_expr`, the one the
+    DuckDB engine runs, compiled to Spark SQL by Ibis.
+
+    Parameters
+    ----------
+    ds
+        The data set of :func:`load_spark`.
+    as_of
+        As-of dates (midnight UTC); each sees only data strictly before it.
+    labels
+        When given, add ``churned`` and ``revenue_next_12m``.
+    observed_end
+        Exclusive end of observation for the labels (default: the day after the latest
+        observed date, as on DuckDB).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``account_id`` (string), ``as_of`` (date), every registered feature in registry
+        order (double, or string for categorical ones), then ``churned`` (tinyint) and
+        ``revenue_next_12m`` (double) with labels; ordered by ``as_of, account_id``.
+        The spine of the dates is cached (it is read by every feature and label).
+    """
+    from pyspark import StorageLevel
+
+    from churnrisk.features import build_features_expr, spine
+
+    days = sorted(set(as_of))
+    if not days:
+        raise ConfigError("no as-of dates given; pass at least one date")
+    token = uuid.uuid4().hex[:12]
+    dates_view, spine_view = f"churnrisk_{token}_as_of", f"churnrisk_{token}_spine"
+    ds.session.createDataFrame([(d,) for d in days], "as_of date").createOrReplaceTempView(
+        dates_view
+    )
+    dates = ds.backend.table(dates_view)
+    # The spine (accounts x dates, small) feeds every feature and label: cached once,
+    # since Spark inlines the query's common parts and would recompute it each time.
+    known = ds.session.sql(str(ds.backend.compile(spine(ds, dates))))
+    known.persist(StorageLevel.MEMORY_AND_DISK).createOrReplaceTempView(spine_view)
+    expr = build_features_expr(
+        ds,
+        dates,
+        labels=labels,
+        observed_end=observed_end,
+        known_spine=ds.backend.table(spine_view),
+    )
+    return ds.session.sql(str(ds.backend.compile(expr)))
+
+
+def write_features_spark(
+    ds: SparkDataset,
+    as_of: Sequence[date],
+    out: str | Path,
+    *,
+    labels: LabelConfig | None = None,
+    observed_end: date | None = None,
+) -> int:
+    """Write the feature panel as Parquet with Spark, without passing through pandas.
+
+    ``out`` is a folder of part files (the Spark convention), replaced when it exists.
+
+    Returns
+    -------
+    int
+        The number of rows written, one per (account, as-of) pair.
+    """
+    panel = build_features_spark(ds, as_of, labels=labels, observed_end=observed_end)
+    target = str(out)
+    panel.write.mode("overwrite").parquet(target)
+    return int(ds.session.read.parquet(target).count())
