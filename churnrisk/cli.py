@@ -46,6 +46,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 QuarantineOpt = Annotated[
     Path | None, typer.Option(help="Write rows that break a rule here, one CSV a table.")
 ]
+SparkMasterOpt = Annotated[
+    str,
+    typer.Option(help="Spark master URL with --engine spark (spark-submit's --master wins)."),
+]
 DataArg = Annotated[
     Path,
     typer.Argument(
@@ -74,21 +78,36 @@ def _load(data: Path, *, quarantine: Path | None = None) -> Any:
 
     with _working(f"validating {data}"):
         result = load(data, quarantine_dir=quarantine)
-    report = result.report
+    _say_set_aside(result.report, quarantine, f"; `churnrisk validate {data}` lists them")
+    return result
+
+
+def _say_set_aside(report: Any, quarantine: Path | None, hint: str = "") -> None:
+    """Say on standard error which rows a load set aside and which tables were absent."""
     set_aside = {name: t.quarantined for name, t in report.tables.items() if t.quarantined}
     if set_aside:
         parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
         where = f"; quarantined rows in {quarantine}" if quarantine else ""
         err.print(
-            f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where};"
-            f" `churnrisk validate {data}` lists them"
+            f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}{hint}"
         )
     if report.absent:
         err.print(
             f"[dim]not provided: {', '.join(report.absent)} "
             "(the features and metrics that need them are null)[/]"
         )
-    return result
+
+
+def _load_spark(data: Path, master: str, quarantine: Path | None) -> tuple[Any, Any]:
+    """Open a Spark session, load and check ``data`` on it; return (session, dataset)."""
+    from churnrisk.spark import load_spark, spark_session
+
+    session = spark_session(master=master)
+    source = spark_source(data)
+    with _working(f"validating {source} on Spark"):
+        ds = load_spark(source, session, quarantine_dir=quarantine)
+    _say_set_aside(ds.report, quarantine)
+    return session, ds
 
 
 # --------------------------------------------------------------------------- generate
@@ -259,10 +278,7 @@ def features_build(
             " folder written by Spark."
         ),
     ] = "duckdb",
-    spark_master: Annotated[
-        str,
-        typer.Option(help="Spark master URL with --engine spark (ignored by spark-submit)."),
-    ] = "local[*]",
+    spark_master: SparkMasterOpt = "local[*]",
 ) -> None:
     """Build point-in-time features: one row per active account and as-of date."""
     from churnrisk.features import write_features
@@ -292,20 +308,9 @@ def _features_spark(
     quarantine: Path | None,
 ) -> int:
     """Validate ``data`` and write the feature panel with Spark; return the row count."""
-    from churnrisk.spark import load_spark, spark_session, write_features_spark
+    from churnrisk.spark import write_features_spark
 
-    session = spark_session(master=master)
-    source = spark_source(data)
-    with _working(f"validating {data} on Spark"):
-        ds = load_spark(source, session, quarantine_dir=quarantine)
-    report = ds.report
-    set_aside = {name: t.quarantined for name, t in report.tables.items() if t.quarantined}
-    if set_aside:
-        parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
-        where = f"; quarantined rows in {quarantine}" if quarantine else ""
-        err.print(f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}")
-    if report.absent:
-        err.print(f"[dim]not provided: {', '.join(report.absent)}[/]")
+    _, ds = _load_spark(data, master, quarantine)
     with _working(f"building features for {len(dates)} as-of date(s) on Spark"):
         return write_features_spark(ds, dates, out_file, labels=labels)
 
@@ -568,10 +573,7 @@ def score(
             " through mlflow.pyfunc.spark_udf, drivers on the executors."
         ),
     ] = "duckdb",
-    spark_master: Annotated[
-        str,
-        typer.Option(help="Spark master URL with --engine spark (ignored by spark-submit)."),
-    ] = "local[*]",
+    spark_master: SparkMasterOpt = "local[*]",
 ) -> None:
     """Score every active account with the champion models and keep the run in the store."""
     day = _parse_date(as_of, "--as-of") if as_of else None
@@ -624,19 +626,11 @@ def _score_spark(
 ) -> str:
     """Score ``data`` on Spark into this process's store; return the one-line summary."""
     from churnrisk.scoring_spark import spark_scorer
-    from churnrisk.spark import build_features_spark, load_spark, spark_session
+    from churnrisk.spark import build_features_spark
 
     # Python workers (spark_udf, mapInPandas) must run this interpreter, not "python3"
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session = spark_session(master=master)
-    source = spark_source(data)
-    with _working(f"validating {source} on Spark"):
-        ds = load_spark(source, session, quarantine_dir=quarantine)
-    set_aside = {n: t.quarantined for n, t in ds.report.tables.items() if t.quarantined}
-    if set_aside:
-        parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
-        where = f"; quarantined rows in {quarantine}" if quarantine else ""
-        err.print(f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}")
+    session, ds = _load_spark(data, master, quarantine)
     scorer = spark_scorer(
         session,
         models,
@@ -647,7 +641,7 @@ def _score_spark(
         attributes=lambda: ds.dataframe("accounts"),
         source=ds.source,
     )
-    return _score_run(ds, models, versions, scoring, as_of, source, scorer=scorer)
+    return _score_run(ds, models, versions, scoring, as_of, ds.source, scorer=scorer)
 
 
 def _score_run(
