@@ -255,6 +255,20 @@ def compute_metrics(
 # --------------------------------------------------------------------------- helpers
 
 
+#: Money and durations are summed as this exact type, not as doubles. A double sum's
+#: last bits depend on the order DuckDB's threads hand rows over (a group-by's output
+#: has no order), so the same data could give 1307.1035 one time and
+#: 1307.1035000000002 the next. A DECIMAL sum is exact, so a figure is the same on
+#: every run. Nine places keep every cent and every microsecond; the range, 10^29, is
+#: far above any revenue.
+EXACT = "decimal(38, 9)"
+
+
+def _exact(column: Any) -> Any:
+    """``column`` as :data:`EXACT`, ready for an order-independent ``sum``."""
+    return column.cast(EXACT)
+
+
 def _scalar(expr: Any) -> Any:
     """Execute a scalar Ibis expression and return a plain Python value."""
     return expr.to_pyarrow().as_py()
@@ -400,8 +414,8 @@ def _mrr_movements(scope: _Scope) -> _Movements:
         return (subs.start_date <= day) & (subs.end_date.isnull() | (subs.end_date > day))
 
     per_account = subs.group_by("account_id").aggregate(
-        m0=ibis.ifelse(covers(start_day), subs.mrr, 0.0).sum(),
-        m1=ibis.ifelse(covers(end_day), subs.mrr, 0.0).sum(),
+        m0=ibis.ifelse(covers(start_day), _exact(subs.mrr), 0).sum(),
+        m1=ibis.ifelse(covers(end_day), _exact(subs.mrr), 0).sum(),
         # a row with mrr > 0 covering some day before p0
         paid_before=(
             (subs.mrr > 0)
@@ -434,7 +448,7 @@ def _mrr_movements(scope: _Scope) -> _Movements:
             mrr_churned=m0.sum(where=is_churn),
             mrr_reactivation=m1.sum(where=is_react),
             new_with_cost=t.acquisition_cost.count(where=is_new),
-            new_cost_mean=t.acquisition_cost.mean(where=is_new),
+            new_cost_sum=_exact(t.acquisition_cost).sum(where=is_new),
             mrr_new_referred=m1.sum(where=is_new & referred),
         )
     )
@@ -445,7 +459,7 @@ def _mrr_movements(scope: _Scope) -> _Movements:
     def total(key: str) -> float:
         return float(row[key] or 0.0)
 
-    mean = row["new_cost_mean"]
+    with_cost = count("new_with_cost")
     return _Movements(
         customers_start=count("customers_start"),
         customers_end=count("customers_end"),
@@ -459,8 +473,8 @@ def _mrr_movements(scope: _Scope) -> _Movements:
         mrr_contraction=total("mrr_contraction"),
         mrr_churned=total("mrr_churned"),
         mrr_reactivation=total("mrr_reactivation"),
-        new_with_cost=count("new_with_cost"),
-        new_cost_mean=None if mean is None else float(mean),
+        new_with_cost=with_cost,
+        new_cost_mean=float(row["new_cost_sum"]) / with_cost if with_cost else None,
         mrr_new_referred=total("mrr_new_referred"),
     )
 
@@ -664,7 +678,7 @@ def _order_metrics(scope: _Scope, notes: Notes) -> dict[str, object]:
     if _absent(scope.ds, "orders", keys, notes):
         return dict.fromkeys(keys)
     t = scope.in_period("orders", "ordered_at")
-    per_account = t.group_by("account_id").aggregate(n=t.count(), amount=t.amount.sum())
+    per_account = t.group_by("account_id").aggregate(n=t.count(), amount=_exact(t.amount).sum())
     row = _row(
         per_account.aggregate(
             accounts=per_account.count(),
@@ -761,7 +775,7 @@ def _value_metrics(
         return out
     costs = scope.table("costs")
     costs = costs.filter((costs.month >= scope.period.start) & (costs.month < scope.period.end))
-    row = _row(costs.aggregate(n=costs.count(), amount=costs.amount.sum()))
+    row = _row(costs.aggregate(n=costs.count(), amount=_exact(costs.amount).sum()))
     if row["n"] == 0:
         for key in cost_keys:
             notes[key] = "no costs row with month in the period"
@@ -804,12 +818,8 @@ def _time_to_first_value(scope: _Scope, notes: Notes) -> dict[str, object]:
     ev = scope.ds.table("events").semi_join(created, "account_id")
     first = ev.group_by("account_id").aggregate(first_event=ev.timestamp.min())
     t = created.left_join(first, "account_id")
-    seconds = t.first_event.epoch_seconds().cast("float64") - t.created_at.epoch_seconds().cast(
-        "float64"
-    )
-    row = _row(
-        t.aggregate(n=t.count(), with_event=t.first_event.count(), days=(seconds / 86400.0).mean())
-    )
+    seconds = _exact(t.first_event.epoch_seconds()) - _exact(t.created_at.epoch_seconds())
+    row = _row(t.aggregate(n=t.count(), with_event=t.first_event.count(), seconds=seconds.sum()))
     if row["n"] == 0:
         notes[key] = "no account created in the period"
         return {key: None}
@@ -820,4 +830,4 @@ def _time_to_first_value(scope: _Scope, notes: Notes) -> dict[str, object]:
         )
     if row["with_event"] == 0:
         return {key: None}
-    return {key: float(row["days"])}
+    return {key: float(row["seconds"]) / row["with_event"] / 86400.0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -639,3 +640,46 @@ def test_movement_invariant_on_generated_world(random_state: int) -> None:
         assert m["retention_rate"] == pytest.approx(m["cohort_retention_rate"])
         churned += m["customers_churned"]
     assert churned > 0  # the world does move
+
+
+_cents = st.sampled_from([0.1, 0.2, 0.3, 0.7, 1e-3, 99.99, 1e6 + 0.01, 12345.67])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    amounts=st.lists(_cents, min_size=2, max_size=12),
+    order=st.randoms(use_true_random=False),
+)
+def test_figures_do_not_depend_on_row_order(amounts: list[float], order: Any) -> None:
+    """Money is summed exactly, so shuffling the rows changes no figure in any bit.
+
+    With doubles, 0.1 + 0.2 + 0.3 is 0.6000000000000001 and 0.3 + 0.2 + 0.1 is 0.6, and
+    DuckDB's threads add a group-by's rows in no fixed order: the same data gave two
+    different avg_order_value figures in two runs before the sums became exact.
+    """
+    n = len(amounts)
+    accounts = _df(
+        ["account_id", "created_at", "acquisition_cost"],
+        [(f"a{k}", "2026-10-02", amounts[k]) for k in range(n)],
+    )
+    subs = _df(
+        ["account_id", "start_date", "end_date", "mrr"],
+        [(f"a{k}", "2026-10-03", None, amounts[k]) for k in range(n)],
+    )
+    orders = _df(
+        ["account_id", "ordered_at", "amount"],
+        [(f"a{k % 3}", f"2026-10-{5 + k}", amounts[k]) for k in range(n)],
+    )
+    costs = _df(["account_id", "month", "amount"], [("a0", "2026-10-01", x) for x in amounts])
+    frames = {"accounts": accounts, "subscriptions": subs, "orders": orders, "costs": costs}
+    shuffled = {}
+    for name, frame in frames.items():
+        rows = list(range(len(frame)))
+        order.shuffle(rows)
+        shuffled[name] = frame.iloc[rows].reset_index(drop=True)
+    first = compute_metrics(Dataset.from_frames(frames), OCT)
+    second = compute_metrics(Dataset.from_frames(shuffled), OCT)
+    assert first == second
+    exact = sum(Decimal(repr(x)) for x in amounts)
+    assert first["mrr_end"] == float(exact)
+    assert first["avg_order_value"] == float(exact) / n
