@@ -555,6 +555,52 @@ def test_export_csv(api: Api) -> None:
     assert response.text.endswith("\r\n")
 
 
+def test_export_for_a_spreadsheet_defuses_formulas(api: Api) -> None:
+    """``spreadsheet=true``: text that a spreadsheet would run gets a ``'``; numbers don't."""
+    rows = [
+        score_row(
+            "=cmd",
+            0.5,
+            name='=HYPERLINK("http://x.example","click")',
+            segment="+smb",
+            plan="-pro",
+            owner="@ann",
+            probability_change=-0.25,
+        ),
+        score_row("b1", 0.4, name="Zoë", segment="\tsmb", plan="\rpro", owner="a=b"),
+    ]
+    write_sample_run(api.store, "2026-12-01", "2026-12-02T06:00:00", rows)
+    api.refresh()
+    plain = list(csv.reader(io.StringIO(api.get("/v1/export/scores").text)))
+    assert plain[1][:8] == [
+        "=cmd",
+        '=HYPERLINK("http://x.example","click")',
+        "+smb",
+        "-pro",
+        "@ann",
+        "high",
+        "0.5",
+        "-0.25",
+    ]
+    response = api.get("/v1/export/scores?format=csv&spreadsheet=true")
+    assert response.content.startswith(b"\xef\xbb\xbfaccount_id,name,")
+    safe = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert safe[0] == _export_columns()
+    assert safe[1][:8] == [
+        "'=cmd",
+        '\'=HYPERLINK("http://x.example","click")',
+        "'+smb",
+        "'-pro",
+        "'@ann",
+        "high",
+        "0.5",
+        "-0.25",
+    ]
+    assert safe[2][:5] == ["b1", "Zoë", "'\tsmb", "'\rpro", "a=b"]
+    assert [r[1:] for r in safe[1:]] != [r[1:] for r in plain[1:]]
+    assert [len(r) for r in safe] == [len(r) for r in plain]
+
+
 def test_export_json_and_the_updated_since_cursor(api: Api) -> None:
     response = api.get("/v1/export/scores?format=json")
     body = orjson.loads(response.content)

@@ -599,7 +599,9 @@ def test_download_csv(page: Any, service: Service, tmp_path: Path) -> None:
     assert download.suggested_filename == "churnrisk-scores-2025-12-01.csv"
     path = tmp_path / download.suggested_filename
     download.save_as(path)
-    table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
+    # made for a spreadsheet: a byte-order mark so Excel reads UTF-8 (formulas: test_api)
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfaccount_id,")
+    table = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
     assert table[0] == CSV_HEADER
     body = [dict(zip(CSV_HEADER, row, strict=True)) for row in table[1:]]
     assert [r["account_id"] for r in body] == sorted(CURRENT)

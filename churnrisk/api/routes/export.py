@@ -5,6 +5,13 @@ the pull incremental: pass the previous answer's ``X-Next-Updated-Since`` (the s
 time of the run it exported); when no run was scored after it, the answer has no rows
 and echoes the same cursor. Rows are read from the store in batches and written as they
 come, so an export of any size never sits in memory.
+
+``spreadsheet=true`` makes the CSV safe to open in Excel or LibreOffice (the dashboard's
+download uses it): a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
+carriage return gets a leading ``'``, so a name such as ``=HYPERLINK(...)`` shows as
+text instead of running as a formula (OWASP, "CSV Injection"), and the file starts with
+a UTF-8 byte-order mark so Excel reads accented names right. Numbers are never touched.
+A CRM import wants names as they are and leaves it off (the default).
 """
 
 from __future__ import annotations
@@ -95,19 +102,36 @@ def export_row(row: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
     return out
 
 
-def _csv_value(value: Any) -> Any:
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a text cell as a formula."""
+
+
+def spreadsheet_safe(text: str) -> str:
+    """Return ``text`` with a leading ``'`` when a spreadsheet would run it as a formula.
+
+    >>> spreadsheet_safe("=1+2"), spreadsheet_safe("Acme"), spreadsheet_safe("")
+    ("'=1+2", 'Acme', '')
+    """
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def _csv_value(value: Any, spreadsheet: bool) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     if isinstance(value, list):
-        return " | ".join(str(v) for v in value)
+        value = " | ".join(str(v) for v in value)
+    if spreadsheet and isinstance(value, str):
+        return spreadsheet_safe(value)
     return value
 
 
-def _csv(run: RunRecord | None, batches: Iterator[list[dict[str, Any]]]) -> Iterator[str]:
+def _csv(
+    run: RunRecord | None, batches: Iterator[list[dict[str, Any]]], spreadsheet: bool
+) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    yield buffer.getvalue()
+    yield ("\ufeff" if spreadsheet else "") + buffer.getvalue()
     if run is None:
         return
     for batch in batches:
@@ -115,7 +139,7 @@ def _csv(run: RunRecord | None, batches: Iterator[list[dict[str, Any]]]) -> Iter
         buffer.truncate()
         for row in batch:
             out = export_row(row, run)
-            writer.writerow([_csv_value(out[k]) for k in CSV_COLUMNS])
+            writer.writerow([_csv_value(out[k], spreadsheet) for k in CSV_COLUMNS])
         yield buffer.getvalue()
 
 
@@ -169,6 +193,14 @@ def export_scores(
             json_schema_extra={"format": "date-time"},
         ),
     ] = None,
+    spreadsheet: Annotated[
+        bool,
+        Query(
+            description="CSV for a spreadsheet: text cells that would run as formulas get a"
+            " leading `'`, and the file starts with a UTF-8 byte-order mark. Leave it off"
+            " for a CRM import."
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """Stream one row per account of the current run, keyed by `account_id`.
 
@@ -177,6 +209,7 @@ def export_scores(
     sentences of the drivers raising risk, joined by ` | ` in CSV), as_of, updated_at
     (when the run was scored), run_id, churn_version. The `X-Next-Updated-Since` header
     (and `next_updated_since` in JSON) is the cursor of the next incremental pull.
+    With `spreadsheet=true` the CSV is safe to open in Excel (see the module notes).
     """
     shapes.check_texts("query", {"updated_since": updated_since})
     since = parse_since(updated_since)
@@ -192,4 +225,6 @@ def export_scores(
         )
     name = f"churnrisk-scores-{run.as_of.isoformat()}.csv" if run else "churnrisk-scores.csv"
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return StreamingResponse(_csv(run, batches), media_type="text/csv", headers=headers)
+    return StreamingResponse(
+        _csv(run, batches, spreadsheet), media_type="text/csv", headers=headers
+    )

@@ -688,7 +688,7 @@
     btn.disabled = true;
     btn.lastChild.textContent = " Preparing…";
     try {
-      const res = await api("/v1/export/scores?format=csv", { raw: true });
+      const res = await api("/v1/export/scores?format=csv&spreadsheet=true", { raw: true });
       const blob = await res.blob();
       const cd = res.headers.get("Content-Disposition") || "";
       const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
