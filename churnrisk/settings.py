@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     data
         The data source the service computes metrics from (``CHURNRISK_DATA``): a folder
         of tables or a DuckDB file, as the CLI takes it; empty means no metrics.
+    model_check_seconds
+        How often the service asks the model registry whether the ``champion`` alias
+        moved, and loads the new champion if it did (``CHURNRISK_MODEL_CHECK_SECONDS``;
+        default 60; 0 never checks, so a promotion then needs a restart).
     """
 
     model_config = SettingsConfigDict(env_prefix="CHURNRISK_", frozen=True, extra="ignore")
@@ -50,6 +54,7 @@ class Settings(BaseSettings):
     )
     database_url: str | None = None
     data: Path | None = None
+    model_check_seconds: float = Field(default=60.0, ge=0.0)
 
     @property
     def store_url(self) -> str:

@@ -754,6 +754,18 @@ class Tracker:
         except MlflowException:
             return None
 
+    def champion_versions(self) -> tuple[str, str] | None:
+        """Return the ``(churn, clv)`` versions holding the ``champion`` alias, cheaply.
+
+        Two registry lookups and nothing else, so a service can poll it. ``None`` when
+        no version holds the alias; ``clv`` is ``""`` when only the churn model has it.
+        """
+        with self.active():
+            churn = self._alias_version(CHURN_MODEL, CHAMPION)
+            if churn is None:
+                return None
+            return churn, self._alias_version(CLV_MODEL, CHAMPION) or ""
+
     def champion_info(self) -> ChampionInfo | None:
         """Return the champion's versions, resolved configuration, fingerprint and metrics.
 

@@ -32,6 +32,7 @@ from api_fixtures import (  # noqa: F401
     api_fixture,
     open_api,
     settings_for,
+    write_runs,
 )
 from cli_invoke import invoke
 from fastapi.testclient import TestClient
@@ -1043,6 +1044,99 @@ def test_models_without_a_champion_say_so(tmp_path: Path) -> None:
     assert not models.loaded
     assert models.error is not None
     assert models.error.startswith("no champion model in sqlite:///")
+
+
+def _promote_a_copy(uri: str) -> tuple[str, str]:
+    """Register the champion's models again and move the alias to them: a promotion.
+
+    Returns the new ``(churn, clv)`` versions. The new versions point at the same
+    logged models, which is all the service needs to see a different champion.
+    """
+    from churnrisk.tracking import CHAMPION, CHURN_MODEL, CLV_MODEL, Tracker
+
+    tracker = Tracker(uri)
+    client = tracker.client
+    new = []
+    with tracker.active():  # MLflow resolves a logged model through the global URI
+        for name in (CHURN_MODEL, CLV_MODEL):
+            old = client.get_model_version_by_alias(name, CHAMPION)
+            version = client.create_model_version(
+                name, source=old.source, run_id=old.run_id, model_id=old.model_id
+            )
+            client.set_registered_model_alias(name, CHAMPION, version.version)
+            new.append(str(version.version))
+    return new[0], new[1]
+
+
+def _wait_for(check: Any, seconds: float = 20.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found
+
+
+def test_the_service_follows_a_promotion_without_a_restart(
+    champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """A service started before any training becomes ready once a champion exists, and
+    shows a newly promoted champion within CHURNRISK_MODEL_CHECK_SECONDS."""
+    import shutil
+
+    from churnrisk.tracking import tracking_uri
+
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    uri = tracking_uri(registry)
+    store = ScoreStore(sqlite_url(tmp_path))
+    store.upgrade()
+    write_runs(store)
+    key, _ = store.create_key("reader", "read")
+    conf = settings_for(tmp_path).model_copy(
+        update={"mlflow_tracking_uri": uri, "model_check_seconds": 0.1}
+    )
+    app = create_app(conf, store=store)
+    headers = {"X-API-Key": key}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        # no model yet: not ready, /v1/model says why
+        body = problem(client.get("/readyz"), 503)
+        assert body["checks"]["models"].startswith("no champion model in sqlite:///")
+        assert problem(client.get("/v1/model", headers=headers), 503)["type"].endswith(
+            "no-champion-model"
+        )
+        # the models are trained (here: the champion's store copied in): ready, no restart
+        shutil.copyfile(Path(champion["uri"].removeprefix("sqlite:///")), registry / "mlflow.db")
+        _wait_for(lambda: client.get("/readyz").status_code == 200)
+        assert client.get("/v1/model", headers=headers).json()["churn_version"] == "1"
+        loaded = app.state.service.models
+
+        # a promotion: the new versions are served, the old state replaced whole
+        churn, clv = _promote_a_copy(uri)
+        assert (churn, clv) == ("2", "2")
+        _wait_for(lambda: app.state.service.models.versions == ("2", "2"))
+        model = client.get("/v1/model", headers=headers).json()
+        assert (model["churn_version"], model["clv_version"]) == ("2", "2")
+        assert model["metrics"] == champion["info"]["metrics"]
+        models = app.state.service.models
+        assert models is not loaded
+        assert models.loaded
+
+        # the registry going away keeps the loaded champion serving
+        (registry / "mlflow.db").unlink()
+        time.sleep(0.5)
+        assert client.get("/readyz").status_code == 200
+        assert app.state.service.models is models
+    store.close()
+
+
+def test_a_check_without_a_change_loads_nothing(champion: dict[str, Any]) -> None:
+    from churnrisk.api.state import ChampionWatch
+
+    models = LoadedModels.from_tracker(champion["uri"])
+    watch = ChampionWatch(champion["uri"], models)
+    assert models.versions == ("1", "1")
+    assert watch.check() is False
+    assert watch.models is models
 
 
 def test_metrics_route_matches_the_cli_engine(served: Api, champion: dict[str, Any]) -> None:

@@ -5,15 +5,19 @@ any number of workers) builds one app per worker from the environment's settings
 
 At start-up the lifespan opens the score store (:class:`~churnrisk.store.ScoreStore` at
 ``settings.store_url``) and checks its schema, and loads the champion models from the
-tracking store. Neither is fatal: the service never migrates the store by itself (the
-``serve`` command does, before starting), and without a usable store or a champion it
-still starts, ``/readyz`` answers 503 saying why, and the routes that need the missing
-part answer 503. The metrics' data source (``settings.data``) is read on the first
-``/v1/metrics`` request.
+tracking store, then follows the registry: when the ``champion`` alias moves, the new
+champion is loaded within ``CHURNRISK_MODEL_CHECK_SECONDS`` (60 s), no restart needed
+(:class:`~churnrisk.api.state.ChampionWatch`). Neither is fatal: the service never
+migrates the store by itself (the ``serve`` command does, before starting), and without
+a usable store or a champion it still starts, ``/readyz`` answers 503 saying why, and
+the routes that need the missing part answer 503. The metrics' data source
+(``settings.data``) is read on the first ``/v1/metrics`` request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,7 +36,13 @@ from churnrisk.api import logs
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
 from churnrisk.api.routes import accounts, export, health, keys, service
-from churnrisk.api.state import LoadedModels, MetricsSource, ServiceState, StoreHolder
+from churnrisk.api.state import (
+    ChampionWatch,
+    LoadedModels,
+    MetricsSource,
+    ServiceState,
+    StoreHolder,
+)
 from churnrisk.settings import Settings
 from churnrisk.store import ScoreStore, StoreError
 
@@ -56,12 +66,21 @@ def _open_store(settings: Settings) -> StoreHolder:
     return holder
 
 
-def _load_models(settings: Settings) -> LoadedModels:
+def _models_uri(settings: Settings) -> str:
     from churnrisk.tracking import tracking_uri
 
-    return LoadedModels.from_tracker(
-        settings.mlflow_tracking_uri or tracking_uri(settings.data_dir)
-    )
+    return settings.mlflow_tracking_uri or tracking_uri(settings.data_dir)
+
+
+def _watch_champion(uri: str) -> ChampionWatch:
+    return ChampionWatch(uri, LoadedModels.from_tracker(uri))
+
+
+async def _follow_champion(watch: ChampionWatch, every: float) -> None:
+    """Check the registry's champion every ``every`` seconds, off the event loop."""
+    while True:
+        await asyncio.sleep(every)
+        await run_in_threadpool(watch.check)
 
 
 def create_app(
@@ -100,8 +119,15 @@ def create_app(
             holder.error = await run_in_threadpool(holder.check)
         else:
             holder = await run_in_threadpool(_open_store, conf)
-        loaded = models if models is not None else await run_in_threadpool(_load_models, conf)
-        app.state.service = ServiceState.open(holder, loaded, MetricsSource(conf.data))
+        champion: ChampionWatch | LoadedModels
+        follow: asyncio.Task[None] | None = None
+        if models is not None:
+            champion = models
+        else:
+            champion = await run_in_threadpool(_watch_champion, _models_uri(conf))
+            if conf.model_check_seconds > 0:
+                follow = asyncio.create_task(_follow_champion(champion, conf.model_check_seconds))
+        app.state.service = ServiceState.open(holder, champion, MetricsSource(conf.data))
         # Everything loaded so far (pandas, SQLAlchemy, MLflow, the models) lives as long
         # as the process: move it out of the collector's sight, so that a full collection
         # walks only what requests create. Without this, full collections over the
@@ -111,6 +137,10 @@ def create_app(
         try:
             yield
         finally:
+            if follow is not None:
+                follow.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follow
             if holder.owned and holder.store is not None:
                 holder.store.close()
             logs.uninstall(redactor)

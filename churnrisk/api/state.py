@@ -94,25 +94,84 @@ class LoadedModels:
         """Return the state of a service without models, saying why."""
         return cls(error=reason)
 
+    @property
+    def versions(self) -> tuple[str, str] | None:
+        """The ``(churn, clv)`` versions loaded, as :meth:`Tracker.champion_versions`."""
+        if self.info is None:
+            return None
+        return str(self.info.get("churn_version")), str(self.info.get("clv_version") or "")
+
     @classmethod
     def from_tracker(cls, uri: str) -> LoadedModels:
         """Load the champion's information and bundle from the tracking store at ``uri``.
 
-        Never raises: a missing champion or an unreachable tracking server gives a state
-        with :attr:`error` set, which ``/readyz`` reports.
+        The bundle is the very version the information names, so a promotion between
+        the two reads cannot pair one version's record with another's models. Never
+        raises: a missing champion or an unreachable tracking server gives a state with
+        :attr:`error` set, which ``/readyz`` reports.
         """
         from churnrisk.tracking import Tracker
 
         try:
             tracker = Tracker(uri)
             info = tracker.model_info()
-            bundle = tracker.load_champion()
+            bundle = tracker.load_champion(version=str(info["churn_version"]))
         except ChurnRiskError as exc:
             return cls(error=str(exc))
         except Exception as exc:  # noqa: BLE001 - e.g. an MLflow server down: /readyz says why
             _log.exception("cannot load the champion models from %s", uri)
             return cls(error=f"cannot load the champion models from {uri}: {exc}")
         return cls(info=info, bundle=bundle)
+
+
+class ChampionWatch:
+    """Follows the registry's ``champion`` alias, so a promotion needs no restart.
+
+    :meth:`check` (run by the app every ``CHURNRISK_MODEL_CHECK_SECONDS``, in a worker
+    thread) asks the registry which versions hold the alias, two cheap look-ups, and
+    loads the champion only when they differ from the loaded ones. The new state
+    replaces the old in one assignment, so a request sees one or the other, never a
+    mix. A check that fails (the tracking server is down) or a load that fails keeps
+    the loaded champion serving; a service that started before any model was trained
+    becomes ready as soon as one is.
+
+    Parameters
+    ----------
+    uri
+        The tracking store to follow.
+    models
+        The champion loaded at start-up.
+    """
+
+    def __init__(self, uri: str, models: LoadedModels) -> None:
+        self.uri = uri
+        self.models = models
+        self._lock = threading.Lock()
+
+    def check(self) -> bool:
+        """Reload the champion if the alias moved; return whether the models changed."""
+        from churnrisk.tracking import Tracker
+
+        if not self._lock.acquire(blocking=False):
+            return False  # a check is already running
+        try:
+            current = self.models
+            try:
+                versions = Tracker(self.uri).champion_versions()
+            except Exception:  # noqa: BLE001 - keep serving what is loaded
+                _log.warning("cannot reach the model registry at %s", self.uri, exc_info=True)
+                return False
+            if versions is None or versions == current.versions:
+                return False
+            fresh = LoadedModels.from_tracker(self.uri)
+            if not fresh.loaded and current.loaded:
+                _log.warning("champion %s/%s did not load: %s", *versions, fresh.error)
+                return False
+            self.models = fresh
+            _log.info("champion is now churn v%s, clv v%s", *(fresh.versions or versions))
+            return True
+        finally:
+            self._lock.release()
 
 
 # --------------------------------------------------------------------------- caches
@@ -476,7 +535,8 @@ class ServiceState:
     """Everything one running app holds."""
 
     holder: StoreHolder
-    models: LoadedModels
+    champion: ChampionWatch | LoadedModels
+    """The models, followed in the registry (a :class:`ChampionWatch`) or fixed."""
     metrics: MetricsSource
     cache: ResponseCache = field(default_factory=ResponseCache)
     keys: KeyCache = field(default_factory=KeyCache)
@@ -485,9 +545,18 @@ class ServiceState:
     """Whether single-row reads run in the event loop (SQLite: in-process, no waiting)."""
     runs: RunWatch = field(init=False)
 
+    @property
+    def models(self) -> LoadedModels:
+        """The champion models as loaded now."""
+        watch = self.champion
+        return watch.models if isinstance(watch, ChampionWatch) else watch
+
     @classmethod
     def open(
-        cls, holder: StoreHolder, models: LoadedModels, metrics: MetricsSource
+        cls,
+        holder: StoreHolder,
+        models: ChampionWatch | LoadedModels,
+        metrics: MetricsSource,
     ) -> ServiceState:
         """Return the state of an app, with as many store threads as suit the database.
 

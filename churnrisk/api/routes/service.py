@@ -67,7 +67,8 @@ def model(_key: ReadKey, models: ModelsDep, store: StoreDep) -> Response:
 
     `current_run_uses_champion` tells whether the current scores were made with this
     champion (false after a promotion until the next `churnrisk score`). The service
-    reads the champion at start-up: restart it after promoting a new model.
+    follows the registry: a newly promoted champion shows here within
+    `CHURNRISK_MODEL_CHECK_SECONDS` (default 60), without a restart.
     """
     info = models.info
     if info is None:
