@@ -1,10 +1,19 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from churnrisk.config import ChurnModelConfig, ClvModelConfig
 from churnrisk.errors import ConfigError, DataError, NotFittedError
-from churnrisk.models import ChurnModel, ClvModel, drivers, drivers_frame, global_importance
+from churnrisk.models import (
+    Calibrator,
+    ChurnModel,
+    ClvModel,
+    drivers,
+    drivers_frame,
+    global_importance,
+)
 from churnrisk.models import evaluation as ev
 from churnrisk.models.clv import lifetime_clv
 
@@ -39,6 +48,36 @@ def test_calibration_improves_ece_on_held_out_rows(fitted):
     assert ev.ece(y, cal) < 0.05
     # calibration is monotone: it keeps the booster's ranking
     assert ev.roc_auc(y, cal) == pytest.approx(ev.roc_auc(y, raw), abs=0.02)
+
+
+def test_isotonic_end_blocks_are_never_certain():
+    """Blocks (0, 0), (1, 0), (1, 1): rates 0, 0.5, 1 become 0.5/3, 0.5, 2.5/3."""
+    cal = Calibrator().fit(np.arange(6.0), np.array([0, 0, 1, 0, 1, 1]))
+    assert cal.x_ == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert cal.y_ == [0.5 / 3, 0.5 / 3, 0.5, 0.5, 2.5 / 3, 2.5 / 3]
+    np.testing.assert_allclose(
+        cal.transform(np.array([-1.0, 2.5, 3.5, 9.0])), [0.5 / 3, 0.5, 2 / 3, 2.5 / 3]
+    )
+    # every row churned / none did: the Jeffreys posterior mean of 4 of 4 and 0 of 4
+    assert Calibrator().fit(np.arange(4.0), np.ones(4)).y_ == [0.9, 0.9]
+    assert Calibrator().fit(np.arange(4.0), np.zeros(4)).y_ == [0.1, 0.1]
+    # a small end block never falls below its neighbour: 49 ones and a zero pool into a
+    # block at 0.98, then a block of one churner would be 1.5 / 2 = 0.75, so it stays 0.98
+    levels = Calibrator().fit(np.arange(51.0), np.r_[np.ones(49), 0.0, 1.0]).y_
+    assert levels[-2:] == [0.98, 0.98]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5, 5), st.booleans()), min_size=1, max_size=40))
+def test_isotonic_calibration_is_monotone_and_inside_0_1(rows):
+    raw = np.array([r for r, _ in rows])
+    y = np.array([float(c) for _, c in rows])
+    cal = Calibrator().fit(raw, y)
+    levels = np.asarray(cal.y_)
+    assert (np.diff(levels) >= 0).all()
+    assert ((levels > 0) & (levels < 1)).all()
+    grid = np.linspace(-6, 6, 50)
+    assert (np.diff(cal.transform(grid)) >= 0).all()
 
 
 def test_sigmoid_calibration_also_maps_to_rates(model_panel):

@@ -41,6 +41,18 @@ class Calibrator:
         ``"isotonic"``: piecewise-linear interpolation between the thresholds of an
         isotonic regression, clipped at the ends; ``"sigmoid"``: ``1 / (1 + exp(-(a s +
         b)))`` (Platt scaling).
+
+    Notes
+    -----
+    Isotonic regression gives its highest block the block's churn rate, which is exactly
+    1 when every one of its rows churned, however few they are: 12 calibration rows would
+    make the service tell a CS manager that an account will churn for certain (and 0 at
+    the bottom, that one never will). An end block at exactly 0 or 1 therefore gets the
+    posterior mean of its rate under the Jeffreys prior Beta(1/2, 1/2) instead,
+    ``(k + 1/2) / (n + 1)`` for ``k`` churners in ``n`` rows, and no more extreme than the
+    next block (which keeps the map monotone). Worked example: scores 0..5 with outcomes
+    0 0 1 0 1 1 pool into blocks (0, 0), (1, 0), (1, 1) with rates 0, 0.5, 1, which
+    become 0.5/3, 0.5, 2.5/3.
     """
 
     def __init__(self, method: Literal["isotonic", "sigmoid"] = "isotonic") -> None:
@@ -52,7 +64,9 @@ class Calibrator:
             iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
             iso.fit(raw, y)
             self.x_: list[float] = [float(v) for v in iso.X_thresholds_]
-            self.y_: list[float] = [float(v) for v in iso.y_thresholds_]
+            self.y_: list[float] = _soften_end_blocks(
+                np.asarray(iso.y_thresholds_, dtype="float64"), iso.predict(raw)
+            )
         else:
             lr = LogisticRegression(C=1e6, max_iter=1000)
             lr.fit(raw.reshape(-1, 1), y)
@@ -84,6 +98,27 @@ class Calibrator:
         else:
             cal.x_, cal.y_ = [float(data["a"])], [float(data["b"])]
         return cal
+
+
+def _soften_end_blocks(levels: np.ndarray, fitted: np.ndarray) -> list[float]:
+    """Replace an end level of exactly 0 or 1 by its Jeffreys posterior mean.
+
+    ``levels`` are the isotonic thresholds' values (non-decreasing), ``fitted`` the
+    isotonic fit of every calibration row, whose rows at a level are that block's ``n``
+    (its ``k`` follows from the level: 0 or ``n``). See :class:`Calibrator`.
+    """
+    out = levels.copy()
+    if out.size and out[-1] == 1.0:
+        n = int(np.count_nonzero(fitted == 1.0))
+        below = out[out < 1.0]
+        top = (n + 0.5) / (n + 1.0)
+        out[out == 1.0] = max(top, float(below.max())) if below.size else top
+    if out.size and out[0] == 0.0:
+        n = int(np.count_nonzero(fitted == 0.0))
+        above = out[out > 0.0]
+        bottom = 0.5 / (n + 1.0)
+        out[out == 0.0] = min(bottom, float(above.min())) if above.size else bottom
+    return [float(v) for v in out]
 
 
 def split_later(panel: pd.DataFrame, n_dates: int) -> tuple[pd.DataFrame, pd.DataFrame]:
