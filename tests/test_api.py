@@ -60,6 +60,7 @@ from churnrisk.api.schemas import (
     Problem,
     ReadyPublic,
     SummaryPublic,
+    TrendPublic,
 )
 from churnrisk.api.state import KeyCache, LoadedModels, ResponseCache
 from churnrisk.store import ScoreStore
@@ -512,6 +513,65 @@ def test_summary(api: Api) -> None:
     }
 
 
+def test_trend(api: Api) -> None:
+    response = api.get("/v1/trend")
+    assert response.status_code == 200
+    body = TrendPublic.model_validate(response.json())
+    assert [p.run_id for p in body.points] == [RUN1_ID, RUN2_ID]
+    assert response.json()["points"] == [
+        {
+            "as_of": "2026-10-01",
+            "run_id": RUN1_ID,
+            "scored_at": "2026-10-02T06:00:00+00:00",
+            "churn_version": "1",
+            "accounts": 4,
+            "mrr": 680.0,
+            "mrr_at_risk": 226.0,
+            "tiers": [
+                {"tier": "high", "accounts": 2, "mrr": 600.0, "mrr_at_risk": 215.0},
+                {"tier": "medium", "accounts": 2, "mrr": 80.0, "mrr_at_risk": 11.0},
+                {"tier": "low", "accounts": 0, "mrr": 0.0, "mrr_at_risk": 0.0},
+            ],
+        },
+        {
+            "as_of": "2026-11-01",
+            "run_id": RUN2_ID,
+            "scored_at": SCORED_AT,
+            "churn_version": "3",
+            "accounts": 5,
+            "mrr": 2660.0,
+            "mrr_at_risk": 319.0,
+            "tiers": [
+                {"tier": "high", "accounts": 3, "mrr": 610.0, "mrr_at_risk": 213.0},
+                {"tier": "medium", "accounts": 1, "mrr": 50.0, "mrr_at_risk": 6.0},
+                {"tier": "low", "accounts": 1, "mrr": 2000.0, "mrr_at_risk": 100.0},
+            ],
+        },
+    ]
+    assert [p["run_id"] for p in api.get("/v1/trend?limit=1").json()["points"]] == [RUN2_ID]
+
+    # a new run shows at once (it is the current run: the cache follows it)
+    run3 = write_sample_run(api.store, "2026-12-01", "2026-12-02T06:00:00", [score_row("z", 0.9)])
+    api.refresh()
+    points = api.get("/v1/trend").json()["points"]
+    assert [p["run_id"] for p in points] == [RUN1_ID, RUN2_ID, run3.run_id]
+    assert points[-1]["mrr_at_risk"] == 90.0
+
+
+def test_trend_rejects_bad_limits_and_is_empty_without_runs(api: Api, tmp_path: Path) -> None:
+    for limit in ("0", "521", "ten", "1.5"):
+        body = problem(api.get(f"/v1/trend?limit={limit}"), 400)
+        assert body["errors"][0]["parameter"] == "limit"
+    store = ScoreStore(sqlite_url(tmp_path / "empty"))
+    store.upgrade()
+    key, _ = store.create_key("k", "read")
+    app = create_app(settings_for(tmp_path), store=store, models=NO_MODELS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/trend", headers={"X-API-Key": key})
+        assert (response.status_code, response.json()) == (200, {"points": []})
+    store.close()
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -786,11 +846,13 @@ PARAMS = [
     "period",
     "format",
     "updated_since",
+    "spreadsheet",
 ]
 PATHS = [
     "/v1/accounts/at-risk",
     "/v1/accounts/a1",
     "/v1/summary",
+    "/v1/trend",
     "/v1/metrics",
     "/v1/model",
     "/v1/export/scores",
@@ -1220,7 +1282,7 @@ def test_cli_store_upgrade_and_api_keys(cli_env: Path, capsys: pytest.CaptureFix
     db = cli_env / "data" / "scores.db"
     assert invoke(["store", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert out == f"score store sqlite:///{db} is at schema revision 0001\n"
+    assert out == f"score store sqlite:///{db} is at schema revision 0002\n"
 
     assert invoke(["apikey", "list"]) == 0
     assert "no API keys yet" in capsys.readouterr().out
@@ -1273,7 +1335,7 @@ def test_cli_serve_migrates_and_runs_uvicorn(
         f" sqlite:///{db}; metrics from {data}",
         "dashboard: http://127.0.0.1:8123/  API docs: http://127.0.0.1:8123/docs  (Ctrl+C stops)",
     ]
-    assert ScoreStore(f"sqlite:///{db}").revision() == "0001"
+    assert ScoreStore(f"sqlite:///{db}").revision() == "0002"
     assert os.environ["CHURNRISK_DATA"] == str(data)
     assert calls == [
         (

@@ -88,14 +88,14 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_upgrade_from_empty_is_idempotent(fresh_url: str) -> None:
     store = ScoreStore(fresh_url)
     try:
-        assert store.head_revision() == HEAD_REVISION == "0001"
+        assert store.head_revision() == HEAD_REVISION == "0002"
         store.upgrade()
-        assert store.revision() == "0001"
+        assert store.revision() == "0002"
         store.check_schema()
         store.upgrade()  # already at head: nothing to do
-        assert store.revision() == "0001"
+        assert store.revision() == "0002"
         tables = set(sa.inspect(store.engine).get_table_names())
-        assert tables == {"score_runs", "scores", "api_keys", VERSION_TABLE}
+        assert tables == {"score_runs", "scores", "run_totals", "api_keys", VERSION_TABLE}
         indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("scores")}
         assert indexes == {
             "ix_scores_run_probability",
@@ -151,8 +151,8 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
     fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_store(fresh_url) as store:
-        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0002")
-        with pytest.raises(StoreError, match=r"revision 0001, older than 0002: run `churnrisk"):
+        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0003")
+        with pytest.raises(StoreError, match=r"revision 0002, older than 0003: run `churnrisk"):
             store.check_schema()
 
 
@@ -205,6 +205,7 @@ def test_deleting_a_run_deletes_its_scores(store: ScoreStore) -> None:
     with store.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM score_runs WHERE run_id = :r"), {"r": run.run_id})
     assert count_rows(store, "scores") == 0
+    assert count_rows(store, "run_totals") == 0
 
 
 # ---------------------------------------------------------------- writing and reading runs
@@ -402,6 +403,7 @@ def test_a_write_failing_midway_leaves_the_previous_run_current(
     assert store.current_run() == first
     assert store.run(run.run_id) is None
     assert count_rows(store, "scores", run.run_id) == 0
+    assert count_rows(store, "run_totals", run.run_id) == 0
     monkeypatch.undo()
     store.write_run(run, frame)  # the same run writes fine afterwards
     assert store.current_run() == run
@@ -1022,6 +1024,68 @@ def test_summary_lists_empty_tiers(store: ScoreStore) -> None:
         {"tier": "low", "accounts": 0, "mrr_at_risk": 0.0},
     ]
     assert summary["owners"] == []
+
+
+# ---------------------------------------------------------------- risk trend
+
+
+def _trend_rows(p_high: float, p_low: float, mrr: float) -> list[dict[str, Any]]:
+    """Two high accounts at ``p_high`` and one low at ``p_low``, each with ``mrr``."""
+    return [
+        score_row("a1", p_high, mrr=mrr),
+        score_row("a2", p_high, mrr=mrr),
+        score_row("a3", p_low, mrr=mrr),
+    ]
+
+
+def test_trend_is_one_point_per_as_of_oldest_first(store: ScoreStore) -> None:
+    assert store.trend() == []
+    sep = write_sample_run(store, "2026-09-01", T0, _trend_rows(0.5, 0.05, 100.0))
+    write_sample_run(store, "2026-10-01", T0 + timedelta(days=30), _trend_rows(0.4, 0.05, 100.0))
+    # 1 Oct re-scored: its newest run replaces it in the trend
+    octo = write_sample_run(
+        store, "2026-10-01", T0 + timedelta(days=31), _trend_rows(0.3, 0.2, 200.0)
+    )
+    # a backfill of an older date scored last joins the trend in as-of order
+    aug = write_sample_run(
+        store, "2026-08-01", T0 + timedelta(days=40), [score_row("a1", 0.15, mrr=80.0)]
+    )
+    points = store.trend()
+    assert [p["run"] for p in points] == [aug, sep, octo]
+    assert points[1] == {
+        "run": sep,
+        "accounts": 3,
+        "mrr": 300.0,
+        "mrr_at_risk": 105.0,  # 50 + 50 + 5
+        "tiers": [
+            {"tier": "high", "accounts": 2, "mrr": 200.0, "mrr_at_risk": 100.0},
+            {"tier": "medium", "accounts": 0, "mrr": 0.0, "mrr_at_risk": 0.0},
+            {"tier": "low", "accounts": 1, "mrr": 100.0, "mrr_at_risk": 5.0},
+        ],
+    }
+    assert points[2]["mrr_at_risk"] == 160.0  # 60 + 60 + 40
+    assert [t["accounts"] for t in points[2]["tiers"]] == [2, 1, 0]
+    assert [t["mrr_at_risk"] for t in points[0]["tiers"]] == [0.0, 12.0, 0.0]
+    # the latest two as-of dates
+    assert [p["run"] for p in store.trend(limit=2)] == [sep, octo]
+
+
+def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) -> None:
+    from alembic import command
+
+    write_sample_run(store, "2026-09-01", T0, _trend_rows(0.5, 0.05, 100.0))
+    write_sample_run(store, "2026-10-01", T0 + timedelta(days=30), _trend_rows(0.3, 0.2, 200.0))
+    before = store.trend()
+    config = store._alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert "run_totals" not in sa.inspect(store.engine).get_table_names()
+    assert store.revision() == "0001"
+    store.upgrade()
+    assert store.revision() == "0002"
+    assert count_rows(store, "run_totals") == 4  # high and low of each run
+    assert store.trend() == before
 
 
 # ---------------------------------------------------------------- export

@@ -180,6 +180,34 @@ class SummaryPublic(_Public):
     owners: list[str]
 
 
+class TierTotalPublic(_Public):
+    """One tier of one run: its accounts, their MRR and MRR at risk."""
+
+    tier: str
+    accounts: int
+    mrr: float
+    mrr_at_risk: float
+
+
+class TrendPointPublic(_Public):
+    """The book at one as-of date, from the newest run of that date."""
+
+    as_of: date
+    run_id: str
+    scored_at: datetime
+    churn_version: str
+    accounts: int
+    mrr: float
+    mrr_at_risk: float = Field(description="Sum over accounts of MRR x churn probability.")
+    tiers: list[TierTotalPublic] = Field(description="Every tier of the run, riskiest first.")
+
+
+class TrendPublic(_Public):
+    """The book's risk over time: one point per as-of date, oldest first."""
+
+    points: list[TrendPointPublic]
+
+
 class ModelPublic(_Public):
     """The champion models, what they were trained on and how they backtested."""
 

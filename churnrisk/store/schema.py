@@ -13,6 +13,9 @@ Tables
         its run. The composite indexes serve the at-risk list's filters and its four sort
         orders (value descending, ties by ``account_id`` ascending) and the account
         history.
+    ``run_totals``
+        Per run and tier: accounts, MRR and MRR at risk, written with the run (revision
+        0002). The book's risk trend reads a few rows per run instead of every score.
     ``api_keys``
         API keys, stored as the SHA-256 of the key text, never the text itself.
 """
@@ -30,7 +33,7 @@ from sqlalchemy.engine import Dialect
 VERSION_TABLE = "churnrisk_store_version"
 
 #: The Alembic revision the code in this package expects.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -84,6 +87,21 @@ score_runs = sa.Table(
     sa.Column("previous_run_id", sa.String, nullable=True),
     sa.Column("source", sa.String, nullable=False),
     sa.Index("ix_score_runs_position", "as_of", "scored_at"),
+)
+
+run_totals = sa.Table(
+    "run_totals",
+    metadata,
+    sa.Column(
+        "run_id",
+        sa.String(32),
+        sa.ForeignKey("score_runs.run_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("risk_tier", sa.String(32), primary_key=True),
+    sa.Column("accounts", sa.Integer, nullable=False),
+    sa.Column("mrr", sa.Float, nullable=False),
+    sa.Column("mrr_at_risk", sa.Float, nullable=False),
 )
 
 scores = sa.Table(

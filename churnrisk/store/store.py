@@ -47,6 +47,7 @@ from churnrisk.store.schema import (
     SCORE_COLUMNS,
     VERSION_TABLE,
     api_keys,
+    run_totals,
     score_runs,
     scores,
 )
@@ -450,6 +451,29 @@ def _score_rows(run: RunRecord, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
     return list(zip(repeat(run.run_id, len(frame)), *columns, strict=False))
 
 
+def _tier_totals(run_id: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Return the ``run_totals`` rows of a run: accounts, MRR and MRR at risk per tier.
+
+    Sums are exactly rounded (``math.fsum``), so they do not depend on the row order.
+    """
+    tier, mrr, at_risk = (_ROW_KEYS.index(k) for k in ("risk_tier", "mrr", "mrr_at_risk"))
+    groups: dict[str, tuple[list[float], list[float]]] = {}
+    for row in rows:
+        values = groups.setdefault(row[tier], ([], []))
+        values[0].append(row[mrr])
+        values[1].append(row[at_risk])
+    return [
+        {
+            "run_id": run_id,
+            "risk_tier": name,
+            "accounts": len(mrrs),
+            "mrr": math.fsum(mrrs),
+            "mrr_at_risk": math.fsum(risks),
+        }
+        for name, (mrrs, risks) in groups.items()
+    ]
+
+
 def _reason(err: BaseException) -> str:
     orig = getattr(err, "orig", None)
     text = str(orig if orig is not None else err).strip()
@@ -735,6 +759,9 @@ class ScoreStore:
                 conn.execute(score_runs.insert(), [run_row])
                 for start in range(0, len(rows), WRITE_BATCH):
                     self._insert_scores(conn, rows[start : start + WRITE_BATCH])
+                totals = _tier_totals(run.run_id, rows)
+                if totals:
+                    conn.execute(run_totals.insert(), totals)
             finally:
                 if self._sqlite:
                     conn.exec_driver_sql("PRAGMA cache_size=-2000")  # SQLite's default
@@ -821,6 +848,64 @@ class ScoreStore:
         stmt = sa.select(score_runs).order_by(*_RUN_ORDER).limit(limit)
         with self._errors("list runs"), self._engine.connect() as conn:
             return [_run_record(r._mapping) for r in conn.execute(stmt)]
+
+    def trend(self, limit: int = 26) -> list[dict[str, Any]]:
+        """Return the book's risk over the latest ``limit`` as-of dates, oldest first.
+
+        One point per as-of date: its latest-scored run (a re-scored date counts once,
+        with its newest scores). Each point is ``{"run": RunRecord, "accounts", "mrr",
+        "mrr_at_risk", "tiers": [{"tier", "accounts", "mrr", "mrr_at_risk"}]}`` with every
+        tier of the run, riskiest first, empty ones at 0. Read from ``run_totals``: a few
+        rows per run, whatever the number of accounts.
+        """
+        c = score_runs.c
+        newest = (
+            sa.func.row_number()
+            .over(partition_by=c.as_of, order_by=(c.scored_at.desc(), c.run_id.desc()))
+            .label("newest")
+        )
+        ranked = sa.select(score_runs, newest).subquery()
+        stmt = (
+            sa.select(*(ranked.c[col.name] for col in score_runs.c))
+            .where(ranked.c.newest == 1)
+            .order_by(ranked.c.as_of.desc())
+            .limit(limit)
+        )
+        with self._errors("read the risk trend"), self._engine.connect() as conn:
+            runs = [_run_record(r._mapping) for r in conn.execute(stmt)]
+            ids = [r.run_id for r in runs]
+            totals = (
+                conn.execute(sa.select(run_totals).where(run_totals.c.run_id.in_(ids))).all()
+                if ids
+                else []
+            )
+        by_run: dict[str, dict[str, Any]] = {}
+        for total in totals:
+            by_run.setdefault(total.run_id, {})[total.risk_tier] = total
+        points = []
+        for run in reversed(runs):
+            found = by_run.get(run.run_id, {})
+            tiers: list[dict[str, Any]] = []
+            for name in run.tier_names:
+                row = found.get(name)
+                tiers.append(
+                    {
+                        "tier": name,
+                        "accounts": int(row.accounts) if row else 0,
+                        "mrr": float(row.mrr) if row else 0.0,
+                        "mrr_at_risk": float(row.mrr_at_risk) if row else 0.0,
+                    }
+                )
+            points.append(
+                {
+                    "run": run,
+                    "accounts": sum(int(t["accounts"]) for t in tiers),
+                    "mrr": math.fsum(float(t["mrr"]) for t in tiers),
+                    "mrr_at_risk": math.fsum(float(t["mrr_at_risk"]) for t in tiers),
+                    "tiers": tiers,
+                }
+            )
+        return points
 
     def run_scores(self, run_id: str, columns: Sequence[str] = SCORE_COLUMNS) -> pd.DataFrame:
         """Return one run's score rows, ordered by ``account_id``.

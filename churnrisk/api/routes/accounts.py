@@ -1,4 +1,4 @@
-"""The at-risk list, one account's detail, and the summary of the current run.
+"""The at-risk list, one account's detail, the summary of the current run and the trend.
 
 These answers only change when a new run lands, so they are served from the response
 cache (serialised bytes keyed by the store's marker and the normalised request). The
@@ -13,7 +13,7 @@ import binascii
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from churnrisk.api.deps import ReadKey, StateDep, current_marker
@@ -24,6 +24,7 @@ from churnrisk.api.schemas import (
     AtRiskPagePublic,
     AtRiskParams,
     SummaryPublic,
+    TrendPublic,
 )
 from churnrisk.api.state import DETAIL_TTL, Marker, ServiceState, dumps
 from churnrisk.store import (
@@ -214,6 +215,60 @@ async def summary(_key: ReadKey, state: StateDep) -> Response:
     body = state.cache.get(key)
     if body is None:
         body = await state.flights.run(key, _summary_body, state, marker, key)
+    return Response(body, media_type=JSON)
+
+
+TREND_POINTS = 26
+"""As-of dates in the trend by default: half a year of weekly runs, two of monthly ones."""
+
+
+_TREND_RUN_FIELDS = ("as_of", "run_id", "scored_at", "churn_version")
+
+
+def _trend_body(state: ServiceState, marker: Marker, limit: int, key: Any) -> bytes:
+    store = state.holder.usable()
+    if store is None:
+        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    points = [
+        {
+            **{k: v for k, v in shapes.run_dict(p["run"]).items() if k in _TREND_RUN_FIELDS},
+            "accounts": p["accounts"],
+            "mrr": p["mrr"],
+            "mrr_at_risk": p["mrr_at_risk"],
+            "tiers": p["tiers"],
+        }
+        for p in store.trend(limit)
+    ]
+    body = dumps({"points": points})
+    if points:  # the newest point is the current run's: cache unless a run landed since
+        _cache_or_drop(state, marker, key, points[-1]["run_id"], body)
+    return body
+
+
+@router.get(
+    "/trend",
+    response_model=TrendPublic,
+    responses=problem_responses(400, 401, 503),
+    summary="The book's risk over time",
+)
+async def trend(
+    _key: ReadKey,
+    state: StateDep,
+    limit: Annotated[
+        int, Query(ge=1, le=520, description="The latest this many as-of dates (default 26).")
+    ] = TREND_POINTS,
+) -> Response:
+    """Return accounts, MRR and MRR at risk per tier for each scored as-of date.
+
+    One point per as-of date, from its newest run (a re-scored date counts once), oldest
+    first, so a CS team sees whether the book is getting riskier week over week. A
+    backfilled date shows within a minute. No runs yet: an empty list.
+    """
+    marker = await current_marker(state)
+    key = (marker.key, "trend", limit, int(time.monotonic() // DETAIL_TTL))
+    body = state.cache.get(key)
+    if body is None:
+        body = await state.flights.run(key, _trend_body, state, marker, limit, key)
     return Response(body, media_type=JSON)
 
 
