@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -119,6 +120,10 @@ mlflow.models.set_model(pyfunc_model({kind!r}))
 '''
 
 _CHUNK = 1 << 20
+_ACTIVE = threading.RLock()
+"""Held while a :class:`Tracker` points mlflow's process-wide tracking URI at its store:
+two threads pointing it at two stores (a service following its registry while another
+app starts, in one process) would otherwise read each other's models."""
 _EPS = 1e-12  # a value exactly at the tolerance passes despite float rounding
 
 
@@ -532,12 +537,13 @@ class Tracker:
         """Point mlflow's fluent API at this store for the duration, quietly.
 
         The previous tracking URI (and ``MLFLOW_TRACKING_URI`` in the environment, which
-        mlflow sets) is restored on exit; mlflow's warnings are silenced inside. Use it to
+        mlflow sets) is restored on exit; mlflow's warnings are silenced inside. The URI
+        is process-wide, so one thread at a time is inside (others wait). Use it to
         call mlflow directly, e.g. ``mlflow.pyfunc.load_model("models:/churnrisk-churn@champion")``.
         """
         from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-        with _use_tracking_uri(self.uri), warnings.catch_warnings():
+        with _ACTIVE, _use_tracking_uri(self.uri), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
 

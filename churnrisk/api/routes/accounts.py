@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -32,6 +33,7 @@ from churnrisk.store import (
     InvalidCursorError,
     NoRunError,
     RunRecord,
+    ScoreStore,
     StaleCursorError,
 )
 
@@ -97,6 +99,28 @@ def _store_problem(exc: Exception) -> ProblemError:
     return _no_run()
 
 
+def _usable_store(state: ServiceState) -> ScoreStore:
+    """Return the store, or answer 503 when it is not usable."""
+    store = state.holder.usable()
+    if store is None:
+        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    return store
+
+
+async def _cached(
+    state: ServiceState,
+    key: Any,
+    build: Callable[..., bytes],
+    *args: Any,
+    inline: bool = False,
+) -> Response:
+    """Answer from the cache, or build the body once for all concurrent misses on ``key``."""
+    body = state.cache.get(key)
+    if body is None:
+        body = await state.flights.run(key, build, *args, inline=inline)
+    return Response(body, media_type=JSON)
+
+
 def _cache_or_drop(state: ServiceState, marker: Marker, key: Any, run_id: str, body: bytes) -> None:
     """Cache ``body`` unless the store moved on since ``marker`` was read."""
     if marker.current is not None and marker.current.run_id == run_id:
@@ -106,9 +130,7 @@ def _cache_or_drop(state: ServiceState, marker: Marker, key: Any, run_id: str, b
 
 
 def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: Any) -> bytes:
-    store = state.holder.usable()
-    if store is None:
-        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    store = _usable_store(state)
     try:
         page = store.at_risk(query)
     except (StaleCursorError, InvalidCursorError, NoRunError) as exc:
@@ -160,16 +182,11 @@ async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
         cursor=params.cursor,
     )
     key = (marker.key, "at-risk", query)
-    body = state.cache.get(key)
-    if body is None:
-        body = await state.flights.run(key, _at_risk_body, state, marker, query, key)
-    return Response(body, media_type=JSON)
+    return await _cached(state, key, _at_risk_body, state, marker, query, key)
 
 
 def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any) -> bytes:
-    store = state.holder.usable()
-    if store is None:
-        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    store = _usable_store(state)
     run_id = marker.current.run_id if marker.current else ""
     found = store.account_detail(account_id, current_run_id=run_id or None)
     if found is None:
@@ -185,9 +202,7 @@ def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any)
 
 
 def _summary_body(state: ServiceState, marker: Marker, key: Any) -> bytes:
-    store = state.holder.usable()
-    if store is None:
-        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    store = _usable_store(state)
     summary = store.summary()
     if summary is None:
         raise _no_run()
@@ -212,10 +227,7 @@ async def summary(_key: ReadKey, state: StateDep) -> Response:
     if marker.current is None:
         raise _no_run()
     key = (marker.key, "summary")
-    body = state.cache.get(key)
-    if body is None:
-        body = await state.flights.run(key, _summary_body, state, marker, key)
-    return Response(body, media_type=JSON)
+    return await _cached(state, key, _summary_body, state, marker, key)
 
 
 TREND_POINTS = 26
@@ -226,9 +238,7 @@ _TREND_RUN_FIELDS = ("as_of", "run_id", "scored_at", "churn_version")
 
 
 def _trend_body(state: ServiceState, marker: Marker, limit: int, key: Any) -> bytes:
-    store = state.holder.usable()
-    if store is None:
-        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
+    store = _usable_store(state)
     points = [
         {
             **{k: v for k, v in shapes.run_dict(p["run"]).items() if k in _TREND_RUN_FIELDS},
@@ -266,10 +276,7 @@ async def trend(
     """
     marker = await current_marker(state)
     key = (marker.key, "trend", limit, int(time.monotonic() // DETAIL_TTL))
-    body = state.cache.get(key)
-    if body is None:
-        body = await state.flights.run(key, _trend_body, state, marker, limit, key)
-    return Response(body, media_type=JSON)
+    return await _cached(state, key, _trend_body, state, marker, limit, key)
 
 
 @router.get(
@@ -291,9 +298,6 @@ async def account(
     shapes.check_texts("path", {"account_id": account_id})
     marker = await current_marker(state)
     key = (marker.key, "account", account_id, int(time.monotonic() // DETAIL_TTL))
-    body = state.cache.get(key)
-    if body is None:
-        body = await state.flights.run(
-            key, _detail_body, state, marker, account_id, key, inline=state.inline_reads
-        )
-    return Response(body, media_type=JSON)
+    return await _cached(
+        state, key, _detail_body, state, marker, account_id, key, inline=state.inline_reads
+    )
