@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 import socket
 import threading
 import time
@@ -382,6 +384,25 @@ def pct(p: float) -> str:
     return f"{p * 100:.1f}%"
 
 
+def book_trend(service: Service) -> list[tuple[date, float]]:
+    """``(as_of, MRR at risk)`` of each fixture run, by date: summed from the rows written."""
+    rows = runs_rows()
+    assert len(rows) == len(service.runs)
+    totals = [
+        (record.as_of, math.fsum(r["mrr_at_risk"] for r in run_rows))
+        for record, run_rows in zip(service.runs, rows, strict=True)
+    ]
+    return sorted(totals)
+
+
+def trend_caption(previous: tuple[date, float], last: tuple[date, float]) -> str:
+    """The caption's text for a change from ``previous`` to ``last`` (same year)."""
+    delta = last[1] - previous[1]
+    sign = "+" if delta > 0 else "-"
+    since = f"{previous[0]:%b} {previous[0].day}"
+    return f"{sign}${abs(delta):,.0f} ({delta / previous[1]:+.1%}) since {since}"
+
+
 def sign_in(page: Any, service: Service, route: str = "") -> None:
     page.goto(f"{service.url}/#key={service.key}")
     page.wait_for_selector("[data-testid=at-risk-row]")
@@ -488,6 +509,87 @@ def test_list_loads_filters_sorts_and_pages(page: Any, service: Service) -> None
     assert no_horizontal_scroll(page)
     box = page.get_by_test_id("table-box")
     assert box.evaluate("b => b.scrollWidth <= b.clientWidth")
+
+
+def test_list_shows_the_books_risk_trend(page: Any, service: Service) -> None:
+    expected = book_trend(service)
+    sign_in(page, service)
+    page.locator("[data-testid=trend-card][data-state=ready]").wait_for()
+    card = page.get_by_test_id("trend-card")
+    assert card.is_visible()
+    assert "MRR at risk over time" in card.inner_text()
+
+    # one bar per as-of date, oldest first, each the sum of its run's MRR at risk
+    points = page.get_by_test_id("trend-chart").get_by_test_id("trend-point")
+    got = points.evaluate_all("ps => ps.map(p => [p.dataset.asOf, Number(p.dataset.mrrAtRisk)])")
+    assert [as_of for as_of, _ in got] == [d.isoformat() for d, _ in expected]
+    for (_, value), (_, want) in zip(got, expected, strict=True):
+        assert value == pytest.approx(want, abs=1e-6)
+
+    # each bar: a tier segment per non-empty tier, riskiest at the bottom; a tooltip
+    newest = points.last
+    tiers = newest.locator("rect.seg").evaluate_all("rs => rs.map(r => r.dataset.tier)")
+    assert tiers == ["high", "medium", "low"]
+    title = newest.locator("title").text_content()
+    assert title.startswith(f"As of Dec 1, 2025: {money(expected[-1][1])} MRR at risk")
+    current = list(CURRENT.values())
+    high = [r for r in current if r["risk_tier"] == "high"]
+    assert f"High: {len(high)} accounts, {money(sum(r['mrr_at_risk'] for r in high))} at risk" in (
+        title
+    )
+
+    # the caption: the change between the last two as-of dates, coloured by its direction
+    caption = page.get_by_test_id("trend-caption")
+    assert caption.inner_text() == trend_caption(expected[-2], expected[-1])
+    falling = expected[-1][1] < expected[-2][1]
+    tone = "tone-text-down" if falling else "tone-text-up"
+    assert tone in caption.get_attribute("class").split()
+
+    # the card sits between the headline and the table, compact, and only on the list
+    headline = page.get_by_test_id("headline").bounding_box()
+    box = card.bounding_box()
+    table_title = page.locator("#list-title").bounding_box()
+    assert headline["y"] + headline["height"] <= box["y"]
+    assert box["y"] + box["height"] <= table_title["y"]
+    assert 140 <= box["height"] <= 200
+    page.locator("[data-testid=at-risk-row] [data-col=plan]").first.click()
+    page.get_by_test_id("drivers-table").wait_for()
+    assert card.is_hidden()
+    page.get_by_test_id("back-link").click()
+    card.wait_for()
+    assert points.count() == len(expected)
+
+
+def test_trend_card_with_one_point_and_when_the_trend_fails(page: Any, service: Service) -> None:
+    def newest_only(route: Any) -> None:
+        response = route.fetch()
+        route.fulfill(response=response, json={"points": response.json()["points"][-1:]})
+
+    page.route("**/v1/trend?*", newest_only)
+    sign_in(page, service)
+    page.locator("[data-testid=trend-card][data-state=ready]").wait_for()
+    points = page.get_by_test_id("trend-point")
+    assert points.count() == 1
+    assert points.first.get_attribute("data-as-of") == "2025-12-01"
+    assert text(page, "trend-caption") == "First scoring run; the trend starts here"
+
+    # a failing trend is reported in the banner; the list works without the card
+    page.unroute("**/v1/trend?*")
+    problem = {"title": "Service Unavailable", "status": 503, "detail": "the store is busy"}
+    page.route(
+        "**/v1/trend?*",
+        lambda route: route.fulfill(
+            status=503, content_type="application/problem+json", body=json.dumps(problem)
+        ),
+    )
+    page.reload()
+    page.locator("[data-testid=trend-card][data-state=error]").wait_for(state="attached")
+    wait_rows(page, ranked(list(CURRENT.values()), "churn_probability")[:50])
+    assert page.get_by_test_id("trend-card").is_hidden()
+    banner = text(page, "error-banner")
+    assert "The risk trend could not be loaded" in banner
+    assert "the store is busy" in banner
+    assert text(page, "kpi-accounts-value") == "60"
 
 
 def test_account_page_explains_risk_and_change(page: Any, service: Service) -> None:
@@ -652,6 +754,9 @@ def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
             page.goto(f"{url}/#key={key}")
             page.get_by_test_id("list-empty").wait_for()
             page.get_by_test_id("metrics-unavailable").wait_for()
+            # no runs: /v1/trend answers no points, and the card stays out of the way
+            page.locator("[data-testid=trend-card][data-state=empty]").wait_for(state="attached")
+            assert page.get_by_test_id("trend-card").is_hidden()
             assert text(page, "list-empty") == (
                 "No scores yet. The accounts have not been scored: run churnrisk score DATA,"
                 " then reload this page."

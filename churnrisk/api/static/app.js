@@ -15,12 +15,15 @@
   const LOCALE = "en-US";
   const CURRENCY = document.documentElement.dataset.currency || "USD";
   const SORTS = ["probability", "mrr_at_risk", "clv", "change"];
+  const TREND_POINTS = 26; // as-of dates in the book's trend card (half a year of weekly runs)
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const state = {
     key: null,
     summary: null, // GET /v1/summary
     metrics: null, // GET /v1/metrics, or {error}
+    trend: null, // GET /v1/trend points, oldest first (null: not loaded, or failed)
+    trendSeq: 0,
     query: defaultQuery(),
     list: { key: null, rows: [], next: null, total: 0, runId: null, scrollY: 0 },
     listSeq: 0,
@@ -36,8 +39,17 @@
     money: new Intl.NumberFormat(LOCALE, {
       style: "currency", currency: CURRENCY, minimumFractionDigits: 0, maximumFractionDigits: 0,
     }),
+    moneyDelta: new Intl.NumberFormat(LOCALE, {
+      style: "currency", currency: CURRENCY, minimumFractionDigits: 0, maximumFractionDigits: 0, signDisplay: "exceptZero",
+    }),
+    moneyShort: new Intl.NumberFormat(LOCALE, {
+      style: "currency", currency: CURRENCY, notation: "compact", maximumFractionDigits: 1,
+    }),
     pct: new Intl.NumberFormat(LOCALE, {
       style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1,
+    }),
+    pctDelta: new Intl.NumberFormat(LOCALE, {
+      style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1, signDisplay: "exceptZero",
     }),
     day: new Intl.DateTimeFormat(LOCALE, {
       year: "numeric", month: "short", day: "numeric", timeZone: "UTC",
@@ -223,6 +235,8 @@
     state.key = null;
     state.summary = null;
     state.metrics = null;
+    state.trend = null;
+    state.trendSeq++;
     state.list = { key: null, rows: [], next: null, total: 0, runId: null, scrollY: 0 };
     state.listSeq++;
     state.accountSeq++;
@@ -230,7 +244,7 @@
   }
 
   function showSignIn(message) {
-    for (const id of ["#headline", "#list-view", "#account-view", "#sign-out", "#banner"]) show($(id), false);
+    for (const id of ["#headline", "#trend-card", "#list-view", "#account-view", "#sign-out", "#banner"]) show($(id), false);
     $("[data-testid=run-info]").textContent = "";
     const msg = $("#signin-message");
     msg.textContent = message || "";
@@ -261,6 +275,7 @@
     if (!state.key) { showSignIn(); return; }
     show($("#signin"), false);
     show($("#sign-out"), true);
+    loadTrend(); // in parallel with the summary; it reports its own errors
     try {
       await loadSummary();
     } catch (err) {
@@ -306,6 +321,7 @@
     renderRunInfo();
     renderHeadline();
     renderFilterOptions();
+    renderTrend(); // tier colours come from the summary
   }
 
   async function loadMetrics() {
@@ -410,6 +426,174 @@
     show(el, state.view === "list");
   }
 
+  // ------------------------------------------------------------------ the book's risk trend (list view)
+
+  async function loadTrend() {
+    const seq = ++state.trendSeq;
+    try {
+      const body = await api(`/v1/trend?limit=${TREND_POINTS}`);
+      if (seq !== state.trendSeq) return;
+      state.trend = Array.isArray(body.points) ? body.points : [];
+    } catch (err) {
+      if (seq !== state.trendSeq) return;
+      state.trend = null;
+      $("#trend-card").dataset.state = "error";
+      // the list stands on its own: say what failed, keep the rest of the page working
+      if (err.status !== 401) {
+        report({ problem: { title: "The risk trend could not be loaded", detail: err.message } });
+      }
+    }
+    renderTrend();
+  }
+
+  /** Tier names over all points, riskiest first (the newest point's order leads). */
+  function trendTierNames(points) {
+    const names = [];
+    for (const p of [...points].reverse()) {
+      for (const t of p.tiers || []) if (!names.includes(t.tier)) names.push(t.tier);
+    }
+    return names;
+  }
+
+  /** The latest change of the book's MRR at risk against the previous as-of date. */
+  function trendChange(points) {
+    const last = points[points.length - 1];
+    if (points.length < 2) {
+      return {
+        text: "First scoring run; the trend starts here", tone: "flat",
+        title: `${money(last.mrr_at_risk)} MRR at risk as of ${day(last.as_of)}`,
+      };
+    }
+    const prev = points[points.length - 2];
+    const delta = last.mrr_at_risk - prev.mrr_at_risk;
+    const prevDay = parseDay(prev.as_of);
+    const sameYear = prevDay.getUTCFullYear() === parseDay(last.as_of).getUTCFullYear();
+    const since = `since ${(sameYear ? fmt.dayShort : fmt.day).format(prevDay)}`;
+    const title = `MRR at risk went from ${money(prev.mrr_at_risk)} as of ${day(prev.as_of)} to ${money(last.mrr_at_risk)} as of ${day(last.as_of)}`;
+    if (!isNum(delta) || fmt.money.format(Math.abs(delta)) === fmt.money.format(0)) {
+      return { text: `No change ${since}`, tone: "flat", title };
+    }
+    const share = prev.mrr_at_risk > 0 ? ` (${fmt.pctDelta.format(delta / prev.mrr_at_risk)})` : "";
+    return { text: `${fmt.moneyDelta.format(delta)}${share} ${since}`, tone: delta > 0 ? "up" : "down", title };
+  }
+
+  /** The card between the headline and the at-risk table; hidden with no scoring run. */
+  function renderTrend() {
+    const card = $("#trend-card");
+    const points = state.trend || [];
+    if (state.trend) card.dataset.state = points.length ? "ready" : "empty";
+    const visible = state.view === "list" && points.length > 0;
+    show(card, visible);
+    if (!visible) return;
+    const names = trendTierNames(points);
+    const ch = trendChange(points);
+    const plot = h("div", { class: "trend-plot" });
+    card.replaceChildren(
+      h("div", { class: "trend-side" },
+        h("h2", { id: "trend-card-title", text: "MRR at risk over time" }),
+        h("p", { class: `trend-caption tone-text-${ch.tone}`, testid: "trend-caption", title: ch.title, text: ch.text }),
+        h("p", {
+          class: "trend-sub muted",
+          text: points.length > 1 ? `${count(points.length)} scoring dates since ${day(points[0].as_of)}` : `as of ${day(points[0].as_of)}`,
+        }),
+        h("ul", { class: "trend-legend", "aria-label": "Risk tiers" }, names.map((n) =>
+          h("li", {}, h("span", { class: `dot tone-bg-${tierTone(n)}`, "aria-hidden": "true" }), capital(n))))),
+      plot);
+    drawTrendChart(plot, points, names);
+  }
+
+  /** A currency axis from 0 with about three round steps. */
+  function moneyScale(max) {
+    if (!(max > 0)) return { top: 100, step: 50 };
+    const raw = max / 3;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((v) => v >= raw - 1e-9);
+    return { top: Math.ceil(max / step - 1e-9) * step, step };
+  }
+
+  function trendTitle(p) {
+    const share = isNum(p.mrr) && p.mrr > 0 ? ` (${prob(p.mrr_at_risk / p.mrr)} of ${money(p.mrr)} MRR)` : "";
+    return [
+      `As of ${day(p.as_of)}: ${money(p.mrr_at_risk)} MRR at risk${share}, ${count(p.accounts)} accounts`,
+      ...(p.tiers || []).map((t) =>
+        `${capital(t.tier)}: ${count(t.accounts)} account${t.accounts === 1 ? "" : "s"}, ${money(t.mrr_at_risk)} at risk`),
+    ].join("\n");
+  }
+
+  /** Stacked bars of MRR at risk per tier, one per as-of date, the riskiest tier at the bottom. */
+  function drawTrendChart(box, points, names) {
+    const W = Math.max(280, Math.floor(box.clientWidth || 640));
+    const H = 132;
+    const m = { left: 50, right: 6, top: 18, bottom: 22 };
+    const iw = W - m.left - m.right;
+    const ih = H - m.top - m.bottom;
+    const { top, step } = moneyScale(Math.max(0, ...points.map((p) => p.mrr_at_risk).filter(isNum)));
+    const y = (v) => m.top + ih - (v / top) * ih;
+    const slot = iw / points.length;
+    const bw = Math.max(4, Math.min(48, slot * 0.6));
+    const cx = (i) => m.left + slot * (i + 0.5);
+    const first = points[0];
+    const last = points[points.length - 1];
+    const label = points.length > 1
+      ? `MRR at risk by risk tier at ${points.length} scoring dates, from ${money(first.mrr_at_risk)} as of ${day(first.as_of)} to ${money(last.mrr_at_risk)} as of ${day(last.as_of)}`
+      : `MRR at risk by risk tier: ${money(last.mrr_at_risk)} as of ${day(last.as_of)}`;
+    const svg = s("svg", {
+      width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "group", "aria-label": label,
+      class: "trend trend-book", "data-testid": "trend-chart",
+    });
+
+    const grid = s("g", { class: "grid" });
+    for (let k = 0; k * step <= top + 1e-9; k++) {
+      const v = k * step;
+      grid.append(s("line", { x1: m.left, x2: m.left + iw, y1: y(v), y2: y(v) }),
+        s("text", { x: m.left - 8, y: y(v), class: "tick tick-y", "text-anchor": "end", "dominant-baseline": "middle" },
+          fmt.moneyShort.format(v)));
+    }
+    svg.append(grid);
+
+    const cols = s("g", { class: "columns" });
+    points.forEach((p, i) => {
+      const col = s("g", {
+        class: "trend-col", role: "img", "data-testid": "trend-point",
+        "data-as-of": p.as_of, "data-mrr-at-risk": p.mrr_at_risk,
+      }, s("title", {}, trendTitle(p)),
+      s("rect", { class: "trend-hit", x: cx(i) - slot / 2, y: m.top, width: slot, height: ih }));
+      let acc = 0;
+      for (const name of names) {
+        const tier = (p.tiers || []).find((t) => t.tier === name);
+        const v = tier ? tier.mrr_at_risk : 0;
+        if (!isNum(v) || v <= 0) continue;
+        col.append(s("rect", {
+          class: `seg tone-fill-${tierTone(name)}`, "data-tier": name,
+          x: cx(i) - bw / 2, y: y(acc + v), width: bw, height: Math.max(0.5, y(acc) - y(acc + v)),
+        }));
+        acc += v;
+      }
+      cols.append(col);
+    });
+    svg.append(cols, s("line", { x1: m.left, x2: m.left + iw, y1: m.top + ih, y2: m.top + ih, class: "axis" }));
+
+    // a label centred on x, or flush with the edge it would cross (about 6.8 px a character)
+    const placed = (x, text) => {
+      const half = text.length * 3.4;
+      if (x + half > W - 2) return { x: W - 2, "text-anchor": "end" };
+      if (x - half < 2) return { x: 2, "text-anchor": "start" };
+      return { x, "text-anchor": "middle" };
+    };
+    if (isNum(last.mrr_at_risk)) {
+      const text = fmt.moneyShort.format(last.mrr_at_risk);
+      svg.append(s("text", { ...placed(cx(points.length - 1), text), y: y(last.mrr_at_risk) - 5, class: "point-label" }, text));
+    }
+
+    const xl = s("g", { class: "x-labels" });
+    const xs = points.map((_, i) => cx(i));
+    for (const { i, text } of dateLabels(points.map((p) => p.as_of), xs, iw)) {
+      xl.append(s("text", { ...placed(xs[i], text), y: m.top + ih + 16, class: "tick" }, text));
+    }
+    svg.append(xl);
+    box.replaceChildren(svg);
+  }
+
   // ------------------------------------------------------------------ the at-risk list
 
   function defaultQuery() {
@@ -505,6 +689,7 @@
     show($("#account-view"), false);
     show($("#list-view"), true);
     show($("#headline"), true);
+    renderTrend();
     document.title = "Accounts at risk · Churn risk";
     syncFilterInputs();
     $("#list-view").classList.toggle("no-run", Boolean(state.noRun));
@@ -555,6 +740,7 @@
       };
       if (page.run && state.summary && state.summary.run && page.run.run_id !== state.summary.run.run_id) {
         loadSummary().catch(report); // a new run landed: refresh the headline and filter values
+        loadTrend();
       }
       renderRows();
     } catch (err) {
@@ -562,6 +748,7 @@
       if (err.status === 409) { // the cursor belongs to an older run: start again on the new one
         report({ problem: { title: "A new scoring run arrived", detail: "The list was reloaded from the top." } });
         loadSummary().catch(() => {});
+        loadTrend();
         state.list.next = null;
         loadList(false);
         return;
@@ -715,6 +902,7 @@
     const seq = ++state.accountSeq;
     show($("#list-view"), false);
     show($("#headline"), false);
+    show($("#trend-card"), false);
     const view = $("#account-view");
     view.replaceChildren(backLink(), h("p", { class: "muted loading-text", text: "Loading account…" }));
     show(view, true);
@@ -871,6 +1059,26 @@
     return { top: 1, step: 0.2 };
   }
 
+  /** Which dates of a time axis get a label: about one per 90 px, always the first and the
+   * last (none crowding the last), the year on the first label and where it changes.
+   * `asOfs` and `xs` run in parallel; returns [{i, text}]. */
+  function dateLabels(asOfs, xs, iw) {
+    const n = asOfs.length;
+    const every = Math.max(1, Math.ceil(n / Math.max(2, Math.floor(iw / 90))));
+    const out = [];
+    let lastYear = null;
+    asOfs.forEach((asOf, i) => {
+      const isLast = i === n - 1;
+      if (i % every !== 0 && !isLast) return;
+      if (!isLast && n > 1 && i !== 0 && xs[n - 1] - xs[i] < 70) return;
+      const d = parseDay(asOf);
+      const year = d.getUTCFullYear();
+      out.push({ i, text: year !== lastYear ? fmt.day.format(d) : fmt.dayShort.format(d) });
+      lastYear = year;
+    });
+    return out;
+  }
+
   function drawChart(box, hist) {
     const points = hist.filter((p) => isNum(p.churn_probability) && p.as_of)
       .map((p) => ({ ...p, t: parseDay(p.as_of).getTime() }));
@@ -927,19 +1135,11 @@
 
     // x labels: at most ~7, always the first and the last
     const xl = s("g", { class: "x-labels" });
-    const every = Math.max(1, Math.ceil(points.length / Math.max(2, Math.floor(iw / 90))));
-    let lastYear = null;
-    points.forEach((p, i) => {
-      const isLast = i === points.length - 1;
-      if (i % every !== 0 && !isLast) return;
-      if (!isLast && points.length > 1 && i !== 0 && x(points[points.length - 1].t) - x(p.t) < 70) return;
-      const d = parseDay(p.as_of);
-      const year = d.getUTCFullYear();
-      const text = year !== lastYear ? fmt.day.format(d) : fmt.dayShort.format(d);
-      lastYear = year;
-      xl.append(s("line", { x1: x(p.t), x2: x(p.t), y1: m.top + ih, y2: m.top + ih + 4, class: "axis" }),
-        s("text", { x: x(p.t), y: m.top + ih + 18, class: "tick", "text-anchor": "middle" }, text));
-    });
+    for (const { i, text } of dateLabels(points.map((p) => p.as_of), points.map((p) => x(p.t)), iw)) {
+      const px = x(points[i].t);
+      xl.append(s("line", { x1: px, x2: px, y1: m.top + ih, y2: m.top + ih + 4, class: "axis" }),
+        s("text", { x: px, y: m.top + ih + 18, class: "tick", "text-anchor": "middle" }, text));
+    }
     svg.append(xl, s("text", { x: 12, y: m.top + ih / 2, class: "axis-title", transform: `rotate(-90 12 ${m.top + ih / 2})`, "text-anchor": "middle" }, "Churn probability"));
 
     if (points.length > 1) {
@@ -969,6 +1169,7 @@
     resizeTimer = setTimeout(() => {
       const box = document.querySelector("#account-view .chart");
       if (box && state.view === "account" && state.lastAccount) drawChart(box, state.lastAccount.history || []);
+      if (state.view === "list") renderTrend();
     }, 150);
   }
 
