@@ -43,9 +43,11 @@ app.add_typer(features_app, name="features")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-QuarantineOpt = Annotated[
-    Path | None, typer.Option(help="Write rows that break a rule here, one CSV a table.")
-]
+QUARANTINE_HELP = (
+    "Write the rows that break a rule here: <table>.csv per table, and"
+    " <table>.malformed.csv for CSV lines that cannot be split into columns."
+)
+QuarantineOpt = Annotated[Path | None, typer.Option(help=QUARANTINE_HELP)]
 SparkMasterOpt = Annotated[
     str,
     typer.Option(help="Spark master URL with --engine spark (spark-submit's --master wins)."),
@@ -178,9 +180,7 @@ def validate(
     report: Annotated[
         Path | None, typer.Option(help="Write the JSON report (tables, problems) here.")
     ] = None,
-    quarantine: Annotated[
-        Path | None, typer.Option(help="Write the rows that break a rule here, one CSV a table.")
-    ] = None,
+    quarantine: QuarantineOpt = None,
 ) -> None:
     """Check a data source against the contract; exit 0 clean, 1 rows set aside, 2 unusable."""
     from churnrisk.validate import load
@@ -194,7 +194,8 @@ def validate(
     out.print(table)
     for problem in rep.problems[:20]:
         out.print(
-            f"  {problem.table} row {problem.row}: {problem.column} {problem.rule}"
+            f"  {problem.table} row {problem.row}: {problem.column or '(whole line)'}"
+            f" {problem.rule}"
             f" ({problem.value!r})"
         )
     if len(rep.problems) > 20:

@@ -35,6 +35,9 @@ class Rule(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     END_NOT_AFTER_START = "end_not_after_start"
     RESOLVED_BEFORE_CREATED = "resolved_before_created"
+    MALFORMED_LINE = "malformed_line"
+    """A CSV record that cannot be split into the header's columns (a wrong number of
+    fields, an unterminated quote); it concerns the whole line, not one column."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from churnrisk.config import LabelConfig
 from churnrisk.contract import TABLES, Column, Kind, Rule, Table
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.validate import TableReport
+from churnrisk.validate import TableReport, csv_columns, csv_unsplittable_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +58,9 @@ _SPARK_TYPES: dict[Kind, str] = {
 }
 """The Spark SQL type of each contract kind. Timestamps are Spark ``TIMESTAMP`` values
 (instants) read in the UTC session time zone, the same as DuckDB's naive UTC values."""
+
+_CORRUPT = "__cr_malformed"
+"""The column of a CSV table holding the raw text of a malformed record (else NULL)."""
 
 
 def _pyspark() -> Any:
@@ -318,12 +321,7 @@ def _folder_tables(session: Any, root: str, warnings: list[str]) -> dict[str, tu
         if not given:
             continue
         path = given[0]
-        if path == text:
-            df = session.read.options(
-                header=True, inferSchema=False, multiLine=True, escape='"'
-            ).csv(str(path))
-        else:
-            df = session.read.parquet(str(path))
+        df = _read_csv(session, path) if path == text else session.read.parquet(str(path))
         found[name] = (df, str(path))
     known = {f"{n}{suffix}" for n in TABLES for suffix in ("", ".parquet", ".csv")}
     ignored = sorted(
@@ -336,6 +334,52 @@ def _folder_tables(session: Any, root: str, warnings: list[str]) -> dict[str, tu
     if ignored:
         warnings.append(f"{folder}: {', '.join(ignored)} are not contract tables and were ignored")
     return found
+
+
+def _read_csv(session: Any, path: Path) -> Any:
+    """Read a local CSV table with every column as text, marking malformed records.
+
+    The columns are named from the header, checked as the DuckDB loader checks it (UTF-8,
+    comma-separated, no name twice). Spark's ``PERMISSIVE`` mode would pad a record
+    with too few fields with NULLs and cut one with too many, silently; with an
+    explicit schema and ``columnNameOfCorruptRecord`` it also keeps the raw text of
+    such a record in the column ``__cr_malformed``, which makes it a ``malformed_line``.
+    ``multiLine`` stays on: without it a quoted line break splits a sound record into
+    pieces, some of which parse. With it, Spark reads an unterminated quote as a value
+    running to the end of the file, and keeps text after a closing quote, without
+    marking either; DuckDB's reader finds those lines first, and the file is refused.
+
+    Raises
+    ------
+    DataError
+        When the header is unusable, the file is not UTF-8, or a record is malformed
+        in a way Spark cannot mark (an unterminated quote, text after a closing quote,
+        a record over 2 MB).
+    """
+    from pyspark.sql import types as st
+
+    header = csv_columns(path)
+    unsplittable = csv_unsplittable_line(path)
+    if unsplittable is not None:
+        line, error, text = unsplittable
+        raise DataError(
+            f"{path} line {line}: {error} ({text[:60]!r}); the Spark engine cannot set "
+            "such a line aside (it would read on to the end of the file or keep the stray "
+            "quote): fix the line, or load the folder with the DuckDB engine, which "
+            "quarantines it"
+        )
+    fields = [st.StructField(name, st.StringType(), True) for name in [*header, _CORRUPT]]
+    return (
+        session.read.options(
+            header=True,
+            multiLine=True,
+            escape='"',
+            mode="PERMISSIVE",
+            columnNameOfCorruptRecord=_CORRUPT,
+        )
+        .schema(st.StructType(fields))
+        .csv(str(path))
+    )
 
 
 def _catalog_tables(session: Any, prefix: str) -> dict[str, tuple[Any, str]]:
@@ -450,12 +494,15 @@ def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Ch
     """Return ``df`` with one boolean flag column per check, and the checks.
 
     The flags are ``__cr_k<i>`` (never NULL); the contract-typed values are the columns
-    ``__cr_v<i>``, one per contract column in contract order.
+    ``__cr_v<i>``, one per contract column in contract order. A malformed CSV record
+    (see :func:`_read_csv`) breaks ``malformed_line`` and no other rule, and does not
+    count as a duplicate of a sound row, as on DuckDB, whose reader skips it.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     types = {f.name: f.dataType for f in df.schema.fields}
+    malformed = sf.col(_CORRUPT).isNotNull() if _CORRUPT in types else None
     values: dict[str, Any] = {}
     checks: list[_Check] = []
     for col in table.columns:
@@ -468,7 +515,8 @@ def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Ch
     index = {c.name: f"__cr_v{i}" for i, c in enumerate(table.columns)}
     if table.unique is not None:
         raw = sf.col(f"`{table.unique}`").cast("string")
-        per_key = sf.count(sf.lit(1)).over(Window.partitionBy(raw))
+        sound = sf.lit(1) if malformed is None else sf.when(~malformed, sf.lit(1))
+        per_key = sf.count(sound).over(Window.partitionBy(raw))
         checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, raw.isNotNull() & (per_key > 1)))
     if Rule.END_NOT_AFTER_START in table.extra_rules:
         end, start = sf.col(index["end_date"]), sf.col(index["start_date"])
@@ -493,13 +541,11 @@ def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Ch
     order = {c.name: i for i, c in enumerate(table.columns)}
     rules = list(Rule)
     checks.sort(key=lambda c: (order[c.column], rules.index(c.rule)))
-    flagged = typed.select(
-        "*",
-        *(
-            sf.coalesce(c.broken, sf.lit(False)).alias(_FLAG.format(i))
-            for i, c in enumerate(checks)
-        ),
-    )
+    flags = [sf.coalesce(c.broken, sf.lit(False)) for c in checks]
+    if malformed is not None:
+        checks.insert(0, _Check("", Rule.MALFORMED_LINE, malformed))
+        flags = [malformed, *(flag & ~malformed for flag in flags)]
+    flagged = typed.select("*", *(flag.alias(_FLAG.format(i)) for i, flag in enumerate(flags)))
     return flagged, checks
 
 
@@ -551,16 +597,26 @@ class _Checked:
         )
 
     def quarantined(self) -> Any:
-        """Return the rows breaking a rule, with ``_problems`` (``column:rule;...``)."""
+        """Return the rows breaking a rule, with ``_problems`` (``column:rule;...``).
+
+        A CSV table also gets ``_text``, the raw text of a malformed record (whose
+        source columns are NULL: Spark's split of it means nothing), NULL otherwise.
+        """
         from pyspark.sql import functions as sf
 
         labels = [
             sf.when(flag, sf.lit(f"{c.column}:{c.rule}"))
             for c, flag in zip(self.checks, self.flags, strict=True)
         ]
+        columns = [sf.col(f"`{c}`") for c in self.source_columns]
+        if _CORRUPT in self.flagged.columns:
+            sound = sf.col(_CORRUPT).isNull()
+            columns = [
+                *(sf.when(sound, sf.col(f"`{c}`")).alias(c) for c in self.source_columns),
+                sf.col(_CORRUPT).alias("_text"),
+            ]
         return self.flagged.filter(self.bad).select(
-            *(sf.col(f"`{c}`") for c in self.source_columns),
-            sf.concat_ws(";", *labels).alias("_problems"),
+            *columns, sf.concat_ws(";", *labels).alias("_problems")
         )
 
 
@@ -571,7 +627,7 @@ def _check_table(
     from pyspark import StorageLevel
 
     table = TABLES[name]
-    source_columns = list(df.columns)
+    source_columns = [c for c in df.columns if c != _CORRUPT]
     missing = [c for c in table.required_columns if c not in source_columns]
     if missing:
         raise DataError(
@@ -658,7 +714,8 @@ def load_spark(
         session time zone is set to UTC.
     quarantine_dir
         When given, the rows of each table that break a rule are written there as
-        Parquet, ``<quarantine_dir>/<table>/``: the source columns plus ``_problems``.
+        Parquet, ``<quarantine_dir>/<table>/``: the source columns plus ``_problems``
+        (and, for a CSV table, ``_text``: the raw text of a malformed record).
 
     Returns
     -------
@@ -667,7 +724,8 @@ def load_spark(
         optional tables the source lacks are empty and listed in ``absent``. The rules
         are those of :func:`churnrisk.validate.load` (missing, unparseable, negative,
         out of range, not integer, duplicate key, unknown account, end not after start,
-        resolved before created); the report counts the rows breaking each. Every
+        resolved before created, and for CSV malformed line, under the label
+        ``":malformed_line"``); the report counts the rows breaking each. Every
         table but ``events`` is cached (memory and disk), as the DuckDB loader
         materialises them; ``session.catalog.clearCache()`` frees them.
 
@@ -676,7 +734,11 @@ def load_spark(
     ConfigError
         When pyspark is missing.
     DataError
-        When a required table or column is missing or a required table is empty.
+        When a required table or column is missing or a required table is empty; for a
+        CSV table also when its header is unusable, it is not UTF-8, or a record is
+        malformed in a way Spark's reader cannot mark (an unterminated quote, text
+        after a closing quote, over 2 MB); a record with too many or too few fields is
+        quarantined as ``malformed_line``.
     """
     _pyspark()
     session = session if session is not None else spark_session()

@@ -13,6 +13,21 @@ to the contract types with explicit rules. Every source is read in file order (D
 ``row_number() OVER ()`` over the CSV or DuckDB scan (a streaming window, in scan order)
 and ``file_row_number`` for parquet.
 
+A CSV record that cannot be split into the header's columns (too many or too few
+fields, an unterminated quote, text after a closing quote, a record over DuckDB's 2 MB
+line limit) does not stop the load: the reader skips it (``ignore_errors``) and records
+it in a rejects table (``store_rejects``; every scan does, since DuckDB 2.0 with
+``ignore_errors`` alone also drops every record after one with text after a closing
+quote), and it becomes one ``malformed_line`` problem. Skipped records would shift the numbers
+of the rows after them, so the numbers are corrected: with the data row numbers
+``e_1 < e_2 < ...`` of the malformed records, the accepted row at scan position ``r``
+is row ``r + #{j : e_j - j < r}`` (an as-of join). DuckDB numbers a rejected record by
+counting the header, each record and each blank line once (a record spanning several
+physical lines counts once); when a quote or a blank line comes before the last
+rejected record, one pass of Python's ``csv`` reader over the file up to that record
+turns those numbers into data row numbers and physical line numbers. A clean file costs
+nothing extra: the rejects table of its scan is empty.
+
 Timestamps may be naive (taken as UTC), end in ``Z`` or carry an offset, mixed within
 one file; they are converted to UTC and stored as naive ``TIMESTAMP`` values meaning
 UTC. The session time zone of the returned connection is UTC.
@@ -42,12 +57,27 @@ from churnrisk.contract import TABLES, Column, Kind, Rule, Table
 from churnrisk.dataset import Dataset, empty_table_sql, quote
 from churnrisk.errors import DataError
 
-__all__ = ["LoadResult", "Problem", "TableReport", "ValidationReport", "load"]
+__all__ = [
+    "LoadResult",
+    "Problem",
+    "TableReport",
+    "ValidationReport",
+    "csv_columns",
+    "csv_unsplittable_line",
+    "load",
+]
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _SOURCE_DB = "_churnrisk_source"
 _HEAD_BYTES = 1 << 20
 _SUSPECT_DELIMITERS = {";": "';'", "\t": "tab", "|": "'|'"}
+_MALFORMED_KINDS = frozenset(
+    {"MISSING COLUMNS", "TOO MANY COLUMNS", "UNQUOTED VALUE", "LINE SIZE OVER MAXIMUM"}
+)
+"""DuckDB reject types that make a CSV record a ``malformed_line`` (the rest are fatal)."""
+_FIELD_COUNT_KINDS = frozenset({"MISSING COLUMNS", "TOO MANY COLUMNS"})
+_VALUE_CHARS = 500
+_BLANK_LINE = re.compile(rb"\n\r?\n|\r\r")
 _INTEGER_TYPES = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
     | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -69,14 +99,18 @@ class Problem:
     table
         Contract table name.
     row
-        1-based data row number in the source (header and blank lines not counted;
-        parquet: file row number; DuckDB table: scan order).
+        1-based data row number in the source (header and blank lines not counted,
+        malformed CSV records counted; parquet: file row number; DuckDB table: scan
+        order).
     column
-        The column the rule concerns.
+        The column the rule concerns; ``""`` for ``malformed_line``, which concerns
+        the whole record.
     rule
         The rule that was broken.
     value
-        The offending value as text, ``None`` when the value was empty.
+        The offending value as text, ``None`` when the value was empty; for
+        ``malformed_line`` the raw text of the record (line breaks before and after it
+        removed), cut to its first 500 characters.
     """
 
     table: str
@@ -166,7 +200,8 @@ class _Source:
     """One contract table as the source provides it.
 
     ``scan`` is a relation of the source columns in file order; ``numbered`` adds the
-    1-based row number ``_row``.
+    1-based row number ``_row``. A CSV scan skips malformed records and lists them in
+    the temporary tables ``rejects`` (errors, scans), once per scan.
     """
 
     table: str
@@ -175,6 +210,7 @@ class _Source:
     scan: str
     numbered: str
     types: dict[str, str]
+    rejects: tuple[str, str] | None = None
 
 
 def _literal(text: str) -> str:
@@ -216,8 +252,14 @@ def _csv_header(path: Path) -> tuple[list[str], bool]:
         located = _utf8_error(path)
         raise (located or DataError(f"{path} is not UTF-8; re-save it as UTF-8")) from err
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, [])
-    has_rows = any(any(cell.strip() for cell in record) for record in reader)
+    try:
+        header = next(reader, [])
+    except csv.Error as err:  # a name over the csv module's 131,072 characters
+        raise DataError(f"{path} has no usable header ({err}); check the first line") from err
+    try:
+        has_rows = any(any(cell.strip() for cell in record) for record in reader)
+    except csv.Error:  # a value over the csv module's 131,072 characters: a row
+        has_rows = True
     if len(header) == 1:
         for char, name in _SUSPECT_DELIMITERS.items():
             if char in header[0]:
@@ -237,23 +279,73 @@ def _csv_header(path: Path) -> tuple[list[str], bool]:
     return header, has_rows
 
 
-def _csv_source(path: Path, table: Table) -> tuple[_Source, bool]:
+def _csv_source(path: Path, name: str) -> tuple[_Source, bool]:
     """Describe a CSV table; also return whether the file has data rows after the header."""
     header, has_rows = _csv_header(path)
     columns = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in header) + "}"
+    options = (
+        f"auto_detect=false, header=true, delim=',', quote='\"', escape='\"', "
+        f"strict_mode=true, columns={columns}, ignore_errors=true"
+    )
+    rejects = (f"_cr_rejects_{name}", f"_cr_reject_scans_{name}")
+    # Every scan stores its rejects: with ignore_errors alone, DuckDB 2.0 also drops
+    # every record after one with text after a closing quote (measured).
     scan = (
-        f"read_csv({_literal(str(path))}, auto_detect=false, header=true, delim=',', "
-        f"quote='\"', escape='\"', strict_mode=true, columns={columns})"
+        f"read_csv({_literal(str(path))}, {options}, store_rejects=true, "
+        f"rejects_table={_literal(rejects[0])}, rejects_scan={_literal(rejects[1])})"
     )
     source = _Source(
-        table=table.name,
+        table=name,
         fmt="csv",
         where=str(path),
         scan=scan,
         numbered=f"(SELECT row_number() OVER () AS _row, * FROM {scan})",
         types=dict.fromkeys(header, "VARCHAR"),
+        rejects=rejects,
     )
     return source, has_rows
+
+
+def csv_columns(path: Path) -> list[str]:
+    """Return the column names of a CSV file's header, checked as :func:`load` checks them.
+
+    Raises
+    ------
+    DataError
+        When the head of the file is not UTF-8, the file has no header, looks delimited
+        by something other than a comma, or names a column twice.
+    """
+    return _csv_header(Path(path))[0]
+
+
+def csv_unsplittable_line(path: Path) -> tuple[int, str, str] | None:
+    """Find the first record of a CSV file that is malformed by more than its field count.
+
+    Such a record has an unterminated quote, text after a closing quote or more than
+    DuckDB's 2 MB per record; a reader that only checks the number of fields (Spark's)
+    cannot set it aside.
+
+    Returns
+    -------
+    tuple of (int, str, str) or None
+        The physical line where the record starts, DuckDB's error message and the raw
+        text of the record; ``None`` when every record is sound or only has too many or
+        too few fields.
+
+    Raises
+    ------
+    DataError
+        When the file is not UTF-8 or its header is unusable (see :func:`csv_columns`).
+    """
+    source, _ = _csv_source(Path(path), "csv")
+    with duckdb.connect() as con:
+        try:
+            con.execute(f"SELECT count(*) FROM {source.numbered}").fetchall()
+            malformed = _malformed(con, source, [])
+        except duckdb.Error as err:
+            raise _read_error(err, source) from err
+    others = [m for m in malformed if m.kind not in _FIELD_COUNT_KINDS]
+    return (others[0].line, others[0].error, others[0].text) if others else None
 
 
 def _parquet_source(con: duckdb.DuckDBPyConnection, path: Path, table: Table) -> _Source:
@@ -294,13 +386,6 @@ def _read_error(err: duckdb.Error, source: _Source) -> DataError:
             if located is not None:
                 return located
         line = re.search(r"CSV Error on Line: (\d+)", text)
-        counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
-        if line and counts:
-            return DataError(
-                f"{path} line {line.group(1)}: expected {counts.group(1)} comma-separated "
-                f"fields, found {counts.group(2)}; fix that line (quote values containing "
-                f"commas)"
-            )
         if line:
             return DataError(
                 f"{path} line {line.group(1)} cannot be read ({_first_line(err)}); fix that line"
@@ -335,7 +420,7 @@ def _folder_sources(
             found[name] = None
             continue
         if path.suffix == ".csv":
-            source, has_rows = _csv_source(path, table)
+            source, has_rows = _csv_source(path, name)
             empty = f"{path} has a header but no data rows"
         else:
             source = _parquet_source(con, path, table)
@@ -418,6 +503,182 @@ def _check_columns(table: Table, source: _Source, where: str) -> None:
             f"table {table.name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
             f"columns found: {', '.join(source.types)}; add or rename the column(s)"
         )
+
+
+# --------------------------------------------------------------------------- malformed CSV
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    """One CSV record DuckDB's reader rejected.
+
+    ``line`` is DuckDB's number of the record: the header, each record and each blank
+    line count once (a record spanning several physical lines counts once). ``byte`` is
+    the byte offset where the error was found, at or after the start of the record.
+    """
+
+    line: int
+    kind: str
+    error: str
+    text: str
+    byte: int
+
+
+@dataclass(frozen=True)
+class _Malformed:
+    """A malformed CSV record: its data row number, the physical line where it starts."""
+
+    row: int
+    line: int
+    kind: str
+    error: str
+    text: str
+
+
+def _rejected(con: duckdb.DuckDBPyConnection, source: _Source) -> list[_Rejected]:
+    """Return the records the scans of ``source`` rejected, in file order.
+
+    DuckDB lists a record once per scan and once per column it found missing; each
+    record is returned once, with its first error. The rejects tables are dropped:
+    call this after the last scan.
+    """
+    if source.rejects is None:
+        return []
+    errors, scans = source.rejects
+    listed = f"SELECT count(*) FROM duckdb_tables() WHERE table_name = {_literal(errors)}"
+    if not _scalar(con, listed):
+        # no query has scanned the file yet: scan once to list the rejects
+        con.execute(f"SELECT count(*) FROM {source.numbered}").fetchall()
+    rows = con.execute(
+        f"SELECT line, arg_min(CAST(error_type AS VARCHAR), column_idx), "
+        f"arg_min(error_message, column_idx), arg_min(csv_line, column_idx), "
+        f"max(byte_position) FROM {errors} GROUP BY line ORDER BY line"
+    ).fetchall()
+    con.execute(f"DROP TABLE {errors}")
+    con.execute(f"DROP TABLE {scans}")
+    return [
+        _Rejected(
+            line=int(line),
+            kind=str(kind),
+            error=(str(error).strip().splitlines() or [""])[0],
+            # a record starts after the line break of the record (or blank line) before
+            text=str(text or "").strip("\r\n"),
+            byte=int(byte or 0),
+        )
+        for line, kind, error, text, byte in rows
+    ]
+
+
+def _quote_or_blank_line(path: Path, until: int) -> bool:
+    """Whether the first ``until`` bytes of ``path`` hold a quote or an empty line."""
+    tail, read = b"", 0
+    with path.open("rb") as fh:
+        while read < until:
+            chunk = fh.read(min(16 * _HEAD_BYTES, until - read))
+            if not chunk:
+                break
+            read += len(chunk)
+            if b'"' in chunk or _BLANK_LINE.search(tail + chunk):
+                return True
+            tail = chunk[-2:]
+    return False
+
+
+def _record_positions(
+    path: Path, lines: list[int], until: int
+) -> tuple[dict[int, tuple[int, int]], bool]:
+    """Map DuckDB's numbers of rejected records to (data row number, physical line).
+
+    Without a quote (so no record spans lines) or a blank line in the first ``until``
+    bytes, DuckDB's record ``n`` is data row ``n - 1`` and starts on line ``n``.
+    Otherwise Python's ``csv`` reader, which splits records as DuckDB does, walks the
+    file up to the last of ``lines``. The flag is false when that walk failed or
+    disagreed with DuckDB; DuckDB's numbers are then returned as if no quote or blank
+    line came first.
+    """
+    simple = {n: (n - 1, n) for n in lines}
+    if not lines or not _quote_or_blank_line(path, until + 1):
+        return simple, True
+    wanted, last = set(lines), max(lines)
+    found: dict[int, tuple[int, int]] = {}
+    index = blanks = 0
+    start = 1
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            for record in reader:
+                index += 1
+                if not record:
+                    blanks += 1
+                elif index in wanted:
+                    found[index] = (index - 1 - blanks, start)
+                if index >= last:
+                    break
+                start = reader.line_num + 1
+    except csv.Error:  # a field over the csv module's size limit, a NUL byte
+        return simple, False
+    if len(found) != len(wanted):
+        return simple, False
+    return found, True
+
+
+def _malformed(
+    con: duckdb.DuckDBPyConnection, source: _Source, warnings: list[str]
+) -> list[_Malformed]:
+    """Return the malformed records of a CSV source in file order.
+
+    Raises
+    ------
+    DataError
+        When a record was rejected for a reason that makes the file unusable: it is not
+        UTF-8, or DuckDB reports an error this loader does not know.
+    """
+    rejected = _rejected(con, source)
+    if not rejected:
+        return []
+    path = Path(source.where)
+    if any(r.kind == "INVALID ENCODING" for r in rejected):
+        located = _utf8_error(path)
+        raise located or DataError(f"{path} is not UTF-8; re-save it as UTF-8")
+    positions, exact = _record_positions(
+        path, [r.line for r in rejected], max(r.byte for r in rejected)
+    )
+    for r in rejected:
+        if r.kind not in _MALFORMED_KINDS:
+            raise DataError(
+                f"{path} line {positions[r.line][1]} cannot be read ({r.error}); fix that line"
+            )
+    if not exact:
+        warnings.append(
+            f"{path}: Python's csv reader could not retrace the file, so the row and line "
+            f"numbers from the first malformed line on leave out the blank lines and quoted "
+            f"line breaks before it"
+        )
+    return [
+        _Malformed(*positions[r.line], kind=r.kind, error=r.error, text=r.text) for r in rejected
+    ]
+
+
+def _renumber(con: duckdb.DuckDBPyConnection, bad: str, malformed: str) -> None:
+    """Give the rows of table ``bad`` their data row numbers among all records.
+
+    ``bad._row`` is the position among the accepted records; ``malformed._row`` holds the
+    data row numbers ``e_1 < e_2 < ...`` of the records the reader skipped. The accepted
+    row at position ``r`` is row ``r + #{j : e_j - j < r}``: ``e_j - j`` does not
+    decrease with ``j``, so the count is the largest ``j`` whose ``e_j - j < r``, found
+    by an as-of join.
+    """
+    renumbered = f"{bad}_renumbered"
+    con.execute(
+        f"CREATE TEMP TABLE {renumbered} AS "
+        f"WITH skipped AS (SELECT _row - row_number() OVER (ORDER BY _row) AS k, "
+        f"row_number() OVER (ORDER BY _row) AS j FROM {malformed}), "
+        f"steps AS (SELECT k, max(j) AS j FROM skipped GROUP BY k) "
+        f"SELECT b._row + coalesce(s.j, 0) AS _row, b.* EXCLUDE (_row) "
+        f"FROM {bad} AS b ASOF LEFT JOIN steps AS s ON b._row > s.k"
+    )
+    con.execute(f"DROP TABLE {bad}")
+    con.execute(f"ALTER TABLE {renumbered} RENAME TO {bad}")
 
 
 # --------------------------------------------------------------------------- rules
@@ -642,10 +903,11 @@ def _check_table(
     *,
     materialise: bool,
     quarantine_dir: Path | None,
+    warnings: list[str],
 ) -> tuple[TableReport, list[Problem]]:
     """Check one table, create its clean relation and return its counts and problems."""
     source, name = plan.source, plan.source.table
-    bad = f"_cr_bad_{name}"
+    bad, skipped = f"_cr_bad_{name}", f"_cr_malformed_{name}"
     flags = ", ".join(
         f"coalesce({c.condition}, false) AS __cr_k{i}" for i, c in enumerate(plan.checks)
     )
@@ -665,13 +927,27 @@ def _check_table(
         else:
             clean = plan.clean_select()
         con.execute(f"CREATE {kind} {quote(name)} AS {clean}")
-        quarantined = _scalar(con, f"SELECT count(*) FROM {bad}")
+        malformed = _malformed(con, source, warnings)  # after the last scan of a CSV file
+        if malformed:
+            con.execute(
+                f"CREATE TEMP TABLE {skipped} AS SELECT unnest($rows) AS _row, "
+                f"unnest($lines) AS _line, unnest($errors) AS _error, unnest($texts) AS _text",
+                {
+                    "rows": [m.row for m in malformed],
+                    "lines": [m.line for m in malformed],
+                    "errors": [m.error for m in malformed],
+                    "texts": [m.text for m in malformed],
+                },
+            )
+            _renumber(con, bad, skipped)
+        broken = _scalar(con, f"SELECT count(*) FROM {bad}")
         if materialise:
-            rows = _scalar(con, f"SELECT count(*) FROM {quote(name)}") + quarantined
+            accepted = _scalar(con, f"SELECT count(*) FROM {quote(name)}") + broken
         else:
-            rows = _scalar(con, f"SELECT count(*) FROM {source.scan}")
+            accepted = _scalar(con, f"SELECT count(*) FROM {source.scan}")
     except duckdb.Error as err:
         raise _read_error(err, source) from err
+    quarantined, rows = broken + len(malformed), accepted + len(malformed)
     problem_sql = " UNION ALL ".join(
         f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} WHERE __cr_k{i}"
         for i, c in enumerate(plan.checks)
@@ -682,7 +958,12 @@ def _check_table(
             con.execute(f"{problem_sql} ORDER BY _row, k").fetchall() if plan.checks else []
         )
     ]
-    if quarantine_dir is not None and quarantined:
+    if malformed:
+        lines = [
+            Problem(name, m.row, "", Rule.MALFORMED_LINE, m.text[:_VALUE_CHARS]) for m in malformed
+        ]
+        problems = sorted(problems + lines, key=lambda p: p.row)  # stable: rules keep order
+    if quarantine_dir is not None and broken:
         labels = ", ".join(
             f"CASE WHEN __cr_k{i} THEN {_literal(f'{c.column}:{c.rule}')} END"
             for i, c in enumerate(plan.checks)
@@ -696,7 +977,18 @@ def _check_table(
     elif quarantine_dir is not None:
         # a quarantine file left by an earlier run must not outlive the rows it listed
         (quarantine_dir / f"{name}.csv").unlink(missing_ok=True)
+    if quarantine_dir is not None and malformed:
+        quarantine_dir.mkdir(parents=True, exist_ok=True)
+        target = quarantine_dir / f"{name}.malformed.csv"
+        con.execute(
+            f"COPY (SELECT _row, _line, _error, _text FROM {skipped} ORDER BY _row) "
+            f"TO {_literal(str(target))} (FORMAT csv, HEADER true)"
+        )
+    elif quarantine_dir is not None:
+        (quarantine_dir / f"{name}.malformed.csv").unlink(missing_ok=True)
     con.execute(f"DROP TABLE {bad}")
+    if malformed:
+        con.execute(f"DROP TABLE {skipped}")
     return TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined), problems
 
 
@@ -716,8 +1008,14 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
     shares an ``accounts.account_id`` or ``tickets.ticket_id`` is quarantined, since
     there is no way to know which of them is right), ``unknown_account`` (an
     ``account_id`` that is not among the valid accounts), ``end_not_after_start``
-    (a subscription whose ``end_date <= start_date``) and ``resolved_before_created``
-    (a ticket resolved before it was opened, which would let a feature see it early).
+    (a subscription whose ``end_date <= start_date``), ``resolved_before_created``
+    (a ticket resolved before it was opened, which would let a feature see it early)
+    and ``malformed_line`` (a CSV record that cannot be split into the header's
+    columns: too many or too few fields, an unterminated quote, text after a closing
+    quote, over 2 MB). A malformed record is one problem with column ``""`` and the
+    record's raw text as value; it counts in ``rows`` and ``quarantined`` and keeps
+    its place in the row numbering, so every row keeps its true number. A file whose
+    every data line is malformed loads with no valid rows and a warning.
 
     Parameters
     ----------
@@ -729,8 +1027,12 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
         When given, each table with quarantined rows is written to
         ``<quarantine_dir>/<table>.csv``: the original values of those rows plus
         ``_row`` (the row number in the source) and ``_problems`` (``column:rule``
-        joined by ``;``). The folder is created when needed; for a clean table nothing
-        is written and a ``<table>.csv`` left there by an earlier run is removed.
+        joined by ``;``). Malformed CSV records go to ``<table>.malformed.csv``:
+        ``_row`` (data row number), ``_line`` (physical line of the file where the
+        record starts), ``_error`` (DuckDB's message) and ``_text`` (the raw record as DuckDB's
+        reader kept it: its first 10,000 bytes).
+        The folder is created when needed; for a table without such rows nothing is
+        written and a file left there by an earlier run is removed.
 
     Returns
     -------
@@ -745,9 +1047,10 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
     ------
     DataError
         When the input cannot be used at all: the source is missing or of an unknown
-        kind, a required table or column is missing, a required table is empty, a CSV
-        file is not UTF-8, not comma-separated or malformed, or a table is given both
-        as CSV and as parquet.
+        kind, a required table or column is missing, a required table is empty (a
+        header and no data line), a CSV file is not UTF-8, not comma-separated, has no
+        header or names a column twice, or a table is given both as CSV and as parquet.
+        A malformed CSV line is not fatal (see ``malformed_line`` above).
     """
     source = Path(source).expanduser().resolve()
     warnings: list[str] = []
@@ -803,7 +1106,14 @@ def _validate(
         plan = _plan(src, accounts_ready=name != "accounts")
         materialise = not (name == "events" and src.fmt in ("parquet", "duckdb"))
         tables[name], found_problems = _check_table(
-            con, plan, materialise=materialise, quarantine_dir=quarantine_dir
+            con, plan, materialise=materialise, quarantine_dir=quarantine_dir, warnings=warnings
         )
         problems.extend(found_problems)
+        malformed = sum(p.rule is Rule.MALFORMED_LINE for p in found_problems)
+        if malformed and malformed == tables[name].rows:
+            kind = "required" if table.required else "optional"
+            warnings.append(
+                f"{src.where}: every data line ({malformed:,}) is malformed and quarantined "
+                f"(rule malformed_line); {kind} table {name!r} has no valid rows"
+            )
     return ValidationReport(tables=tables, problems=problems, absent=absent, warnings=warnings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 pytest.importorskip("pyspark")
@@ -28,9 +30,10 @@ from cli_invoke import invoke
 from spark_fixtures import spark_fixture  # noqa: F401
 
 from churnrisk.config import LabelConfig
+from churnrisk.contract import Rule
 from churnrisk.features import FEATURES, LABEL_COLUMNS, build_features
 from churnrisk.generate import generate_world
-from churnrisk.validate import load
+from churnrisk.validate import TableReport, load
 
 WORLD_DATES = [date(2025, 3, 1), date(2025, 7, 1), date(2025, 10, 1), date(2025, 12, 1)]
 """Early dates have closed label windows, late ones NULL labels."""
@@ -232,6 +235,17 @@ EDGE_TABLES: dict[str, list[dict[str, Any]]] = {
 }
 """Rows as CSV text; ``costs`` is absent. Rows marked with a rule break it."""
 
+EDGE_MALFORMED: dict[str, list[str]] = {
+    # too many fields; Spark's split of it holds account "base", which must not make the
+    # sound "base" row a duplicate_key
+    "accounts": ["base,2024-01-01T00:00:00Z,smb,3,surplus"],
+    # too few fields
+    "events": ["edges,u-short"],
+    # too many; Spark's split of it would be a valid order of 0.3 in the 90-day window
+    "orders": ["edges,2024-12-01T00:00:00Z,0.3,0.3"],
+}
+"""Malformed lines (rule malformed_line), written after the first two rows of a table."""
+
 
 def _write_csv(folder: Path) -> None:
     folder.mkdir()
@@ -240,7 +254,9 @@ def _write_csv(folder: Path) -> None:
         with (folder / f"{name}.csv").open("w", newline="") as fh:
             writer = csv.DictWriter(fh, columns)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(rows[:2])
+            fh.writelines(f"{line}\r\n" for line in EDGE_MALFORMED.get(name, []))
+            writer.writerows(rows[2:])
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +287,10 @@ def test_edge_cases_validate_and_build_alike_on_both_engines(spark, edge_world, 
     for p in duck.report.problems:
         expected_broken.setdefault(p.table, Counter())[f"{p.column}:{p.rule}"] += 1
     assert ds.report.broken == {t: dict(c) for t, c in expected_broken.items()}
+    malformed = {
+        t: c[":malformed_line"] for t, c in expected_broken.items() if c[":malformed_line"]
+    }
+    assert malformed == {name: len(lines) for name, lines in EDGE_MALFORMED.items()}
     assert set(ds.report.quarantine) == {t for t, r in duck.report.tables.items() if r.quarantined}
     for name, where in ds.report.quarantine.items():
         written = pd.read_parquet(where)
@@ -306,6 +326,89 @@ def test_edge_cases_validate_and_build_alike_on_both_engines(spark, edge_world, 
     assert churned["churner"] == 1
     assert churned["base"] == 0
     assert _by_account(got, "churned", B)["base"] is None  # window not closed
+
+
+def test_spark_quarantines_malformed_csv_lines_as_duckdb_does(spark, tmp_path):
+    from churnrisk.spark import load_spark
+
+    src = tmp_path / "data"
+    src.mkdir()
+    (src / "accounts.csv").write_text(
+        "account_id,created_at,note\nA1,2026-01-01,x\nA1,2026-01-02\nA2,2026-01-02,y\n"
+    )
+    (src / "subscriptions.csv").write_text(
+        "account_id,start_date,end_date,mrr\n"
+        "A1,2026-01-01,,100\n"
+        '"A\n2",2026-01-01,,5\n'  # a quoted line break: one sound record, unknown account
+        "A2,2026-01-01,,5,9\n"  # too many fields
+        "A2,2026-01-01,,-5\n"
+    )
+    ds = load_spark(str(src), spark, quarantine_dir=tmp_path / "q")
+    duck = load(src)
+    assert (
+        ds.report.tables
+        == duck.report.tables
+        == {
+            "accounts": TableReport(rows=3, valid=2, quarantined=1),
+            "subscriptions": TableReport(rows=4, valid=1, quarantined=3),
+        }
+    )
+    assert ds.report.broken == {
+        "accounts": {":malformed_line": 1},
+        "subscriptions": {
+            ":malformed_line": 1,
+            "account_id:unknown_account": 1,
+            "mrr:negative": 1,
+        },
+    }
+    assert [(p.table, p.row, p.column, p.rule) for p in duck.report.problems] == [
+        ("accounts", 2, "", Rule.MALFORMED_LINE),
+        ("subscriptions", 2, "account_id", Rule.UNKNOWN_ACCOUNT),
+        ("subscriptions", 3, "", Rule.MALFORMED_LINE),
+        ("subscriptions", 4, "mrr", Rule.NEGATIVE),
+    ]
+    assert pq.read_table(ds.report.quarantine["accounts"]).to_pylist() == [
+        {
+            "account_id": None,
+            "created_at": None,
+            "note": None,
+            "_text": "A1,2026-01-02",
+            "_problems": ":malformed_line",
+        }
+    ]
+    subs = pd.read_parquet(ds.report.quarantine["subscriptions"])
+    assert sorted(subs["_problems"]) == [
+        ":malformed_line",
+        "account_id:unknown_account",
+        "mrr:negative",
+    ]
+    assert subs.loc[subs["_problems"] == ":malformed_line", "_text"].tolist() == [
+        "A2,2026-01-01,,5,9"
+    ]
+    assert sorted(ds.frame("accounts")["account_id"]) == ["A1", "A2"]
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ('A2,2026-01-02,"2', "Value with unterminated quote found."),
+        ('A2,2026-01-02,"2"0', "Value with unterminated quote found."),
+    ],
+)
+def test_spark_refuses_a_csv_line_it_cannot_mark(spark, tmp_path, line, error):
+    from churnrisk.errors import DataError
+    from churnrisk.spark import load_spark
+
+    (tmp_path / "accounts.csv").write_text("account_id,created_at\nA1,2026-01-01\n")
+    (tmp_path / "subscriptions.csv").write_text(
+        f"account_id,start_date,mrr\nA1,2026-01-01,1\n{line}\nA1,2026-01-03,1\n"
+    )
+    with pytest.raises(
+        DataError,
+        match=rf"subscriptions.csv line 3: {re.escape(error)} .*the Spark engine cannot set such "
+        r"a line aside",
+    ):
+        load_spark(str(tmp_path), spark)
 
 
 def test_spark_absent_pyspark_is_a_config_error():
