@@ -64,7 +64,13 @@
 
   const isNum = (v) => typeof v === "number" && Number.isFinite(v);
   const money = (v) => (isNum(v) ? fmt.money.format(v) : "—");
-  const prob = (p) => (isNum(p) ? fmt.pct.format(p) : "—");
+  // A calibrated probability is never exactly 0 or 1; "0.0%" would read as "cannot churn".
+  const prob = (p) => {
+    if (!isNum(p)) return "—";
+    if (p > 0 && p < 0.0005) return `<${fmt.pct.format(0.001)}`;
+    if (p < 1 && p > 0.9995) return `>${fmt.pct.format(0.999)}`;
+    return fmt.pct.format(p);
+  };
   const count = (v) => (isNum(v) ? fmt.int.format(v) : "—");
   const rate = (v) => (isNum(v) ? `${v.toFixed(1)}%` : "—"); // metrics: already percentages
 
