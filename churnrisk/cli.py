@@ -675,13 +675,18 @@ def _score_run(
             scorer=scorer,
         )
         written = store.run_scores(record.run_id, columns=["risk_tier", "mrr_at_risk"])
+        trend = store.trend(limit=2)
     finally:
         store.close()
     tiers = ", ".join(f"{n:,} {name}" for name, n in tier_counts(written, scoring).items())
+    at_risk = f"MRR at risk {written['mrr_at_risk'].sum():,.0f}"
+    if len(trend) == 2 and trend[1]["run"].run_id == record.run_id:
+        before = trend[0]
+        change = trend[1]["mrr_at_risk"] - before["mrr_at_risk"]
+        at_risk += f", {change:+,.0f} since {before['run'].as_of}"
     return (
-        f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; MRR at risk"
-        f" {written['mrr_at_risk'].sum():,.0f}) with churnrisk-churn v{record.churn_version};"
-        f" run {record.run_id} in {store.url}"
+        f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; {at_risk})"
+        f" with churnrisk-churn v{record.churn_version}; run {record.run_id} in {store.url}"
     )
 
 

@@ -19,7 +19,8 @@ change_drivers = 4
 
 LINE = re.compile(
     r"^scored (?P<n>[\d,]+) accounts as of (?P<as_of>\d{4}-\d\d-\d\d) \((?P<tiers>[^;]+);"
-    r" MRR at risk (?P<mrr>[\d,]+)\) with churnrisk-churn v(?P<v>\d+);"
+    r" MRR at risk (?P<mrr>[\d,]+)(?:, (?P<change>[+-][\d,]+) since (?P<since>[\d-]+))?\)"
+    r" with churnrisk-churn v(?P<v>\d+);"
     r" run (?P<run>[0-9a-f]{32}) in (?P<url>\S+)$"
 )
 
@@ -60,6 +61,7 @@ def test_score_twice_and_explain_the_change(world, home, capsys):
     m1 = LINE.match(first.out.strip())
     assert m1, first.out
     assert m1["as_of"] == "2026-10-01"
+    assert m1["change"] is None  # the first run: nothing to compare with
     assert m1["v"] == "1"
     assert m1["url"] == f"sqlite:///{home / 'scores.db'}"
     assert re.fullmatch(r"[\d,]+ high, [\d,]+ medium, [\d,]+ low", m1["tiers"])
@@ -87,6 +89,8 @@ def test_score_twice_and_explain_the_change(world, home, capsys):
     counts = now["risk_tier"].value_counts()
     assert m2["tiers"] == ", ".join(f"{counts.get(t, 0):,} {t}" for t in ("high", "medium", "low"))
     assert m2["mrr"] == f"{now['mrr_at_risk'].sum():,.0f}"
+    change = now["mrr_at_risk"].sum() - was["mrr_at_risk"].sum()
+    assert (m2["change"], m2["since"]) == (f"{change:+,.0f}", "2026-10-01")
     common = now.index.intersection(was.index)
     assert len(common) > 200
     np.testing.assert_array_equal(
