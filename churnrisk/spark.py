@@ -10,7 +10,8 @@ Nothing here re-states a feature.
 
 Settings that matter (set by :func:`spark_session`, checked by :func:`load_spark`): the
 session time zone is UTC (a day is a UTC calendar day), shuffle partitions are sized
-for the job, Arrow is on for the few small collections to pandas.
+for the job, Arrow is on for the few small collections to pandas, and in local mode
+adaptive query execution is off (measured faster on one machine).
 
 pyspark is an optional dependency (``pip install churnrisk[spark]``): it is imported
 inside the functions, never at module import.
@@ -105,7 +106,8 @@ def spark_session(
     -------
     pyspark.sql.SparkSession
         With ``spark.sql.session.timeZone=UTC`` (a day is a UTC calendar day) and Arrow
-        on for conversions to pandas.
+        on for conversions to pandas; for a ``local`` master also small memory pages
+        and ``spark.sql.adaptive.enabled=false`` unless ``conf`` says otherwise.
 
     Raises
     ------
@@ -145,6 +147,11 @@ def spark_session(
         # One JVM runs every task: small memory pages keep the many operators of one
         # feature query within the driver's memory (measured: 1 GB fails without it).
         settings["spark.buffer.pageSize"] = "2m"
+        # Adaptive execution re-plans the feature query stage by stage, in many small
+        # jobs; on one machine that costs more than it saves (measured on 37M events and
+        # 2 cores, with the events read without re-running their checks, paired runs:
+        # build 76 and 69 s against 94 and 80 s).
+        settings["spark.sql.adaptive.enabled"] = "false"
     settings.update(conf or {})
     settings = {
         k: v for k, v in settings.items() if k == "spark.sql.session.timeZone" or k not in given
@@ -490,8 +497,8 @@ _FLAG = "__cr_k{}"
 _KNOWN = "__cr_known_account"
 
 
-def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Check]]:
-    """Return ``df`` with one boolean flag column per check, and the checks.
+def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, Any, list[_Check]]:
+    """Return ``df`` with its typed values, the same with one flag per check, and the checks.
 
     The flags are ``__cr_k<i>`` (never NULL); the contract-typed values are the columns
     ``__cr_v<i>``, one per contract column in contract order. A malformed CSV record
@@ -546,7 +553,7 @@ def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, list[_Ch
         checks.insert(0, _Check("", Rule.MALFORMED_LINE, malformed))
         flags = [malformed, *(flag & ~malformed for flag in flags)]
     flagged = typed.select("*", *(flag.alias(_FLAG.format(i)) for i, flag in enumerate(flags)))
-    return flagged, checks
+    return typed, flagged, checks
 
 
 @dataclass(frozen=True)
@@ -558,6 +565,8 @@ class _Checked:
     source_columns: list[str]
     flagged: Any
     checks: list[_Check]
+    typed: Any
+    """``flagged`` before its checks: the source rows with their contract-typed values."""
 
     @property
     def flags(self) -> list[Any]:
@@ -593,6 +602,19 @@ class _Checked:
 
         table = TABLES[self.name]
         return self.flagged.filter(~self.bad).select(
+            *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
+        )
+
+    def sound(self) -> Any:
+        """Return :meth:`clean` for a table known to have no row breaking a rule.
+
+        The same rows and values, without computing the checks again (nor the join to
+        the known accounts) each time the table is read.
+        """
+        from pyspark.sql import functions as sf
+
+        table = TABLES[self.name]
+        return self.typed.select(
             *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
         )
 
@@ -640,12 +662,12 @@ def _check_table(
             f"{where}: column(s) {', '.join(extra)} are not in the contract of {name!r} "
             "and were ignored"
         )
-    flagged, checks = _checked(table, df, accounts)
+    typed, flagged, checks = _checked(table, df, accounts)
     if name != "events":
         # Like the DuckDB loader, every table but events is materialised once: the
         # feature query reads the small tables many times over (accounts above all).
         flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
-    return _Checked(name, where, source_columns, flagged, checks)
+    return _Checked(name, where, source_columns, flagged, checks, typed)
 
 
 def _record(
@@ -727,7 +749,8 @@ def load_spark(
         resolved before created, and for CSV malformed line, under the label
         ``":malformed_line"``); the report counts the rows breaking each. Every
         table but ``events`` is cached (memory and disk), as the DuckDB loader
-        materialises them; ``session.catalog.clearCache()`` frees them.
+        materialises them; ``session.catalog.clearCache()`` frees them. When no event
+        breaks a rule, the ``events`` view reads the source without the checks.
 
     Raises
     ------
@@ -773,6 +796,10 @@ def load_spark(
     }
     for item in checked:
         _record(item, counted[item.name], quarantine, report)
+        if item.name == "events" and not report.tables[item.name].quarantined:
+            # the only table not cached: the feature query reads it several times, and
+            # with no row set aside the checks need not run again on each read
+            item.sound().createOrReplaceTempView(views[item.name])
     return SparkDataset(
         session=session,
         views=views,
