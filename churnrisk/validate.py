@@ -963,33 +963,36 @@ def _check_table(
             Problem(name, m.row, "", Rule.MALFORMED_LINE, m.text[:_VALUE_CHARS]) for m in malformed
         ]
         problems = sorted(problems + lines, key=lambda p: p.row)  # stable: rules keep order
-    if quarantine_dir is not None and broken:
+    if quarantine_dir is not None:
         labels = ", ".join(
             f"CASE WHEN __cr_k{i} THEN {_literal(f'{c.column}:{c.rule}')} END"
             for i, c in enumerate(plan.checks)
         )
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
-        target = quarantine_dir / f"{name}.csv"
-        con.execute(
-            f"COPY (SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems "
-            f"FROM {bad} ORDER BY _row) TO {_literal(str(target))} (FORMAT csv, HEADER true)"
+        rows_sql = f"SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems FROM {bad}"
+        _quarantine_file(con, quarantine_dir / f"{name}.csv", rows_sql if broken else None)
+        lines_sql = f"SELECT _row, _line, _error, _text FROM {skipped}"
+        _quarantine_file(
+            con, quarantine_dir / f"{name}.malformed.csv", lines_sql if malformed else None
         )
-    elif quarantine_dir is not None:
-        # a quarantine file left by an earlier run must not outlive the rows it listed
-        (quarantine_dir / f"{name}.csv").unlink(missing_ok=True)
-    if quarantine_dir is not None and malformed:
-        quarantine_dir.mkdir(parents=True, exist_ok=True)
-        target = quarantine_dir / f"{name}.malformed.csv"
-        con.execute(
-            f"COPY (SELECT _row, _line, _error, _text FROM {skipped} ORDER BY _row) "
-            f"TO {_literal(str(target))} (FORMAT csv, HEADER true)"
-        )
-    elif quarantine_dir is not None:
-        (quarantine_dir / f"{name}.malformed.csv").unlink(missing_ok=True)
     con.execute(f"DROP TABLE {bad}")
     if malformed:
         con.execute(f"DROP TABLE {skipped}")
     return TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined), problems
+
+
+def _quarantine_file(con: duckdb.DuckDBPyConnection, target: Path, select: str | None) -> None:
+    """Write ``select``'s rows, ordered by ``_row``, to the CSV ``target``; or remove it.
+
+    ``None`` means nothing to quarantine: a file left by an earlier run must not outlive
+    the rows it listed.
+    """
+    if select is None:
+        target.unlink(missing_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        f"COPY ({select} ORDER BY _row) TO {_literal(str(target))} (FORMAT csv, HEADER true)"
+    )
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
