@@ -656,9 +656,9 @@ def _score_run(
     scorer: Any = None,
 ) -> str:
     """Score ``ds`` into this process's store; return the one-line summary."""
-    from churnrisk.scoring import run_scoring, tier_counts
+    from churnrisk.scoring import run_scoring
     from churnrisk.settings import get_settings
-    from churnrisk.store import ScoreStore
+    from churnrisk.store import ScoreStore, StoreError
 
     store = ScoreStore(get_settings().store_url)
     try:
@@ -674,12 +674,14 @@ def _score_run(
             step=_steps(),
             scorer=scorer,
         )
-        written = store.run_scores(record.run_id, columns=["risk_tier", "mrr_at_risk"])
+        totals = store.totals(record.run_id)
         trend = store.trend(limit=2)
     finally:
         store.close()
-    tiers = ", ".join(f"{n:,} {name}" for name, n in tier_counts(written, scoring).items())
-    at_risk = f"MRR at risk {written['mrr_at_risk'].sum():,.0f}"
+    if totals is None:  # pragma: no cover - the run was written just above
+        raise StoreError(f"run {record.run_id} vanished from {store.url} right after its write")
+    tiers = ", ".join(f"{t['accounts']:,} {t['tier']}" for t in totals["tiers"])
+    at_risk = f"MRR at risk {totals['mrr_at_risk']:,.0f}"
     if len(trend) == 2 and trend[1]["run"].run_id == record.run_id:
         before = trend[0]
         change = trend[1]["mrr_at_risk"] - before["mrr_at_risk"]

@@ -681,9 +681,3 @@ def run_scoring(
     step(f"writing {len(scores):,} scores to the score store")
     store.write_run(run, scores)
     return run
-
-
-def tier_counts(scores: pd.DataFrame, config: ScoringConfig) -> dict[str, int]:
-    """Return the number of accounts in each tier, riskiest first, empty tiers included."""
-    counts = scores["risk_tier"].value_counts()
-    return {name: int(counts.get(name, 0)) for name in config.tier_names}

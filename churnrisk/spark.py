@@ -596,14 +596,18 @@ class _Checked:
             sf.create_map(*pairs).alias("broken"),
         )
 
-    def clean(self) -> Any:
-        """Return the valid rows in contract columns and types."""
+    def _values(self, rows: Any) -> Any:
+        """Return ``rows`` as the contract columns, from their typed ``__cr_v<i>`` values."""
         from pyspark.sql import functions as sf
 
         table = TABLES[self.name]
-        return self.flagged.filter(~self.bad).select(
+        return rows.select(
             *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
         )
+
+    def clean(self) -> Any:
+        """Return the valid rows in contract columns and types."""
+        return self._values(self.flagged.filter(~self.bad))
 
     def sound(self) -> Any:
         """Return :meth:`clean` for a table known to have no row breaking a rule.
@@ -611,12 +615,7 @@ class _Checked:
         The same rows and values, without computing the checks again (nor the join to
         the known accounts) each time the table is read.
         """
-        from pyspark.sql import functions as sf
-
-        table = TABLES[self.name]
-        return self.typed.select(
-            *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
-        )
+        return self._values(self.typed)
 
     def quarantined(self) -> Any:
         """Return the rows breaking a rule, with ``_problems`` (``column:rule;...``).

@@ -1068,6 +1068,12 @@ def test_trend_is_one_point_per_as_of_oldest_first(store: ScoreStore) -> None:
     assert [t["mrr_at_risk"] for t in points[0]["tiers"]] == [0.0, 12.0, 0.0]
     # the latest two as-of dates
     assert [p["run"] for p in store.trend(limit=2)] == [sep, octo]
+    # one run's totals, whether or not the trend shows it
+    assert store.totals(sep.run_id) == points[1]
+    replaced = store.totals(store.previous_run(octo.as_of, octo.scored_at).run_id)
+    assert replaced is not None
+    assert replaced["mrr_at_risk"] == 85.0  # 40 + 40 + 5: the first run of 1 Oct
+    assert store.totals("0" * 32) is None
 
 
 def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) -> None:

@@ -474,6 +474,39 @@ def _tier_totals(run_id: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any
     ]
 
 
+def _with_totals(conn: Connection, runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """Return each run with its ``run_totals``, in the order given (see ``trend``)."""
+    ids = [r.run_id for r in runs]
+    totals = conn.execute(sa.select(run_totals).where(run_totals.c.run_id.in_(ids))).all()
+    by_run: dict[str, dict[str, Any]] = {}
+    for total in totals:
+        by_run.setdefault(total.run_id, {})[total.risk_tier] = total
+    points = []
+    for run in runs:
+        found = by_run.get(run.run_id, {})
+        tiers: list[dict[str, Any]] = []
+        for name in run.tier_names:
+            row = found.get(name)
+            tiers.append(
+                {
+                    "tier": name,
+                    "accounts": int(row.accounts) if row else 0,
+                    "mrr": float(row.mrr) if row else 0.0,
+                    "mrr_at_risk": float(row.mrr_at_risk) if row else 0.0,
+                }
+            )
+        points.append(
+            {
+                "run": run,
+                "accounts": sum(int(t["accounts"]) for t in tiers),
+                "mrr": math.fsum(float(t["mrr"]) for t in tiers),
+                "mrr_at_risk": math.fsum(float(t["mrr_at_risk"]) for t in tiers),
+                "tiers": tiers,
+            }
+        )
+    return points
+
+
 def _reason(err: BaseException) -> str:
     orig = getattr(err, "orig", None)
     text = str(orig if orig is not None else err).strip()
@@ -873,39 +906,15 @@ class ScoreStore:
         )
         with self._errors("read the risk trend"), self._engine.connect() as conn:
             runs = [_run_record(r._mapping) for r in conn.execute(stmt)]
-            ids = [r.run_id for r in runs]
-            totals = (
-                conn.execute(sa.select(run_totals).where(run_totals.c.run_id.in_(ids))).all()
-                if ids
-                else []
-            )
-        by_run: dict[str, dict[str, Any]] = {}
-        for total in totals:
-            by_run.setdefault(total.run_id, {})[total.risk_tier] = total
-        points = []
-        for run in reversed(runs):
-            found = by_run.get(run.run_id, {})
-            tiers: list[dict[str, Any]] = []
-            for name in run.tier_names:
-                row = found.get(name)
-                tiers.append(
-                    {
-                        "tier": name,
-                        "accounts": int(row.accounts) if row else 0,
-                        "mrr": float(row.mrr) if row else 0.0,
-                        "mrr_at_risk": float(row.mrr_at_risk) if row else 0.0,
-                    }
-                )
-            points.append(
-                {
-                    "run": run,
-                    "accounts": sum(int(t["accounts"]) for t in tiers),
-                    "mrr": math.fsum(float(t["mrr"]) for t in tiers),
-                    "mrr_at_risk": math.fsum(float(t["mrr_at_risk"]) for t in tiers),
-                    "tiers": tiers,
-                }
-            )
-        return points
+            return _with_totals(conn, runs[::-1])
+
+    def totals(self, run_id: str) -> dict[str, Any] | None:
+        """Return one run as a :meth:`trend` point (its tier totals), or None if unknown."""
+        stmt = sa.select(score_runs).where(score_runs.c.run_id == run_id)
+        with self._errors(f"read the totals of run {run_id}"), self._engine.connect() as conn:
+            runs = [_run_record(r._mapping) for r in conn.execute(stmt)]
+            points = _with_totals(conn, runs)
+        return points[0] if points else None
 
     def run_scores(self, run_id: str, columns: Sequence[str] = SCORE_COLUMNS) -> pd.DataFrame:
         """Return one run's score rows, ordered by ``account_id``.
