@@ -50,6 +50,7 @@ from churnrisk.store import (
     ScoreStore,
     StaleCursorError,
     StoreError,
+    StoreUnreachableError,
 )
 from churnrisk.store import store as store_module
 from churnrisk.store.schema import HEAD_REVISION, VERSION_TABLE, metadata, scores
@@ -125,24 +126,31 @@ def test_migrated_schema_matches_the_metadata(store: ScoreStore) -> None:
 def test_check_schema_says_to_upgrade(fresh_url: str) -> None:
     with ScoreStore(fresh_url) as store:
         message = r"(has no schema yet|does not exist yet): run `churnrisk store upgrade`"
-        with pytest.raises(StoreError, match=message):
+        with pytest.raises(StoreError, match=message) as missing:
             store.check_schema()
+        assert missing.value.reason == "schema missing: run `churnrisk store upgrade`"
         if fresh_url.startswith("sqlite"):
             folder = Path(fresh_url.removeprefix("sqlite:///")).parent
             assert not folder.exists()  # checking created nothing
             folder.mkdir(parents=True)
         with pytest.raises(StoreError, match=r"has no score tables .* `churnrisk store upgrade`"):
             store.current_run()
-        with pytest.raises(StoreError, match=r"no score tables .* run `churnrisk store upgrade`"):
+        with pytest.raises(
+            StoreError, match=r"no score tables .* run `churnrisk store upgrade`"
+        ) as no_tables:
             store.current_run()
+        assert no_tables.value.reason == "schema missing: run `churnrisk store upgrade`"
 
 
 def test_check_schema_rejects_an_unknown_revision(fresh_url: str) -> None:
     with make_store(fresh_url) as store:
         with store.engine.begin() as conn:
             conn.execute(sa.text(f"UPDATE {VERSION_TABLE} SET version_num = '9999'"))
-        with pytest.raises(StoreError, match=r"revision 9999, which this version of churnrisk"):
+        with pytest.raises(
+            StoreError, match=r"revision 9999, which this version of churnrisk"
+        ) as newer:
             store.check_schema()
+        assert newer.value.reason == "schema is newer than this version: upgrade churnrisk"
         with pytest.raises(StoreError, match=r"revision identified by '9999'.*upgrade churnrisk"):
             store.upgrade()
 
@@ -152,16 +160,32 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
 ) -> None:
     with make_store(fresh_url) as store:
         monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0003")
-        with pytest.raises(StoreError, match=r"revision 0002, older than 0003: run `churnrisk"):
+        with pytest.raises(
+            StoreError, match=r"revision 0002, older than 0003: run `churnrisk"
+        ) as older:
             store.check_schema()
+        assert (
+            older.value.reason == "schema is older than this version: run `churnrisk store upgrade`"
+        )
 
 
 def test_unreachable_store_raises_store_error() -> None:
-    with ScoreStore("postgresql+psycopg://postgres@127.0.0.1:1/test") as store:
-        with pytest.raises(StoreError, match=r"127\.0\.0\.1:1/test is unreachable"):
+    with ScoreStore("postgresql+psycopg://postgres:pw@127.0.0.1:1/test") as store:
+        with pytest.raises(StoreUnreachableError, match=r"127\.0\.0\.1:1/test is unreachable"):
             store.ping()
-        with pytest.raises(StoreError, match=r"could not read the current run"):
+        with pytest.raises(StoreUnreachableError, match=r"could not read the current run") as down:
             store.current_run()
+    # the message is for the log and the CLI; the reason is for anyone
+    assert "postgres:***@127.0.0.1:1/test" in str(down.value)
+    assert down.value.reason == "unreachable"
+
+
+def test_a_failed_statement_is_not_an_unreachable_store(store: ScoreStore) -> None:
+    run = write_sample_run(store, "2026-10-01", T0, [score_row("a1", 0.3)])
+    with pytest.raises(StoreError, match=r"could not write run") as failed:
+        write_sample_run(store, "2026-10-01", T0, [score_row("a1", 0.3)], run_id=run.run_id)
+    assert not isinstance(failed.value, StoreUnreachableError)
+    assert failed.value.reason == f"could not write run {run.run_id} (nothing was written)"
 
 
 def test_bad_url_raises_store_error() -> None:
@@ -169,8 +193,9 @@ def test_bad_url_raises_store_error() -> None:
         ScoreStore("not a url")
     with pytest.raises(StoreError, match=r"'postgresql://app:\*\*\*@h:port/db' is not a"):
         ScoreStore("postgresql://app:s3cret@h:port/db")
-    with pytest.raises(StoreError, match=r"cannot open score store nosuchdb://x"):
+    with pytest.raises(StoreError, match=r"cannot open score store nosuchdb://x") as bad:
         ScoreStore("nosuchdb://x")
+    assert bad.value.reason == "the configured store URL cannot be opened: the server log says why"
 
 
 def test_url_masks_the_password() -> None:

@@ -18,7 +18,9 @@ from churnrisk.store.store import (
     ScoreStore,
     StaleCursorError,
     StoreError,
+    StoreUnreachableError,
     hash_key,
+    mask_password,
 )
 
 __all__ = [
@@ -34,5 +36,7 @@ __all__ = [
     "ScoreStore",
     "StaleCursorError",
     "StoreError",
+    "StoreUnreachableError",
     "hash_key",
+    "mask_password",
 ]

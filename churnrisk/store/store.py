@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from itertools import repeat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import orjson
@@ -69,8 +69,40 @@ _WRITE_OPTION = "churnrisk_write"
 _SQLITE_WRITE_CACHE_KIB = 65_536
 
 
+UNREACHABLE = "unreachable"
+SCHEMA_MISSING = "schema missing: run `churnrisk store upgrade`"
+SCHEMA_OLDER = "schema is older than this version: run `churnrisk store upgrade`"
+SCHEMA_NEWER = "schema is newer than this version: upgrade churnrisk"
+BAD_URL = "the configured store URL cannot be opened: the server log says why"
+"""Public reasons (:attr:`StoreError.reason`): they name no URL, user, host, database or path."""
+
+
 class StoreError(ChurnRiskError, RuntimeError):
-    """The score store cannot be used: unreachable, schema missing or old, a failed write."""
+    """The score store cannot be used: unreachable, schema missing or old, a failed write.
+
+    The message says everything, the store's URL (password masked) and the database's own
+    words: for the CLI and the server log. :attr:`reason` says why in words that name no
+    URL, user, host, database or path: what a service may tell anyone.
+
+    Parameters
+    ----------
+    message
+        The whole story.
+    reason
+        The public reason (default :attr:`default_reason`).
+    """
+
+    default_reason: ClassVar[str] = "a request to the database failed"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or self.default_reason
+
+
+class StoreUnreachableError(StoreError):
+    """The database does not answer: connection refused, cut, timed out or not accepted."""
+
+    default_reason = UNREACHABLE
 
 
 class NoRunError(StoreError, LookupError):
@@ -513,6 +545,26 @@ def _reason(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def mask_password(url: str) -> str:
+    """Return ``url`` with the password of its ``user:password@`` part shown as ``***``.
+
+    >>> mask_password("postgresql+psycopg://app:s3cret@db:5432/scores")
+    'postgresql+psycopg://app:***@db:5432/scores'
+    """
+    return re.sub(r"(//[^/:@]*:)[^@]*@", r"\1***@", url)
+
+
+def _unreachable(err: sa.exc.SQLAlchemyError) -> bool:
+    """Whether ``err`` is the database not answering rather than a statement failing.
+
+    SQLAlchemy marks a connection that broke under a statement as invalidated, and an
+    error raised while connecting carries no statement.
+    """
+    if isinstance(err, sa.exc.DBAPIError):
+        return err.connection_invalidated or err.statement is None
+    return isinstance(err, sa.exc.TimeoutError)  # no pooled connection came free in time
+
+
 def at_risk_filters(query: AtRiskQuery, run_id: str) -> list[sa.ColumnElement[bool]]:
     """Return the WHERE clauses of an at-risk query over one run (without the cursor)."""
     where: list[sa.ColumnElement[bool]] = [scores.c.run_id == run_id]
@@ -599,10 +651,11 @@ class ScoreStore:
         try:
             parsed = sa.make_url(url)
         except (sa.exc.ArgumentError, ValueError) as err:
-            shown = re.sub(r"(//[^/:@]*:)[^@]*@", r"\1***@", url)  # never echo a password
+            shown = mask_password(url)
             raise StoreError(
                 f"score store URL {shown!r} is not a database URL: give e.g. "
-                "sqlite:///path/scores.db or postgresql+psycopg://user@host:5432/db"
+                "sqlite:///path/scores.db or postgresql+psycopg://user@host:5432/db",
+                reason=BAD_URL,
             ) from err
         self._url = parsed
         self._masked = parsed.render_as_string(hide_password=True)
@@ -611,7 +664,8 @@ class ScoreStore:
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as err:
             raise StoreError(
                 f"cannot open score store {self._masked}: {_reason(err)}; "
-                "use sqlite:///... or postgresql+psycopg://..."
+                "use sqlite:///... or postgresql+psycopg://...",
+                reason=BAD_URL,
             ) from err
         self._sqlite = parsed.get_backend_name() == "sqlite"
         # Write transactions: on SQLite they BEGIN IMMEDIATE, taking the write lock up
@@ -656,17 +710,23 @@ class ScoreStore:
             if missing_table:
                 raise StoreError(
                     f"score store {self._masked} has no score tables ({reason}): "
-                    "run `churnrisk store upgrade`"
+                    "run `churnrisk store upgrade`",
+                    reason=SCHEMA_MISSING,
                 ) from err
-            raise StoreError(f"score store {self._masked}: could not {action}: {reason}") from err
+            message = f"score store {self._masked}: could not {action}: {reason}"
+            if _unreachable(err):
+                raise StoreUnreachableError(message) from err
+            raise StoreError(message, reason=f"could not {action}") from err
 
     def ping(self) -> None:
-        """Check that the database answers, or raise :class:`StoreError`."""
+        """Check that the database answers, or raise :class:`StoreUnreachableError`."""
         try:
             with self._engine.connect() as conn:
                 conn.exec_driver_sql("SELECT 1")
         except (sa.exc.SQLAlchemyError, OSError) as err:
-            raise StoreError(f"score store {self._masked} is unreachable: {_reason(err)}") from err
+            raise StoreUnreachableError(
+                f"score store {self._masked} is unreachable: {_reason(err)}"
+            ) from err
 
     def _alembic_config(self) -> Any:
         from alembic.config import Config
@@ -713,7 +773,8 @@ class ScoreStore:
         except CommandError as err:
             raise StoreError(
                 f"cannot migrate score store {self._masked}: {err}; its schema is newer "
-                "than this version of churnrisk knows: upgrade churnrisk"
+                "than this version of churnrisk knows: upgrade churnrisk",
+                reason=SCHEMA_NEWER,
             ) from err
 
     def check_schema(self) -> None:
@@ -721,7 +782,8 @@ class ScoreStore:
         database = self._url.database
         if self._sqlite and database and database != ":memory:" and not Path(database).exists():
             raise StoreError(
-                f"score store {self._masked} does not exist yet: run `churnrisk store upgrade`"
+                f"score store {self._masked} does not exist yet: run `churnrisk store upgrade`",
+                reason=SCHEMA_MISSING,
             )
         self.ping()
         current, head = self.revision(), self.head_revision()
@@ -729,7 +791,8 @@ class ScoreStore:
             return
         if current is None:
             raise StoreError(
-                f"score store {self._masked} has no schema yet: run `churnrisk store upgrade`"
+                f"score store {self._masked} has no schema yet: run `churnrisk store upgrade`",
+                reason=SCHEMA_MISSING,
             )
         from alembic.script import ScriptDirectory
         from alembic.util import CommandError
@@ -739,11 +802,13 @@ class ScoreStore:
         except CommandError as err:
             raise StoreError(
                 f"score store {self._masked} is at schema revision {current}, which this "
-                f"version of churnrisk does not know (it expects {head}): upgrade churnrisk"
+                f"version of churnrisk does not know (it expects {head}): upgrade churnrisk",
+                reason=SCHEMA_NEWER,
             ) from err
         raise StoreError(
             f"score store {self._masked} is at schema revision {current}, older than {head}: "
-            "run `churnrisk store upgrade`"
+            "run `churnrisk store upgrade`",
+            reason=SCHEMA_OLDER,
         )
 
     # ---- runs
@@ -1315,7 +1380,9 @@ __all__ = [
     "ScoreStore",
     "StaleCursorError",
     "StoreError",
+    "StoreUnreachableError",
     "at_risk_select",
     "hash_key",
+    "mask_password",
     "schema",
 ]
