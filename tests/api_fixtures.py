@@ -41,6 +41,19 @@ RUN2_ID = "2" * 32
 
 NO_MODELS = LoadedModels.unavailable("no champion model in these tests")
 
+STAND_IN_MODELS = LoadedModels(
+    info={
+        "churn_version": "1",
+        "clv_version": "1",
+        "run_id": "r",
+        "trained_as_of": ["2026-01-01", "2026-03-01"],
+        "fingerprint": "f",
+        "metrics": {"churn.model.pr_auc": 0.5},
+    },
+    bundle=object(),  # type: ignore[arg-type]
+)
+"""A champion's record, with no model behind it: enough for /v1/model and /readyz."""
+
 CHANGE_A1 = {
     "feature": "dau_mau_30d",
     "meaning": "meaning of dau_mau_30d",

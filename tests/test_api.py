@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-import socket
 import string
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -27,6 +24,7 @@ from api_fixtures import (  # noqa: F401
     NO_MODELS,
     RUN1_ID,
     RUN2_ID,
+    STAND_IN_MODELS,
     Api,
     any_api_fixture,
     api_fixture,
@@ -38,6 +36,7 @@ from cli_invoke import invoke
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from live import logged_lines, serving
 from quick_config import QUICK
 from store_fixtures import (  # noqa: F401
     driver,
@@ -59,6 +58,7 @@ from churnrisk.api.schemas import (
     ModelPublic,
     Problem,
     ReadyPublic,
+    StatusPublic,
     SummaryPublic,
     TrendPublic,
 )
@@ -114,6 +114,22 @@ def test_readyz_names_what_is_missing(api: Api) -> None:
     assert body["checks"]["store"] == "ok"
     assert body["checks"]["models"] == "no champion model in these tests"
     assert body["checks"]["current_run"]["run_id"] == RUN2_ID
+
+
+def test_admins_see_the_service_status(api: Api, tmp_path: Path) -> None:
+    response = api.get("/v1/status", key="admin")
+    assert response.headers["cache-control"] == "no-store"
+    assert StatusPublic.model_validate(response.json()).model_dump() == {
+        "store": {"url": sqlite_url(tmp_path), "status": "ok", "error": None},
+        "models": {
+            "tracking_uri": None,
+            "status": "no champion model in these tests",
+            "error": "no champion model in these tests",
+        },
+        "metrics": {"source": None},
+    }
+    problem(api.get("/v1/status"), 403)
+    problem(api.get("/v1/status", key=None), 401)
 
 
 def test_dashboard_page_and_static_files_are_open(api: Api) -> None:
@@ -740,16 +756,22 @@ def test_a_store_failing_mid_flight_is_503(api: Api) -> None:
     from churnrisk.store import StoreError
 
     def down(*args: Any, **kwargs: Any) -> Any:
-        raise StoreError("score store sqlite:///x: could not read the summary: disk I/O error")
+        raise StoreError(
+            "score store sqlite:///x: could not read the summary: disk I/O error",
+            reason="could not read the summary",
+        )
 
     api.store.summary = down  # type: ignore[method-assign]
     api.store.export_rows = down  # type: ignore[method-assign]
     for url in ("/v1/summary", "/v1/export/scores"):
-        body = problem(api.get(url), 503)
+        response = api.get(url)
+        body = problem(response, 503)
         assert body["detail"] == (
-            "the score store is not usable: score store sqlite:///x: could not read the"
-            " summary: disk I/O error"
+            "the score store is not usable (could not read the summary); the server log says why"
         )
+        assert "sqlite" not in response.text
+    # one failed statement is not an outage: the store stays usable
+    assert api.service.holder.problem is None
 
 
 def test_a_store_that_is_not_migrated_answers_503_until_it_is(tmp_path: Path) -> None:
@@ -758,9 +780,12 @@ def test_a_store_that_is_not_migrated_answers_503_until_it_is(tmp_path: Path) ->
     app = create_app(settings_for(tmp_path), store=store, models=NO_MODELS)
     with TestClient(app, raise_server_exceptions=False) as client:
         body = problem(client.get("/readyz"), 503)
-        assert "run `churnrisk store upgrade`" in body["checks"]["store"]
+        assert body["checks"]["store"] == "schema missing: run `churnrisk store upgrade`"
         body = problem(client.get("/v1/summary", headers={"X-API-Key": "crk_x_y"}), 503)
-        assert body["detail"].startswith("the score store is not usable: score store")
+        assert body["detail"] == (
+            "the score store is not usable (schema missing: run `churnrisk store upgrade`);"
+            " the server log says why"
+        )
         store.upgrade()
         assert problem(client.get("/readyz"), 503)["checks"]["store"] == "ok"  # models missing
         key, _ = store.create_key("k", "read")
@@ -775,7 +800,7 @@ def test_an_unreachable_database_is_503_not_500(tmp_path: Path) -> None:
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         body = problem(client.get("/readyz"), 503)
-        assert "is unreachable" in body["checks"]["store"]
+        assert body["checks"]["store"] == "unreachable"
         problem(client.get("/v1/accounts/at-risk", headers={"X-API-Key": "k"}), 503)
 
 
@@ -817,18 +842,7 @@ def fuzz_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
     generate_world(world, accounts=40, months=4, start=date(2026, 1, 1), seed=1)
     store = ScoreStore(sqlite_url(folder))
     store.upgrade()
-    models = LoadedModels(
-        info={
-            "churn_version": "1",
-            "clv_version": "1",
-            "run_id": "r",
-            "trained_as_of": ["2026-01-01", "2026-03-01"],
-            "fingerprint": "f",
-            "metrics": {"churn.model.pr_auc": 0.5},
-        },
-        bundle=object(),  # type: ignore[arg-type]
-    )
-    with open_api(store, folder, models=models, data=world) as served:
+    with open_api(store, folder, models=STAND_IN_MODELS, data=world) as served:
         yield served
     store.close()
 
@@ -972,21 +986,6 @@ def test_no_query_string_gets_a_500(fuzz_api: Api, path: str, query: list[tuple[
 # --------------------------------------------------------------------------- keys in logs
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(self.format(record))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_keys_never_reach_the_logs(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     import httpx2 as httpx
 
@@ -995,36 +994,21 @@ def test_keys_never_reach_the_logs(tmp_path: Path, capfd: pytest.CaptureFixture[
     key, record = store.create_key("k", "read")
     secret = key.split("_", 2)[2]
     app = create_app(settings_for(tmp_path), store=store, models=NO_MODELS)
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, loop="asyncio", http="h11")
-    )
-    records = _Records()
-    names = ("", "uvicorn", "uvicorn.access", "uvicorn.error", "churnrisk", "churnrisk.api")
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        for _ in range(200):
-            if server.started:
-                break
-            time.sleep(0.02)
-        for name in names:
-            logging.getLogger(name).addHandler(records)
-        base = f"http://127.0.0.1:{port}"
-        with httpx.Client(base_url=base) as client:
+        with (
+            serving(app, log_level="info") as base,
+            logged_lines() as lines,
+            httpx.Client(base_url=base) as client,
+        ):
             assert client.get("/v1/summary", headers={"Authorization": f"Bearer {key}"})
             client.get("/v1/accounts/at-risk", headers={"X-API-Key": key})
             client.get("/v1/accounts/a1", headers={"X-API-Key": key + "x"})
             client.get(f"/v1/summary?key={key}")  # a key in the URL by mistake
             client.get(f"/v1/{key}")
     finally:
-        server.should_exit = True
-        thread.join(10)
-        for name in names:
-            logging.getLogger(name).removeHandler(records)
         store.close()
     printed = capfd.readouterr()
-    logged = "\n".join(records.lines) + printed.out + printed.err
+    logged = "\n".join(lines) + printed.out + printed.err
     assert f"GET /v1/summary?key=crk_{record.key_id}_[redacted]" in logged  # the access log ran
     assert secret not in logged
     assert key not in logged
@@ -1162,7 +1146,7 @@ def test_the_service_follows_a_promotion_without_a_restart(
     with TestClient(app, raise_server_exceptions=False) as client:
         # no model yet: not ready, /v1/model says why
         body = problem(client.get("/readyz"), 503)
-        assert body["checks"]["models"].startswith("no champion model in sqlite:///")
+        assert body["checks"]["models"] == "no champion model yet: run `churnrisk train DATA`"
         assert problem(client.get("/v1/model", headers=headers), 503)["type"].endswith(
             "no-champion-model"
         )
@@ -1361,7 +1345,9 @@ def test_app_from_env_reads_the_settings(cli_env: Path) -> None:
 
     app = app_from_env()
     with TestClient(app, raise_server_exceptions=False) as client:
-        body = problem(client.get("/readyz"), 503)
-        assert "run `churnrisk store upgrade`" in body["checks"]["store"]
-        assert body["checks"]["models"].startswith("no champion model in sqlite:///")
+        response = client.get("/readyz")
+        assert str(cli_env) not in response.text  # open to anyone: no paths
+        body = problem(response, 503)
+        assert body["checks"]["store"] == "schema missing: run `churnrisk store upgrade`"
+        assert body["checks"]["models"] == "no champion model yet: run `churnrisk train DATA`"
         assert body["checks"]["metrics"] == "not configured"

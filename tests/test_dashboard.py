@@ -14,11 +14,7 @@ import csv
 import io
 import json
 import math
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
+from live import serving
 
 from churnrisk.api.app import create_app
 from churnrisk.api.state import LoadedModels
@@ -281,28 +277,6 @@ class Service:
     key: str
     metrics: dict[str, Any]
     runs: list[RunRecord]
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run ``app`` in uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the app did not start in uvicorn")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 NO_MODELS = LoadedModels.unavailable("no champion in this test (the dashboard does not need it)")

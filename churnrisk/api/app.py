@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from churnrisk.api import logs
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
-from churnrisk.api.routes import accounts, export, health, keys, service
+from churnrisk.api.routes import accounts, export, health, keys, service, status
 from churnrisk.api.state import (
     ChampionWatch,
     LoadedModels,
@@ -60,9 +60,11 @@ def _open_store(settings: Settings) -> StoreHolder:
     try:
         store = ScoreStore(settings.store_url)
     except StoreError as exc:
-        return StoreHolder(None, owned=True, error=str(exc))
+        holder = StoreHolder(None, owned=True)
+        holder.record(exc)
+        return holder
     holder = StoreHolder(store, owned=True)
-    holder.error = holder.check()
+    holder.refresh()
     return holder
 
 
@@ -116,7 +118,7 @@ def create_app(
         redactor = logs.install()
         if store is not None:
             holder = StoreHolder(store, owned=False)
-            holder.error = await run_in_threadpool(holder.check)
+            await run_in_threadpool(holder.refresh)
         else:
             holder = await run_in_threadpool(_open_store, conf)
         champion: ChampionWatch | LoadedModels
@@ -162,6 +164,7 @@ def create_app(
     app.include_router(service.router)
     app.include_router(export.router)
     app.include_router(keys.router)
+    app.include_router(status.router)
     app.include_router(health.router)
     app.mount(
         "/static",

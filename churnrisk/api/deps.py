@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, Request
 
-from churnrisk.api.errors import ProblemError
+from churnrisk.api.errors import ProblemError, store_unavailable
 from churnrisk.api.state import MAX_KEY_TEXT, MISSING, LoadedModels, Marker, ServiceState
 from churnrisk.store import ApiKey, ScoreStore
 
@@ -44,16 +44,11 @@ async def get_state(request: Request) -> ServiceState:
 StateDep = Annotated[ServiceState, Depends(get_state)]
 
 
-def _unavailable(state: ServiceState) -> ProblemError:
-    why = state.holder.error or "not open"
-    return ProblemError(503, f"the score store is not usable: {why}", kind="store-unavailable")
-
-
 def get_store(state: StateDep) -> ScoreStore:
     """Return the score store, or answer 503 while it is unreachable or not migrated."""
     store = state.holder.usable()
     if store is None:
-        raise _unavailable(state)
+        raise store_unavailable(state.holder.reason)
     return store
 
 
@@ -75,16 +70,12 @@ async def current_marker(state: ServiceState) -> Marker:
 
 
 def _read_marker(state: ServiceState) -> Marker:
-    if state.holder.usable() is None:
-        raise _unavailable(state)
+    get_store(state)  # 503 while the store is not usable
     return state.runs.get()
 
 
 def _verify(state: ServiceState, key: str, digest: str) -> ApiKey | None:
-    store = state.holder.usable()
-    if store is None:
-        raise _unavailable(state)
-    api_key = store.verify_key(key)
+    api_key = get_store(state).verify_key(key)
     state.keys.store(digest, api_key)
     return api_key
 

@@ -176,6 +176,19 @@ async def _on_problem(request: Request, exc: Exception) -> Response:
     )
 
 
+def store_unavailable(reason: str | None) -> ProblemError:
+    """Return the 503 of a score store that is not usable, saying why in public words.
+
+    ``reason`` is a :attr:`StoreError.reason <churnrisk.store.StoreError.reason>`: it names
+    no URL, user, host, database or path. The whole story is in the server log.
+    """
+    return ProblemError(
+        503,
+        f"the score store is not usable ({reason or 'not open'}); the server log says why",
+        kind="store-unavailable",
+    )
+
+
 async def _on_store(request: Request, exc: Exception) -> Response:
     from churnrisk.store import InvalidQueryError, NoRunError, StaleCursorError
 
@@ -185,10 +198,9 @@ async def _on_store(request: Request, exc: Exception) -> Response:
         return problem_response(request, 409, str(exc), kind="stale-cursor")
     if isinstance(exc, InvalidQueryError):
         return problem_response(request, 400, str(exc), kind="invalid-parameters")
-    _log.warning("score store error on %s: %s", request.url.path, exc)
-    return problem_response(
-        request, 503, f"the score store is not usable: {exc}", kind="store-unavailable"
-    )
+    error = cast(StoreError, exc)
+    request.app.state.service.holder.failed(error)
+    return await _on_problem(request, store_unavailable(error.reason))
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

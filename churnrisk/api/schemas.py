@@ -297,5 +297,39 @@ class ReadyPublic(_Public):
     current_run: RunPublic | None
 
 
+class StoreStatusPublic(_Public):
+    """The score store as the service sees it."""
+
+    url: str | None = Field(
+        description="The store's URL, password masked (null: the URL could not be opened)."
+    )
+    status: str = Field(description="`ok`, or why it is not usable (the words of `/readyz`).")
+    error: str | None = Field(description="The whole error, as the server log has it.")
+
+
+class ModelsStatusPublic(_Public):
+    """The champion models as the service loaded them."""
+
+    tracking_uri: str | None = Field(
+        description="The tracking store followed, password masked (null: not followed)."
+    )
+    status: str = Field(description="`loaded`, or why not (the words of `/readyz`).")
+    error: str | None = Field(description="The whole error, as the server log has it.")
+
+
+class MetricsStatusPublic(_Public):
+    """Where `/v1/metrics` reads its data."""
+
+    source: str | None = Field(description="The data source (null: none configured).")
+
+
+class StatusPublic(_Public):
+    """The service's parts with the details `/readyz` keeps to itself (admin keys only)."""
+
+    store: StoreStatusPublic
+    models: ModelsStatusPublic
+    metrics: MetricsStatusPublic
+
+
 MetricsPublic = dict[str, Any]
 """The metrics document (``churnrisk metrics --format json``)."""

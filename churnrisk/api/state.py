@@ -33,12 +33,13 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from churnrisk.errors import ChurnRiskError
+from churnrisk.errors import ChurnRiskError, ConfigError
+from churnrisk.store import mask_password
 
 if TYPE_CHECKING:
     from churnrisk.dataset import Dataset
     from churnrisk.models.bundle import ChurnRiskModels
-    from churnrisk.store import ApiKey, RunRecord, ScoreStore
+    from churnrisk.store import ApiKey, RunRecord, ScoreStore, StoreError
 
 _log = logging.getLogger("churnrisk.api")
 
@@ -51,8 +52,8 @@ KEY_TTL = 5.0
 DETAIL_TTL = 60.0
 """Seconds an account's detail may be served from the cache (backfills show after it)."""
 
-SCHEMA_RETRY = 5.0
-"""Seconds between two schema checks while the store is not usable."""
+STORE_RETRY = 1.0
+"""Seconds between two checks of a store that is not usable (a ping and a schema read)."""
 
 MAX_KEY_TEXT = 200
 """Longer credentials are rejected without a look-up."""
@@ -64,6 +65,10 @@ def dumps(obj: Any) -> bytes:
 
 
 # --------------------------------------------------------------------------- models
+
+NO_CHAMPION = "no champion model yet: run `churnrisk train DATA`"
+MODELS_FAILED = "the champion models did not load; the server log says why"
+"""Public reasons of :attr:`LoadedModels.reason`."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +82,16 @@ class LoadedModels:
     bundle
         The champion bundle, or ``None``.
     error
-        Why there is no champion (``None`` when both are loaded).
+        Why there is no champion (``None`` when both are loaded), naming the tracking
+        store: for the server log and admins.
+    reason
+        Why there is no champion in words that name no URL or path: for anyone.
     """
 
     info: dict[str, Any] | None = None
     bundle: ChurnRiskModels | None = None
     error: str | None = None
+    reason: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -91,8 +100,8 @@ class LoadedModels:
 
     @classmethod
     def unavailable(cls, reason: str) -> LoadedModels:
-        """Return the state of a service without models, saying why."""
-        return cls(error=reason)
+        """Return the state of a service without models, saying why (in public words)."""
+        return cls(error=reason, reason=reason)
 
     @property
     def versions(self) -> tuple[str, str] | None:
@@ -108,19 +117,26 @@ class LoadedModels:
         The bundle is the very version the information names, so a promotion between
         the two reads cannot pair one version's record with another's models. Never
         raises: a missing champion or an unreachable tracking server gives a state with
-        :attr:`error` set, which ``/readyz`` reports.
+        :attr:`error` and :attr:`reason` set, which ``/v1/status`` and ``/readyz`` report.
         """
         from churnrisk.tracking import Tracker
 
         try:
             tracker = Tracker(uri)
-            info = tracker.model_info()
+            try:
+                info = tracker.model_info()
+            except ConfigError as exc:  # no version holds the champion alias yet
+                return cls(error=str(exc), reason=NO_CHAMPION)
             bundle = tracker.load_champion(version=str(info["churn_version"]))
         except ChurnRiskError as exc:
-            return cls(error=str(exc))
+            _log.warning("cannot load the champion models: %s", exc)
+            return cls(error=str(exc), reason=MODELS_FAILED)
         except Exception as exc:  # noqa: BLE001 - e.g. an MLflow server down: /readyz says why
-            _log.exception("cannot load the champion models from %s", uri)
-            return cls(error=f"cannot load the champion models from {uri}: {exc}")
+            _log.exception("cannot load the champion models from %s", mask_password(uri))
+            return cls(
+                error=f"cannot load the champion models from {mask_password(uri)}: {exc}",
+                reason=MODELS_FAILED,
+            )
         return cls(info=info, bundle=bundle)
 
 
@@ -159,7 +175,8 @@ class ChampionWatch:
             try:
                 versions = Tracker(self.uri).champion_versions()
             except Exception:  # noqa: BLE001 - keep serving what is loaded
-                _log.warning("cannot reach the model registry at %s", self.uri, exc_info=True)
+                shown = mask_password(self.uri)
+                _log.warning("cannot reach the model registry at %s", shown, exc_info=True)
                 return False
             if versions is None or versions == current.versions:
                 return False
@@ -496,38 +513,79 @@ class MetricsSource:
 
 @dataclass
 class StoreHolder:
-    """The score store and whether it is usable (reachable, schema at head)."""
+    """The score store and whether it is usable (reachable, schema at head).
+
+    While :attr:`problem` is set (at start-up, by ``/readyz``, or by a request whose
+    database connection failed), the routes answer 503 at once instead of trying the
+    database; :meth:`usable` checks again at most every :data:`STORE_RETRY` seconds, one
+    request at a time (the others do not wait for it), so the service recovers by itself
+    soon after the database is back. The full reason is logged when the store becomes
+    unusable (or unusable for another reason) and when it is usable again: once per
+    outage, not once per request.
+    """
 
     store: ScoreStore | None
     owned: bool
-    error: str | None = None
+    problem: StoreError | None = None
     checked: float = field(default=-float("inf"))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by the one request that checks a store that is not usable."""
+    _changing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def check(self) -> str | None:
+    @property
+    def reason(self) -> str | None:
+        """Why the store is not usable, in words fit for anyone (``None``: it is)."""
+        return self.problem.reason if self.problem is not None else None
+
+    def check(self) -> StoreError | None:
         """Ping the store and check its schema; return the problem, or ``None``."""
         from churnrisk.store import StoreError
 
         if self.store is None:
-            return self.error or "no score store"
+            return self.problem
         try:
             self.store.ping()
             self.store.check_schema()
         except StoreError as exc:
-            return str(exc)
+            return exc
         return None
 
+    def record(self, problem: StoreError | None) -> None:
+        """Set the store's state after a check, logging when it changes."""
+        with self._changing:
+            before, self.problem = self.problem, problem
+            self.checked = time.monotonic()
+        if problem is not None and (before is None or before.reason != problem.reason):
+            _log.warning("the score store is not usable: %s", problem)
+        elif problem is None and before is not None:
+            _log.warning("the score store is usable again")
+
+    def refresh(self) -> StoreError | None:
+        """Check the store now, record and return the outcome (``/readyz``)."""
+        problem = self.check()
+        self.record(problem)
+        return problem
+
+    def failed(self, exc: StoreError) -> None:
+        """Take note of a request's failure: an unreachable database makes the store unusable."""
+        from churnrisk.store import StoreUnreachableError
+
+        if isinstance(exc, StoreUnreachableError):
+            self.record(exc)
+        else:
+            _log.warning("score store error: %s", exc)
+
     def usable(self) -> ScoreStore | None:
-        """Return the store, or ``None`` while it is not usable (re-checked every few s)."""
-        if self.error is None:
+        """Return the store, or ``None`` while it is not usable (re-checked every second)."""
+        if self.problem is None:
             return self.store
-        if self.store is None:
-            return None
-        with self.lock:
-            if self.error is not None and time.monotonic() - self.checked >= SCHEMA_RETRY:
-                self.error = self.check()
-                self.checked = time.monotonic()
-        return self.store if self.error is None else None
+        if time.monotonic() - self.checked >= STORE_RETRY and self.lock.acquire(blocking=False):
+            try:
+                if time.monotonic() - self.checked >= STORE_RETRY:
+                    self.refresh()
+            finally:
+                self.lock.release()
+        return self.store if self.problem is None else None
 
 
 @dataclass

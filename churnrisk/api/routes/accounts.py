@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from churnrisk.api.deps import ReadKey, StateDep, current_marker
+from churnrisk.api.deps import ReadKey, StateDep, current_marker, get_store
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
 from churnrisk.api.schemas import (
@@ -33,7 +33,6 @@ from churnrisk.store import (
     InvalidCursorError,
     NoRunError,
     RunRecord,
-    ScoreStore,
     StaleCursorError,
 )
 
@@ -99,14 +98,6 @@ def _store_problem(exc: Exception) -> ProblemError:
     return _no_run()
 
 
-def _usable_store(state: ServiceState) -> ScoreStore:
-    """Return the store, or answer 503 when it is not usable."""
-    store = state.holder.usable()
-    if store is None:
-        raise ProblemError(503, "the score store is not usable", kind="store-unavailable")
-    return store
-
-
 async def _cached(
     state: ServiceState,
     key: Any,
@@ -130,7 +121,7 @@ def _cache_or_drop(state: ServiceState, marker: Marker, key: Any, run_id: str, b
 
 
 def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: Any) -> bytes:
-    store = _usable_store(state)
+    store = get_store(state)
     try:
         page = store.at_risk(query)
     except (StaleCursorError, InvalidCursorError, NoRunError) as exc:
@@ -186,7 +177,7 @@ async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
 
 
 def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any) -> bytes:
-    store = _usable_store(state)
+    store = get_store(state)
     run_id = marker.current.run_id if marker.current else ""
     found = store.account_detail(account_id, current_run_id=run_id or None)
     if found is None:
@@ -202,7 +193,7 @@ def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any)
 
 
 def _summary_body(state: ServiceState, marker: Marker, key: Any) -> bytes:
-    store = _usable_store(state)
+    store = get_store(state)
     summary = store.summary()
     if summary is None:
         raise _no_run()
@@ -238,7 +229,7 @@ _TREND_RUN_FIELDS = ("as_of", "run_id", "scored_at", "churn_version")
 
 
 def _trend_body(state: ServiceState, marker: Marker, limit: int, key: Any) -> bytes:
-    store = _usable_store(state)
+    store = get_store(state)
     points = [
         {
             **{k: v for k, v in shapes.run_dict(p["run"]).items() if k in _TREND_RUN_FIELDS},

@@ -42,18 +42,18 @@ def readyz(request: Request, state: StateDep) -> Response:
     503 (a problem document) with `checks` saying which failed and why, else 200.
     """
     holder = state.holder
-    store_problem = holder.check()
-    holder.error = store_problem
+    store_problem = holder.refresh()
     run = None
     if store_problem is None and holder.store is not None:
         try:
             run = holder.store.current_run()
         except StoreError as exc:
-            store_problem = str(exc)
+            holder.failed(exc)
+            store_problem = exc
     models = state.models
     checks: dict[str, Any] = {
-        "store": "ok" if store_problem is None else store_problem,
-        "models": "loaded" if models.loaded else models.error or "not loaded",
+        "store": "ok" if store_problem is None else store_problem.reason,
+        "models": "loaded" if models.loaded else models.reason or "not loaded",
         "metrics": "configured" if state.metrics.configured else "not configured",
         "current_run": shapes.run_dict(run) if run is not None else None,
     }

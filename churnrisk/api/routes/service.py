@@ -73,7 +73,7 @@ def model(_key: ReadKey, models: ModelsDep, store: StoreDep) -> Response:
     info = models.info
     if info is None:
         raise ProblemError(
-            503, f"no champion model loaded: {models.error}", kind="no-champion-model"
+            503, models.reason or "no champion model loaded", kind="no-champion-model"
         )
     run = store.current_run()
     out: dict[str, Any] = {k: info.get(k) for k in ModelPublic.model_fields}
