@@ -42,6 +42,7 @@ bench: install sysdeps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/service.py
+	$(BIN)/python bench/load.py
 	$(BIN)/python bench/spark.py
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.

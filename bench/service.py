@@ -36,6 +36,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -274,26 +276,8 @@ def load_api(sizes: Sizes, store_file: Path, ids: list[str], lines: list[str]) -
         "| workers | route | requests/s | p50 ms | p99 ms | max ms | errors |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    env = {
-        **os.environ,
-        "CHURNRISK_DATABASE_URL": f"sqlite:///{store_file}",
-        "CHURNRISK_DATA_DIR": str(work),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
-    }
-    env.pop("CHURNRISK_DATA", None)
-    churnrisk = str(Path(sys.executable).with_name("churnrisk"))
     for workers in (1, 2):
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [churnrisk, "serve", "--port", str(port), "--workers", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            wait_ready(base)
+        with served(f"sqlite:///{store_file}", workers=workers) as base:
             routes = (
                 ("at-risk list", at_risk),
                 ("at-risk list, distinct queries", misses),
@@ -306,6 +290,36 @@ def load_api(sizes: Sizes, store_file: Path, ids: list[str], lines: list[str]) -
                     f"| {workers} | {route} | {r['rps']:,.0f} | {r['p50']:.1f} |"
                     f" {r['p99']:.1f} | {r['max']:.1f} | {r['errors']:,} |"
                 )
+
+
+@contextmanager
+def served(url: str, *, workers: int, log: Path | None = None) -> Iterator[str]:
+    """Run ``churnrisk serve`` over the store at ``url`` on a free port; yield its base URL.
+
+    The server's output goes to ``log`` (default: nowhere); no metrics source, no models.
+    """
+    work = OUTPUT / "service"
+    env = {
+        **os.environ,
+        "CHURNRISK_DATABASE_URL": url,
+        "CHURNRISK_DATA_DIR": str(work),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+    }
+    env.pop("CHURNRISK_DATA", None)
+    churnrisk = str(Path(sys.executable).with_name("churnrisk"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with open(log or os.devnull, "w", encoding="utf-8") as out:
+        server = subprocess.Popen(
+            [churnrisk, "serve", "--port", str(port), "--workers", str(workers)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_ready(base)
+            yield base
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
