@@ -143,6 +143,10 @@ class AccountDetailPublic(AccountRiskPublic):
     """An account's latest score, every driver, the change since last run and its history."""
 
     previous_probability: float | None
+    previous_as_of: date | None = Field(
+        description="As-of date of the run the change is measured against (the latest"
+        " earlier date scored; null: no previous run)."
+    )
     drivers: list[DriverPublic] = Field(description="Top drivers in both directions, risers first.")
     change_drivers: list[ChangeDriverPublic] = Field(
         description="Why the score changed since the previous run (empty: no previous run)."
@@ -155,7 +159,9 @@ class AccountDetailPublic(AccountRiskPublic):
     current: bool = Field(
         description="Whether the account is in the current run (false: not scored lately)."
     )
-    history: list[HistoryPointPublic] = Field(description="Its score in every run, oldest first.")
+    history: list[HistoryPointPublic] = Field(
+        description="Its score at every scored as-of date (the date's newest run), oldest first."
+    )
 
 
 class TierSummaryPublic(_Public):
