@@ -362,11 +362,10 @@ def metrics(
 
 
 def _metrics(ds: Any, period: str | None, segment: str | None) -> dict[str, Any]:
-    from churnrisk.metrics import compute_metrics, last_complete_month, parse_period
+    from churnrisk.metrics import period_metrics
 
-    span = parse_period(period) if period else last_complete_month(ds)
-    with _working(f"computing metrics for {span.label}"):
-        return compute_metrics(ds, span, segment=segment)
+    with _working(f"computing metrics for {period or 'the last complete month'}"):
+        return period_metrics(ds, period, segment=segment)
 
 
 def print_metrics(values: dict[str, Any]) -> None:
@@ -388,6 +387,9 @@ def print_metrics(values: dict[str, Any]) -> None:
         note = notes.get(key, "") if isinstance(notes, dict) else ""
         table.add_row(key, shown, str(note))
     out.print(table)
+    for key in ("period", "segment"):
+        if isinstance(notes, dict) and key in notes:
+            out.print(f"[yellow]note:[/] {escape(str(notes[key]))}")
 
 
 # --------------------------------------------------------------------------- models

@@ -432,6 +432,7 @@ def test_account_detail(api: Api) -> None:
     assert detail.probability_change == 0.2
     assert (detail.run_id, detail.churn_version, detail.clv_version) == (RUN2_ID, "3", "2")
     assert detail.as_of == date(2026, 11, 1)
+    assert body["previous_as_of"] == "2026-10-01"
     assert body["scored_at"] == "2026-11-02T06:00:00.123456+00:00"
     assert detail.current is True
     assert body["history"] == [
@@ -461,6 +462,7 @@ def test_account_detail(api: Api) -> None:
 def test_account_not_in_the_current_run_shows_its_last_score(api: Api) -> None:
     body = api.get("/v1/accounts/a5").json()
     assert (body["current"], body["run_id"], body["churn_probability"]) == (False, RUN1_ID, 0.2)
+    assert body["previous_as_of"] is None
     assert [h["run_id"] for h in body["history"]] == [RUN1_ID]
     assert body["change_drivers"] == []
 
@@ -1218,12 +1220,24 @@ def test_metrics_route_matches_the_cli_engine(served: Api, champion: dict[str, A
     assert response.json()["period"] == "2025Q3"
 
 
-def test_metrics_bad_period_and_segment_are_400(served: Api) -> None:
+def test_metrics_of_a_bad_or_uncovered_period_are_400(served: Api) -> None:
     body = problem(served.get("/v1/metrics?period=2026-13"), 400)
     assert body["errors"][0]["parameter"] == "period"
     assert "write a month as YYYY-MM" in body["detail"]
-    body = problem(served.get("/v1/metrics?segment=nobody"), 400)
-    assert body["errors"][0]["parameter"] == "segment"
+    # the world runs from 2024-09-01 for 26 months: the last day observed is 2026-10-31
+    for period, why in (("2026Q4", "runs to 2026-12-31, after"), ("2030-01", "starts after")):
+        body = problem(served.get(f"/v1/metrics?period={period}"), 400)
+        assert body["detail"] == (
+            f"period {period} {why} the data ends: the last day observed is 2026-10-31, and"
+            " days nobody observed would count as churn; ask for 2026-10 or an earlier period"
+        )
+        assert body["errors"] == [{"parameter": "period", "in": "query", "message": body["detail"]}]
+
+
+def test_metrics_of_a_segment_without_accounts_are_empty_and_say_so(served: Api) -> None:
+    body = served.get("/v1/metrics?segment=nobody").json()
+    assert (body["customers_start"], body["mrr_end"]) == (0, 0)
+    assert body["notes"]["segment"].startswith("no account has segment 'nobody'; the accounts")
 
 
 def test_metrics_without_a_data_source_is_503(api: Api) -> None:

@@ -432,7 +432,7 @@ class MetricsSource:
         self._lock = threading.Lock()
         self._dataset: Dataset | None = None
         self._loaded_for: Hashable = None
-        self._results: OrderedDict[tuple[str, str | None], bytes] = OrderedDict()
+        self._results: OrderedDict[tuple[str | None, str | None], bytes] = OrderedDict()
 
     @property
     def configured(self) -> bool:
@@ -472,19 +472,20 @@ class MetricsSource:
         MetricsUnavailableError
             When no data source is configured or it cannot be read.
         ConfigError
-            When ``period`` is not a month or quarter, or ``segment`` is unknown.
+            When ``period`` is not a month or quarter.
+        PeriodNotCoveredError
+            When the data does not cover ``period``.
         """
-        from churnrisk.metrics import compute_metrics, last_complete_month, parse_period
+        from churnrisk.metrics import period_metrics
 
         with self._lock:
             ds = self._data(marker)
-            span = parse_period(period) if period else last_complete_month(ds)
-            key = (span.label, segment)
+            key = (period, segment)
             body = self._results.get(key)
             if body is not None:
                 self._results.move_to_end(key)
                 return body
-            body = dumps(compute_metrics(ds, span, segment=segment))
+            body = dumps(period_metrics(ds, period, segment=segment))
             self._results[key] = body
             while len(self._results) > self.max_entries:
                 self._results.popitem(last=False)

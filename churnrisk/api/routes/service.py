@@ -13,6 +13,7 @@ from churnrisk.api.routes import shapes
 from churnrisk.api.schemas import ModelPublic
 from churnrisk.api.state import MetricsUnavailableError, dumps
 from churnrisk.errors import ConfigError
+from churnrisk.metrics import PeriodNotCoveredError
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -50,9 +51,8 @@ def metrics(
         body = state.metrics.compute(period, segment, marker.key if marker else None)
     except MetricsUnavailableError as exc:
         raise ProblemError(503, str(exc), kind="no-metrics-source") from exc
-    except ConfigError as exc:
-        name = "segment" if segment is not None and "segment" in str(exc) else "period"
-        raise bad_request(str(exc), [param_error(name, "query", str(exc))]) from exc
+    except (ConfigError, PeriodNotCoveredError) as exc:
+        raise bad_request(str(exc), [param_error("period", "query", str(exc))]) from exc
     return Response(body, media_type="application/json")
 
 
