@@ -46,8 +46,8 @@ def test_validate_clean_world_exits_0_and_writes_report(world, tmp_path, capsys)
     assert code == 0
     assert "clean" in out.splitlines()[-1]
     body = json.loads(report.read_text())
-    assert set(body) == {"tables", "problems"}
-    assert body["problems"] == []
+    assert set(body) == {"tables", "causes", "problems"}
+    assert body["problems"] == body["causes"] == []
     for counts in body["tables"].values():
         assert counts["rows"] == counts["valid"] + counts["quarantined"]
 
