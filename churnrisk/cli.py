@@ -752,7 +752,7 @@ def serve(
         Path | None,
         typer.Option(
             help="Data source of /v1/metrics (a folder of tables or a DuckDB file);"
-            " default: CHURNRISK_DATA."
+            " default: CHURNRISK_DATA, else the data the current run was scored from."
         ),
     ] = None,
     access_log: Annotated[
@@ -792,7 +792,7 @@ def serve_api(
     store_url = store.url
     store.close()
     base = f"http://{_shown_host(host)}:{port}"
-    metrics_from = settings.data or "nowhere (pass --data PATH for /v1/metrics)"
+    metrics_from = settings.data or "the data of the current run (--data PATH overrides)"
     out.print(
         f"serving churnrisk at {base} with {workers} worker(s); scores from {store_url};"
         f" metrics from {metrics_from}",

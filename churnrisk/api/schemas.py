@@ -93,8 +93,10 @@ class RunPublic(_Public):
         description="Risk tiers as {name: lowest probability}, riskiest first."
     )
     low_tier: str = Field(description="The tier below every threshold.")
-    previous_run_id: str | None = Field(description="The run before this one, if any.")
-    source: str = Field(description="What was scored (e.g. a data path).")
+    previous_run_id: str | None = Field(
+        description="The run this one's changes are measured against (the newest run of the"
+        " latest earlier as-of date), if any."
+    )
 
 
 class AccountRiskPublic(_Public):
@@ -299,7 +301,10 @@ class ReadyPublic(_Public):
     status: Literal["ready"]
     store: str
     models: str
-    metrics: str = Field(description="Whether a data source for /v1/metrics is configured.")
+    metrics: str = Field(
+        description="`available`, or `unavailable: <why>`: whether /v1/metrics can answer"
+        " (no server path is shown here)."
+    )
     current_run: RunPublic | None
 
 

@@ -42,13 +42,14 @@ def metrics(
     """Return the metrics of DESIGN section 6, as `churnrisk metrics --format json` gives them.
 
     Computed by the same engine as the CLI from the service's data source (`--data` /
-    `CHURNRISK_DATA`), cached per period and segment until a new scoring run lands.
-    Metrics whose inputs are missing are null, with the reason in `notes`.
+    `CHURNRISK_DATA`, else the data the current run was scored from), cached per period
+    and segment until a new scoring run lands. Metrics whose inputs are missing are
+    null, with the reason in `notes`. A period the data does not cover is refused (400).
     """
     shapes.check_texts("query", {"period": period, "segment": segment})
     marker = state.runs.get() if state.holder.usable() is not None else None
     try:
-        body = state.metrics.compute(period, segment, marker.key if marker else None)
+        body = state.metrics.compute(period, segment, marker.current if marker else None)
     except MetricsUnavailableError as exc:
         raise ProblemError(503, str(exc), kind="no-metrics-source") from exc
     except (ConfigError, PeriodNotCoveredError) as exc:

@@ -404,8 +404,7 @@
     if (!m) {
       cards = ["Churn rate", "NRR", "GRR", "NPS"].map((label) => kpi({ label, value: "…", sub: "loading" }));
     } else if (m.error) {
-      const why = m.error.status === 503 ? "metrics need a data source: start the service with --data"
-        : m.error.message;
+      const why = m.error.message;  // the service says why, without server paths
       title = "Health metrics · unavailable";
       cards = [h("div", { class: "kpi kpi-wide", testid: "metrics-unavailable" },
         h("div", { class: "kpi-label", text: "Churn rate, NRR, GRR, NPS" }),
