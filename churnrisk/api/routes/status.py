@@ -3,7 +3,8 @@
 ``/readyz`` is open to anyone, so it says only whether each part works and, if not, why
 in words that name no URL, user, host, database or path. This route, for admin keys,
 adds the details: the store's URL (password masked) and its whole error, the tracking
-store the models come from, and the data source of the metrics. While the store is down
+store the models come from, and the data source of the metrics (the configured one, else
+the current run's) with the error of its last load. While the store is down
 no key can be verified, so this route answers 503 too; the server log has the details.
 """
 
@@ -18,9 +19,20 @@ from churnrisk.api.deps import AdminKey, StateDep
 from churnrisk.api.errors import problem_responses
 from churnrisk.api.schemas import StatusPublic
 from churnrisk.api.state import ChampionWatch, ServiceState, dumps
-from churnrisk.store import mask_password
+from churnrisk.store import RunRecord, StoreError, mask_password
 
 router = APIRouter(prefix="/v1", tags=["service"])
+
+
+def _current_run(state: ServiceState) -> RunRecord | None:
+    """Return the current run, or ``None`` (no run, or the store is not usable)."""
+    if state.holder.usable() is None:
+        return None
+    try:
+        return state.runs.get().current
+    except StoreError as exc:
+        state.holder.failed(exc)
+        return None
 
 
 def status_dict(state: ServiceState) -> dict[str, Any]:
@@ -28,7 +40,7 @@ def status_dict(state: ServiceState) -> dict[str, Any]:
     holder, models, champion = state.holder, state.models, state.champion
     problem = holder.problem
     uri = champion.uri if isinstance(champion, ChampionWatch) else None
-    source = state.metrics.path
+    source = state.metrics.source_for(_current_run(state))
     return {
         "store": {
             "url": holder.store.url if holder.store is not None else None,
@@ -40,7 +52,10 @@ def status_dict(state: ServiceState) -> dict[str, Any]:
             "status": "loaded" if models.loaded else models.reason or "not loaded",
             "error": models.error,
         },
-        "metrics": {"source": str(source) if source is not None else None},
+        "metrics": {
+            "source": str(source) if source is not None else None,
+            "error": state.metrics.last_error,
+        },
     }
 
 
