@@ -98,6 +98,11 @@ class LoadedModels:
         """Whether the champion's information and bundle are loaded."""
         return self.info is not None and self.bundle is not None
 
+    @property
+    def status(self) -> str:
+        """``loaded``, or why not (the words of ``/readyz``)."""
+        return "loaded" if self.loaded else self.reason or "not loaded"
+
     @classmethod
     def unavailable(cls, reason: str) -> LoadedModels:
         """Return the state of a service without models, saying why (in public words)."""
@@ -588,6 +593,11 @@ class StoreHolder:
     def reason(self) -> str | None:
         """Why the store is not usable, in words fit for anyone (``None``: it is)."""
         return self.problem.reason if self.problem is not None else None
+
+    @property
+    def status(self) -> str:
+        """``ok``, or why the store is not usable (the words of ``/readyz``)."""
+        return self.reason or "ok"
 
     def check(self) -> StoreError | None:
         """Ping the store and check its schema; return the problem, or ``None``."""

@@ -42,18 +42,15 @@ def readyz(request: Request, state: StateDep) -> Response:
     503 (a problem document) with `checks` saying which failed and why, else 200.
     """
     holder = state.holder
-    store_problem = holder.refresh()
     run = None
-    if store_problem is None and holder.store is not None:
+    if holder.refresh() is None and holder.store is not None:
         try:
             run = holder.store.current_run()
         except StoreError as exc:
-            holder.failed(exc)
-            store_problem = exc
-    models = state.models
+            holder.record(exc)  # not ready until a check passes again
     checks: dict[str, Any] = {
-        "store": "ok" if store_problem is None else store_problem.reason,
-        "models": "loaded" if models.loaded else models.reason or "not loaded",
+        "store": holder.status,
+        "models": state.models.status,
         "metrics": state.metrics.availability(run),
         "current_run": shapes.run_dict(run) if run is not None else None,
     }

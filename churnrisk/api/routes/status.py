@@ -44,12 +44,12 @@ def status_dict(state: ServiceState) -> dict[str, Any]:
     return {
         "store": {
             "url": holder.store.url if holder.store is not None else None,
-            "status": "ok" if problem is None else problem.reason,
+            "status": holder.status,
             "error": str(problem) if problem is not None else None,
         },
         "models": {
             "tracking_uri": mask_password(uri) if uri is not None else None,
-            "status": "loaded" if models.loaded else models.reason or "not loaded",
+            "status": models.status,
             "error": models.error,
         },
         "metrics": {
