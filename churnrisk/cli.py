@@ -28,16 +28,23 @@ from rich.table import Table
 from churnrisk.config import LabelConfig, load_run_config
 from churnrisk.errors import ChurnRiskError, ConfigError, DataError
 
-app = typer.Typer(
+
+def _commands(help_text: str, **options: Any) -> typer.Typer:
+    """Return a Typer command group whose help texts are shown exactly as written.
+
+    Help texts here are plain text: with Rich markup on (Typer's default), a TOML table
+    name such as ``[scoring]`` would read as a style tag and vanish from ``--help``.
+    """
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
+app = _commands(
+    "Churn risk, CLV and SaaS health metrics from your own subscription data.",
     name="churnrisk",
-    help="Churn risk, CLV and SaaS health metrics from your own subscription data.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-features_app = typer.Typer(
-    help="The point-in-time feature registry and builder.", no_args_is_help=True
-)
+features_app = _commands("The point-in-time feature registry and builder.")
 app.add_typer(features_app, name="features")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -786,9 +793,7 @@ def serve_api(
 
 # --------------------------------------------------------------------------- apikey
 
-apikey_app = typer.Typer(
-    help="API keys of the service: create, list, revoke.", no_args_is_help=True
-)
+apikey_app = _commands("API keys of the service: create, list, revoke.")
 app.add_typer(apikey_app, name="apikey")
 
 
@@ -853,7 +858,7 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id to revo
 
 # --------------------------------------------------------------------------- store
 
-store_app = typer.Typer(help="The score store: schema migrations.", no_args_is_help=True)
+store_app = _commands("The score store: schema migrations.")
 app.add_typer(store_app, name="store")
 
 
@@ -886,8 +891,8 @@ def demo(
 ) -> None:
     """Run the whole job on a generated world: validate, features, metrics, train, score, serve.
 
-    Everything lands in ``--out``: the data, the reports, the MLflow store and the score
-    store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
+    Everything lands in the --out folder: the data, the reports, the MLflow store and the
+    score store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
     """
     from churnrisk.dataset import observation_end
     from churnrisk.features import as_of_dates, write_features

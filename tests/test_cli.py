@@ -6,8 +6,10 @@ import sys
 
 import pandas as pd
 import pytest
+import typer
 from cli_invoke import invoke
 
+from churnrisk.cli import app
 from churnrisk.features import FEATURES
 from churnrisk.metrics import METRIC_KEYS
 
@@ -144,3 +146,34 @@ def test_metrics_rejects_a_bad_period(world, capsys):
     code, _, err = run(["metrics", world, "--period", "October"], capsys)
     assert code == 1
     assert "October" in err
+
+
+def command_paths(group, path=()):
+    """Every command of the CLI as its words (``("features", "build")``), with its click object."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from command_paths(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def squeezed(text):
+    """``text`` without any whitespace, so that line wrapping does not matter."""
+    return "".join(text.split())
+
+
+COMMANDS = list(command_paths(typer.main.get_command(app)))
+
+
+@pytest.mark.parametrize(("words", "command"), COMMANDS, ids=[" ".join(w) for w, _ in COMMANDS])
+def test_help_shows_every_text_as_written(words, command, capsys):
+    """No help text is eaten as markup ([scoring]) or shown as reST (``--out``)."""
+    code, out, _ = run([*words, "--help"], capsys)
+    assert code == 0
+    shown = squeezed(out)
+    assert squeezed(command.help) in shown
+    for param in command.params:
+        if getattr(param, "help", None):
+            assert squeezed(param.help) in shown, param.name
+    for markup in ("``", ":class:", ":data:", ":func:"):
+        assert markup not in out
