@@ -377,23 +377,21 @@ def _metrics(ds: Any, period: str | None, segment: str | None) -> dict[str, Any]
 
 
 def print_metrics(values: dict[str, Any]) -> None:
-    """Print a metrics dictionary as a table, with the reason beside every null."""
-    from churnrisk.metrics import METRIC_KEYS
+    """Print a metrics dictionary as a table: value, unit, and the reason beside every null."""
+    from churnrisk.metrics import METRIC_UNITS
 
     notes = values.get("notes") or {}
     seg = values.get("segment")
     title = f"metrics for {values['period']}" + (f", segment {seg}" if seg else "")
-    table = Table("metric", "value", "note", title=title)
-    for key in METRIC_KEYS:
+    table = Table(title=title)
+    for column in ("metric", "value", "unit"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
+    for key, unit in METRIC_UNITS.items():
         value = values[key]
-        if value is None:
-            shown = "—"
-        elif isinstance(value, float):
-            shown = f"{value:,.2f}" if key != "dau_mau" else f"{value:.3f}"
-        else:
-            shown = f"{value:,}"
+        shown = "—" if value is None else f"{value:,.{unit.decimals}f}"
         note = notes.get(key, "") if isinstance(notes, dict) else ""
-        table.add_row(key, shown, str(note))
+        table.add_row(key, shown, str(unit), str(note))
     out.print(table)
 
 

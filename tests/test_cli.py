@@ -138,8 +138,26 @@ def test_metrics_json_has_exactly_the_design_keys(world, capsys):
     code, out, _ = run(["metrics", world, "--period", "2025-05", "--format", "json"], capsys)
     assert code == 0
     body = json.loads(out)
-    assert set(body) == {*METRIC_KEYS, "period", "segment", "notes"}
+    assert set(body) == {*METRIC_KEYS, "period", "segment", "notes", "units"}
     assert body["period"] == "2025-05"
+    assert (body["units"]["cs_roi"], body["units"]["churn_rate"]) == ("money", "percent")
+
+
+def test_metrics_table_gives_each_value_its_unit(world, capsys):
+    code, out, _ = run(["metrics", world, "--period", "2025-05"], capsys)
+    assert code == 0
+    code, doc, _ = run(["metrics", world, "--period", "2025-05", "--format", "json"], capsys)
+    body = json.loads(doc)
+    cells = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
+    shown = {
+        key.strip(): (value.strip(), unit.strip()) for key, value, unit in cells if key.strip()
+    }
+    assert list(shown) == list(METRIC_KEYS)
+    assert shown["customers_start"] == (f"{body['customers_start']:,}", "accounts")
+    assert shown["churn_rate"] == (f"{body['churn_rate']:,.2f}", "percent")
+    assert shown["mrr_start"] == (f"{body['mrr_start']:,.2f}", "money per month")
+    assert shown["dau_mau"] == (f"{body['dau_mau']:.3f}", "ratio")
+    assert shown["cs_roi"] == (f"{body['cs_roi']:,.2f}", "money")
 
 
 def test_metrics_rejects_a_bad_period(world, capsys):
