@@ -8,9 +8,11 @@ be used at all, 1 for any other domain error (bad option values, unknown names).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -739,6 +741,55 @@ def serve(
     serve_api(host=host, port=port, workers=workers, data=data, access_log=access_log)
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise a one-line :class:`ConfigError` when ``churnrisk serve`` could not listen there.
+
+    Binds, then closes, a socket at every address ``host`` resolves to, as the server
+    will (asyncio's ``create_server``: an empty host is every interface, IPv4 and IPv6;
+    ``SO_REUSEADDR`` on, IPv6 sockets IPv6-only), so a busy port is reported before
+    anything starts rather than by uvicorn's ``[Errno 98]`` after the start-up lines.
+    """
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"cannot listen on --host {host}: {exc.strerror}; pass an address of this"
+            " machine (127.0.0.1, or 0.0.0.0 for all)"
+        ) from exc
+    for family, kind, proto, _, address in dict.fromkeys(found):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks (no IPv6): the server skips it too
+            continue
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ConfigError(_bind_problem(host or "all addresses", port, exc)) from exc
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    """Say in one line why ``host``:``port`` cannot be listened on, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: pass --port with a free port"
+    if exc.errno == errno.EACCES and port < 1024:
+        return (
+            f"port {port} on {host} is privileged (below 1024) and this user may not listen"
+            " there: pass --port 1024 or higher"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {host}: it is not an address of this machine; pass --host"
+            " with one of its addresses (127.0.0.1, or 0.0.0.0 for all)"
+        )
+    return f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
+
+
 def serve_api(
     *,
     host: str = "127.0.0.1",
@@ -752,12 +803,14 @@ def serve_api(
 
     Settings reach the workers through the environment: ``data`` is passed on as
     ``CHURNRISK_DATA``. ``key``, when given, is printed in the dashboard address (its
-    ``#key=`` fragment never reaches a server or a log).
+    ``#key=`` fragment never reaches a server or a log). A port that cannot be listened
+    on ends it first, with one line (:func:`check_port`).
     """
     import uvicorn
 
     from churnrisk.settings import get_settings
 
+    check_port(host, port)
     if data is not None:
         if not data.exists():
             raise ConfigError(f"--data {data}: no such file or folder")
@@ -899,6 +952,8 @@ def demo(
     from churnrisk.settings import get_settings
     from churnrisk.tracking import Tracker, fingerprint, tracking_uri
 
+    if serve_after:  # find out now, not after a minute of work
+        check_port(host, port)
     run = load_run_config(config)
     out_dir = out_dir.absolute()
     # The demo keeps its stores beside its data; workers of `serve` inherit this too.

@@ -1,8 +1,12 @@
 """The CLI end to end on a small generated world: exit codes, outputs, one-line errors."""
 
 import json
+import os
+import socket
 import subprocess
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -195,3 +199,73 @@ def test_help_shows_every_text_as_written(words, command, capsys):
             assert squeezed(param.help) in shown, param.name
     for markup in ("``", ":class:", ":data:", ":func:"):
         assert markup not in out
+
+
+def churnrisk(*args, home, prefix=()):
+    """Run ``churnrisk ARGS`` in a child process with its stores in ``home``."""
+    env = {**os.environ, "CHURNRISK_DATA_DIR": str(home)}
+    env.pop("CHURNRISK_DATABASE_URL", None)
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [*prefix, sys.executable, "-m", "churnrisk", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+@contextmanager
+def busy_port(host):
+    """Listen on a free port of ``host``; yield the port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0"])
+def test_serve_on_a_busy_port_says_so_in_one_line(host, tmp_path):
+    with busy_port("127.0.0.1" if host == "0.0.0.0" else host) as port:
+        done = churnrisk("serve", "--host", host, "--port", port, home=tmp_path)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == f"error: port {port} on {host} is in use: pass --port with a free port\n"
+    assert list(tmp_path.iterdir()) == []  # said before anything was opened or migrated
+
+
+def test_demo_finds_the_busy_port_before_it_starts_working(tmp_path):
+    out_dir = tmp_path / "demo"
+    with busy_port("127.0.0.1") as port:
+        done = churnrisk(
+            "demo", "--out", out_dir, "--accounts", 50, "--months", 6, "--port", port, home=tmp_path
+        )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert (
+        done.stderr == f"error: port {port} on 127.0.0.1 is in use: pass --port with a free port\n"
+    )
+    assert not out_dir.exists()
+
+
+def test_serve_on_an_address_of_another_machine_says_so(tmp_path):
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never an address of this machine
+    done = churnrisk("serve", "--host", "192.0.2.1", "--port", 8000, home=tmp_path)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: cannot listen on 192.0.2.1: it is not an address of this machine; pass --host"
+        " with one of its addresses (127.0.0.1, or 0.0.0.0 for all)\n"
+    )
+
+
+UNPRIVILEGED_FROM = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+
+@pytest.mark.skipif(
+    UNPRIVILEGED_FROM.exists() and int(UNPRIVILEGED_FROM.read_text()) <= 80,
+    reason="this machine lets every user listen on port 80",
+)
+def test_serve_on_a_privileged_port_as_a_user_says_so(tmp_path):
+    # as root, run it as the user nobody (setpriv, util-linux); otherwise as this user
+    prefix = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    done = churnrisk(
+        "serve", "--port", 80, home=tmp_path, prefix=prefix if os.geteuid() == 0 else ()
+    )
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        "error: port 80 on 127.0.0.1 is privileged (below 1024) and this user may not listen"
+        " there: pass --port 1024 or higher\n"
+    )
