@@ -5,7 +5,7 @@ background thread, over a SQLite score store holding three hand-made runs of 60 
 (plus one account that left before the current run), and a small generated world as the
 metrics' data source. Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright
 (``make`` installs it); nothing is downloaded. Screenshots of the list and of an account
-page at 1366x768 are written to ``tests/output/``.
+page at 1366x768, and at 390, 768 and 1280 px wide, are written to ``tests/output/``.
 """
 
 from __future__ import annotations
@@ -817,3 +817,61 @@ def test_api_docs_render_offline(page: Any, service: Service, troubles: Troubles
     assert [(r.url, r.failure) for r in outside] == [(logo, "csp")]
     assert len(troubles.violations) == 1
     assert f"'{logo}'" in troubles.violations.pop()
+
+
+# --------------------------------------------------------------------------- phone width
+
+NARROW = (
+    {"width": 390, "height": 844},
+    {"width": 768, "height": 1024},
+    {"width": 1280, "height": 800},
+)
+"""A phone (the issue's 390 px), a tablet, and the narrower laptop."""
+
+LAYOUT_PROBLEMS = (Path(__file__).parent / "layout_problems.js").read_text(encoding="utf-8")
+"""A function of no argument: what sticks out or is cut at the page's width, by kind."""
+
+NO_PROBLEMS = {"page": [], "cards": [], "values": [], "cut": [], "wrapped": [], "separators": []}
+
+
+@pytest.mark.parametrize("viewport", NARROW, ids=lambda v: f"{v['width']}px")
+def test_narrow_screens_fit_and_read_whole(
+    page: Any, service: Service, viewport: dict[str, int]
+) -> None:
+    """On a phone nothing spills out of its card or the page, and every label reads whole."""
+
+    def bigger(**fields: float) -> Any:
+        def handle(route: Any) -> None:
+            response = route.fetch()
+            route.fulfill(response=response, json={**response.json(), **fields})
+
+        return handle
+
+    # figures as long as real books give them: the demo's NRR, a 7-digit MRR at risk
+    page.route("**/v1/metrics", bigger(nrr=100.07))
+    page.route("**/v1/summary", bigger(mrr_at_risk=1_234_567.0, mrr=12_345_670.0))
+    width = viewport["width"]
+    page.set_viewport_size(viewport)
+    sign_in(page, service)
+    page.locator("[data-testid=trend-card][data-state=ready]").wait_for()
+    page.get_by_test_id("kpi-nrr-value").wait_for()
+    assert text(page, "kpi-nrr-value") == "100.1%"
+    assert text(page, "kpi-mrr-at-risk-value") == "$1,234,567"
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=OUTPUT / f"dashboard-list-{width}.png", full_page=True)
+    assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS
+
+    # below a laptop's width the table scrolls in its own box; the account column stays
+    box = page.get_by_test_id("table-box")
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth") is (width < 1280)
+    box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
+    edges = box.evaluate(
+        "b => { const c = b.querySelector('[data-col=account]').getBoundingClientRect();"
+        " const o = b.getBoundingClientRect(); return [c.left - o.left, o.right - c.right]; }"
+    )
+    assert min(edges) >= 0, edges
+
+    page.locator("[data-testid=at-risk-row] [data-col=account] a").first.click()
+    page.get_by_test_id("drivers-table").wait_for()
+    page.screenshot(path=OUTPUT / f"dashboard-account-{width}.png", full_page=True)
+    assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS
