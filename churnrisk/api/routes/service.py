@@ -13,6 +13,7 @@ from churnrisk.api.routes import shapes
 from churnrisk.api.schemas import ModelPublic
 from churnrisk.api.state import MetricsUnavailableError, dumps
 from churnrisk.errors import ConfigError
+from churnrisk.metrics import PeriodNotCoveredError
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -41,18 +42,18 @@ def metrics(
     """Return the metrics of DESIGN section 6, as `churnrisk metrics --format json` gives them.
 
     Computed by the same engine as the CLI from the service's data source (`--data` /
-    `CHURNRISK_DATA`), cached per period and segment until a new scoring run lands.
-    Metrics whose inputs are missing are null, with the reason in `notes`.
+    `CHURNRISK_DATA`, else the data the current run was scored from), cached per period
+    and segment until a new scoring run lands. Metrics whose inputs are missing are
+    null, with the reason in `notes`. A period the data does not cover is refused (400).
     """
     shapes.check_texts("query", {"period": period, "segment": segment})
     marker = state.runs.get() if state.holder.usable() is not None else None
     try:
-        body = state.metrics.compute(period, segment, marker.key if marker else None)
+        body = state.metrics.compute(period, segment, marker.current if marker else None)
     except MetricsUnavailableError as exc:
         raise ProblemError(503, str(exc), kind="no-metrics-source") from exc
-    except ConfigError as exc:
-        name = "segment" if segment is not None and "segment" in str(exc) else "period"
-        raise bad_request(str(exc), [param_error(name, "query", str(exc))]) from exc
+    except (ConfigError, PeriodNotCoveredError) as exc:
+        raise bad_request(str(exc), [param_error("period", "query", str(exc))]) from exc
     return Response(body, media_type="application/json")
 
 
