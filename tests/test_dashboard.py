@@ -673,9 +673,11 @@ def test_account_no_longer_scored_and_first_score(page: Any, service: Service) -
     assert page.get_by_test_id("risk-chart").locator("[data-testid=chart-point]").count() == 2
 
     page.evaluate("location.hash = '#/accounts/A060'")
+    # a function, not an expression: Playwright polls an expression with eval, which the
+    # page's Content-Security-Policy refuses
     page.wait_for_function(
-        "document.querySelector('[data-testid=account-name]')?.textContent"
-        f" === {CURRENT['A060']['name']!r}"
+        "name => document.querySelector('[data-testid=account-name]')?.textContent === name",
+        arg=CURRENT["A060"]["name"],
     )
     assert text(page, "account-change") == "—"
     assert "first scoring run" in text(page, "change-summary")
