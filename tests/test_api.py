@@ -722,7 +722,56 @@ def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert body["type"] == "about:blank"
     response = api.client.delete("/v1/accounts/at-risk", headers=api.auth("read"))
     problem(response, 405)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/keys", "GET, HEAD, OPTIONS, POST"),  # two routes: both methods named
+        ("PATCH", "/v1/keys/0123456789abcdef", "DELETE, OPTIONS"),
+        ("HEAD", "/v1/keys/0123456789abcdef", "DELETE, OPTIONS"),
+        ("POST", "/healthz", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/static/app.js", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_a_405_names_every_method_of_the_path(api: Api, method: str, path: str, allow: str) -> None:
+    response = api.client.request(method, path, headers=api.auth("admin"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    if method != "HEAD":
+        assert problem(response, 405)["detail"] == "method not allowed on this resource: see /docs"
+    options = api.client.options(path)  # no key needed: the methods are public
+    assert (options.status_code, options.headers["allow"], options.content) == (204, allow, b"")
+
+
+def test_options_of_an_unknown_path_is_404(api: Api) -> None:
+    problem(api.client.options("/v1/nothing"), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "status"),
+    [
+        ("/healthz", None, 200),
+        ("/readyz", None, 503),  # no champion in these tests
+        ("/v1/summary", "read", 200),
+        ("/v1/summary", None, 401),
+        ("/v1/accounts/a1", "read", 200),
+        ("/v1/export/scores", "read", 200),
+        ("/v1/keys", "read", 403),
+        ("/", None, 200),
+        ("/static/app.js", None, 200),
+    ],
+)
+def test_head_answers_wherever_get_does_without_the_body(
+    api: Api, path: str, key: str | None, status: int
+) -> None:
+    get = api.get(path, key=key)
+    head = api.client.head(path, headers=api.auth(key))
+    assert (get.status_code, head.status_code) == (status, status)
+    assert head.content == b""
+    for name in ("content-type", "content-length", "www-authenticate", "x-next-updated-since"):
+        assert head.headers.get(name) == get.headers.get(name), name
 
 
 def test_unexpected_errors_are_500_without_details(api: Api) -> None:

@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from churnrisk.api import logs
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
+from churnrisk.api.methods import MethodsMiddleware
 from churnrisk.api.routes import accounts, export, health, keys, service
 from churnrisk.api.state import (
     ChampionWatch,
@@ -158,6 +159,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_handlers(app)
+    app.add_middleware(MethodsMiddleware)
     app.include_router(accounts.router)
     app.include_router(service.router)
     app.include_router(export.router)

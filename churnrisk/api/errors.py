@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from churnrisk.api.methods import allow_header
 from churnrisk.errors import ChurnRiskError
 from churnrisk.store import StoreError
 
@@ -166,7 +167,10 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else ""
     if not detail or detail == HTTPStatus(status).phrase:
         detail = _HTTP_DETAIL.get(status, HTTPStatus(status).phrase.lower())
-    return problem_response(request, status, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:  # Starlette names the methods of the path's first route only
+        headers["Allow"] = allow_header(request.scope)
+    return problem_response(request, status, detail, headers=headers)
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:
