@@ -192,8 +192,29 @@ def test_bad_key_bodies_are_400(api: Api) -> None:
     assert body["errors"] == [{"parameter": "name", "in": "body", "message": "is required"}]
     as_json = {**admin, "Content-Type": "application/json"}
     body = problem(post("/v1/keys", content=b"{not json", headers=as_json), 400)
-    assert body["errors"][0]["message"] == "the request body is not valid JSON"
-    problem(post("/v1/keys", json={"name": "a\x00b"}, headers=admin), 400)
+    assert body["detail"] == (
+        "invalid request: body (is not valid JSON: expecting property name enclosed in"
+        " double quotes)"
+    )
+    assert body["errors"] == [
+        {
+            "parameter": "body",
+            "in": "body",
+            "message": "is not valid JSON: expecting property name enclosed in double quotes",
+        }
+    ]
+    body = problem(post("/v1/keys", content=b'["k"]', headers=as_json), 400)
+    assert body["errors"] == [
+        {
+            "parameter": "body",
+            "in": "body",
+            "message": "must be a JSON object, sent as application/json",
+        }
+    ]
+    body = problem(post("/v1/keys", json={"name": "a\x00b"}, headers=admin), 400)
+    assert body["errors"] == [
+        {"parameter": "name", "in": "body", "message": "must not contain control characters"}
+    ]
 
 
 def test_key_cache_expires_and_is_bounded() -> None:
@@ -343,19 +364,40 @@ def test_pagination_walks_every_row_once(api: Api, limit: int) -> None:
         assert seen == ids(api.get(f"/v1/accounts/at-risk?sort={sort}"))
 
 
+BAD_CURSOR = (
+    "the cursor is not one this API made for this sort: pass the previous page's"
+    " `next_cursor` unchanged, with the same `sort`, or leave `cursor` out to start from the"
+    " first page"
+)
+
+
 def test_cursor_of_an_older_run_is_409_and_garbage_is_400(api: Api) -> None:
     cursor = api.get("/v1/accounts/at-risk?limit=2").json()["next_cursor"]
     body = problem(api.get("/v1/accounts/at-risk?limit=2&sort=clv&cursor=" + cursor), 400)
     assert body["type"] == "urn:churnrisk:problem:invalid-cursor"
-    for garbage in ("nonsense", "e30", "%00", "eyJydW5faWQiOiAiXHUwMDAwIn0"):
+    assert body["detail"] == BAD_CURSOR
+    assert body["errors"] == [
+        {
+            "parameter": "cursor",
+            "in": "query",
+            "message": "is not a cursor this API made for this sort",
+        }
+    ]
+    # well formed by the schema (URL-safe base64), but not ours: refused by meaning
+    for garbage in ("nonsense", "e30", "eyJydW5faWQiOiAiXHUwMDAwIn0"):
         body = problem(api.get(f"/v1/accounts/at-risk?cursor={garbage}"), 400)
-        assert [e["parameter"] for e in body["errors"]] == ["cursor"]
+        assert body["detail"] == BAD_CURSOR
 
-    write_sample_run(api.store, "2026-12-01", "2026-12-02T06:00", [score_row("a1", 0.5)])
+    write_sample_run(
+        api.store, "2026-12-01", "2026-12-02T06:00", [score_row("a1", 0.5)], run_id="3" * 32
+    )
     api.refresh()
     body = problem(api.get("/v1/accounts/at-risk?limit=2&cursor=" + cursor), 409)
     assert body["type"] == "urn:churnrisk:problem:stale-cursor"
-    assert "start again without `cursor`" in body["detail"]
+    assert body["detail"] == (
+        f"the cursor belongs to run {RUN2_ID}, but a newer run, {'3' * 32}, has landed since:"
+        " start again from the first page (leave `cursor` out)"
+    )
 
 
 def test_no_run_yet_is_404_everywhere_but_export(tmp_path: Path) -> None:

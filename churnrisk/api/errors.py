@@ -128,12 +128,19 @@ _HTTP_DETAIL = {
 }
 
 
+_BODY_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
 def _validation_message(error: Mapping[str, Any]) -> str:
     kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
     if kind == "missing":
         return "is required"
     if kind == "json_invalid":
-        return "the request body is not valid JSON"
+        why = str(ctx.get("error", "")).lower()
+        return f"is not valid JSON: {why}" if why else "is not valid JSON"
+    if kind in _BODY_NOT_AN_OBJECT and tuple(error.get("loc", ())) == ("body",):
+        return "must be a JSON object, sent as application/json"
     msg = str(error.get("msg", "is not valid"))
     return msg[:1].lower() + msg[1:]
 
@@ -142,14 +149,16 @@ def validation_errors(raw: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """Turn pydantic/FastAPI validation errors into ``errors`` items.
 
     Header values are never echoed back (a header may hold a key); query and path values
-    are not echoed either, only named.
+    are not echoed either, only named. Body that is not JSON at all is named ``body``
+    (FastAPI locates it by the character where parsing stopped).
     """
     items: list[dict[str, str]] = []
     for error in raw:
-        loc = [str(part) for part in error.get("loc", ())]
-        where = loc[0] if loc else "request"
-        name = ".".join(loc[1:]) or where
-        items.append(param_error(name, where, _validation_message(error)))
+        where, *path = error.get("loc") or ("request",)
+        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        if error.get("type") == "json_invalid" or not name:
+            name = str(where)
+        items.append(param_error(name, str(where), _validation_message(error)))
     return items
 
 

@@ -8,8 +8,6 @@ thread pool, once for all the concurrent requests that miss on the same answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -66,34 +64,13 @@ def _tiers(requested: list[str] | None, run: RunRecord) -> tuple[str, ...]:
     return tuple(name for name in names if name in wanted)
 
 
-def _check_cursor(cursor: str | None) -> None:
-    """Refuse a cursor that decodes to control characters (no account id has them).
-
-    The store decodes and checks cursors itself; this only keeps text the database
-    cannot compare (PostgreSQL refuses NUL) from reaching it.
-    """
-    if cursor is None:
-        return
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        return
-    if b"\\u00" in raw:
-        raise _store_problem(InvalidCursorError(f"cursor {cursor[:40]!r} is not valid"))
-
-
 def _store_problem(exc: Exception) -> ProblemError:
     if isinstance(exc, StaleCursorError):
-        return ProblemError(
-            409,
-            f"{exc}; a new scoring run has landed since this cursor was made: start again"
-            " without `cursor`",
-            kind="stale-cursor",
-        )
+        return ProblemError(409, str(exc), kind="stale-cursor")
     if isinstance(exc, InvalidCursorError):
         return bad_request(
-            f"invalid cursor: {exc}; pass `next_cursor` of the previous page as is",
-            [param_error("cursor", "query", "is not a cursor this API made")],
+            str(exc),
+            [param_error("cursor", "query", "is not a cursor this API made for this sort")],
             kind="invalid-cursor",
         )
     return _no_run()
@@ -166,7 +143,6 @@ async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
     check["cursor"] = params.cursor
     check.update({f"tier[{i}]": t for i, t in enumerate(params.tier)})
     shapes.check_texts("query", check)
-    _check_cursor(params.cursor)
     marker = await current_marker(state)
     if marker.current is None:
         raise _no_run()
