@@ -376,7 +376,7 @@ def print_metrics(values: dict[str, Any]) -> None:
     notes = values.get("notes") or {}
     seg = values.get("segment")
     title = f"metrics for {values['period']}" + (f", segment {seg}" if seg else "")
-    table = Table("metric", "value", "note", title=title)
+    table = Table("metric", "value", "note", title=title, caption=notes.get("segment"))
     for key in METRIC_KEYS:
         value = values[key]
         if value is None:

@@ -175,10 +175,32 @@ def test_parse_period(text: str, start: date, end: date, label: str) -> None:
     assert parse_period(text) == Period(start, end, label)
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-1", "2026Q5", "2026Q0", "26-10", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-13",
+        "2026-00",
+        "2026-1",
+        "2026Q5",
+        "2026Q0",
+        "26-10",
+        "",
+        "\uff12\uff10\uff12\uff16-10",
+    ],
+)
 def test_parse_period_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match=r"invalid period .*YYYY-MM \(2026-10\)"):
         parse_period(text)
+
+
+@pytest.mark.parametrize("text", ["0000-01", "0000Q1", "9999-12", "9999Q4"])
+def test_periods_outside_the_calendar_are_refused_not_crashed(text: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^period '{text}' is out of range: periods run from 0001-01 to 9999-11"
+    ):
+        parse_period(text)
+    assert parse_period("9999-11").end == date(9999, 12, 1)
+    assert parse_period("0001Q1").start == date(1, 1, 1)
 
 
 def test_period_months() -> None:
@@ -353,9 +375,15 @@ def test_segment_filter(october: Dataset) -> None:
     assert m["time_to_first_value_days"] == 2.5  # f only
 
 
-def test_unknown_segment(october: Dataset) -> None:
-    with pytest.raises(ConfigError, match="unknown segment 'mid'; the accounts have: 'ent', 'smb'"):
-        compute_metrics(october, OCT, segment="mid")
+def test_a_segment_no_account_has_narrows_to_nothing_and_says_so(october: Dataset) -> None:
+    m = compute_metrics(october, OCT, segment="mid")
+    assert m["segment"] == "mid"
+    assert m["customers_start"] == m["customers_end"] == 0
+    assert m["mrr_start"] == m["mrr_end"] == 0.0
+    assert m["churn_rate"] is None
+    assert m["notes"]["segment"] == "no account has segment 'mid'; the accounts have: 'ent', 'smb'"
+    assert next(iter(m["notes"])) == "segment"
+    assert "segment" not in compute_metrics(october, OCT, segment="smb")["notes"]
 
 
 def test_boundaries_move_to_next_month(october: Dataset) -> None:

@@ -132,6 +132,8 @@ _BODY_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_ty
 
 
 def _validation_message(error: Mapping[str, Any]) -> str:
+    from churnrisk.api.schemas import PATTERN_MESSAGES
+
     kind = str(error.get("type", ""))
     ctx = error.get("ctx") or {}
     if kind == "missing":
@@ -141,6 +143,8 @@ def _validation_message(error: Mapping[str, Any]) -> str:
         return f"is not valid JSON: {why}" if why else "is not valid JSON"
     if kind in _BODY_NOT_AN_OBJECT and tuple(error.get("loc", ())) == ("body",):
         return "must be a JSON object, sent as application/json"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MESSAGES:
+        return PATTERN_MESSAGES[ctx["pattern"]]
     msg = str(error.get("msg", "is not valid"))
     return msg[:1].lower() + msg[1:]
 

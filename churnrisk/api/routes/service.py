@@ -10,9 +10,10 @@ from fastapi.responses import Response
 from churnrisk.api.deps import ModelsDep, ReadKey, StateDep, StoreDep
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
-from churnrisk.api.schemas import ModelPublic
+from churnrisk.api.schemas import MAX_TEXT, TEXT_PATTERN, ModelPublic
 from churnrisk.api.state import MetricsUnavailableError, dumps
 from churnrisk.errors import ConfigError
+from churnrisk.metrics import PERIOD_PATTERN
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -29,13 +30,20 @@ def metrics(
     period: Annotated[
         str | None,
         Query(
-            max_length=20,
+            pattern=PERIOD_PATTERN,
             description="A month (`2026-10`) or a quarter (`2026Q4`); default: the last"
             " complete month of the data.",
         ),
     ] = None,
     segment: Annotated[
-        str | None, Query(max_length=shapes.MAX_TEXT, description="Only this segment.")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=TEXT_PATTERN,
+            description="Only this segment. A segment no account has gives the metrics of no"
+            " account, with a note under `notes.segment` saying so.",
+        ),
     ] = None,
 ) -> Response:
     """Return the metrics of DESIGN section 6, as `churnrisk metrics --format json` gives them.
@@ -44,15 +52,13 @@ def metrics(
     `CHURNRISK_DATA`), cached per period and segment until a new scoring run lands.
     Metrics whose inputs are missing are null, with the reason in `notes`.
     """
-    shapes.check_texts("query", {"period": period, "segment": segment})
     marker = state.runs.get() if state.holder.usable() is not None else None
     try:
         body = state.metrics.compute(period, segment, marker.key if marker else None)
     except MetricsUnavailableError as exc:
         raise ProblemError(503, str(exc), kind="no-metrics-source") from exc
     except ConfigError as exc:
-        name = "segment" if segment is not None and "segment" in str(exc) else "period"
-        raise bad_request(str(exc), [param_error(name, "query", str(exc))]) from exc
+        raise bad_request(str(exc), [param_error("period", "query", str(exc))]) from exc
     return Response(body, media_type="application/json")
 
 
