@@ -75,24 +75,44 @@ def _working(message: str) -> Iterator[None]:
 
 
 def _load(data: Path, *, quarantine: Path | None = None) -> Any:
-    """Validate ``data`` and return the load result, saying what was set aside."""
-    from churnrisk.validate import load
+    """Validate ``data`` and return the load result, saying what was set aside.
 
+    A required table left without a valid row ends the command (exit 2) after saying
+    what was set aside and why.
+    """
+    from churnrisk.validate import UnusableDataError, load
+
+    hint = f"`churnrisk validate {data}` lists every cause"
     with _working(f"validating {data}"):
-        result = load(data, quarantine_dir=quarantine)
-    _say_set_aside(result.report, quarantine, f"; `churnrisk validate {data}` lists them")
+        try:
+            result = load(data, quarantine_dir=quarantine)
+        except UnusableDataError as exc:
+            _say_set_aside(exc.report, quarantine, hint)
+            raise
+    _say_set_aside(result.report, quarantine, hint)
     return result
 
 
+SHOWN_CAUSES = 3
+"""Causes of set-aside rows a command other than ``validate`` prints."""
+
+
 def _say_set_aside(report: Any, quarantine: Path | None, hint: str = "") -> None:
-    """Say on standard error which rows a load set aside and which tables were absent."""
+    """Say on standard error which rows a load set aside, why, and which tables were absent."""
     set_aside = {name: t.quarantined for name, t in report.tables.items() if t.quarantined}
     if set_aside:
         parts = ", ".join(f"{name} {n:,}" for name, n in set_aside.items())
         where = f"; quarantined rows in {quarantine}" if quarantine else ""
         err.print(
-            f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}{hint}"
+            f"[yellow]set aside {sum(set_aside.values()):,} bad row(s)[/] ({parts}){where}",
+            markup=True,
         )
+        causes = getattr(report, "causes", [])
+        for cause in causes[:SHOWN_CAUSES]:
+            err.print(f"  {cause.text}", markup=False)
+        more = len(causes) - SHOWN_CAUSES
+        if more > 0 or (hint and causes):
+            err.print(f"  {f'… {more:,} more cause(s): ' if more > 0 else ''}{hint}", markup=False)
     if report.absent:
         err.print(
             f"[dim]not provided: {', '.join(report.absent)} "
@@ -103,11 +123,16 @@ def _say_set_aside(report: Any, quarantine: Path | None, hint: str = "") -> None
 def _load_spark(data: Path, master: str, quarantine: Path | None) -> tuple[Any, Any]:
     """Open a Spark session, load and check ``data`` on it; return (session, dataset)."""
     from churnrisk.spark import load_spark, spark_session
+    from churnrisk.validate import UnusableDataError
 
     session = spark_session(master=master)
     source = spark_source(data)
     with _working(f"validating {source} on Spark"):
-        ds = load_spark(source, session, quarantine_dir=quarantine)
+        try:
+            ds = load_spark(source, session, quarantine_dir=quarantine)
+        except UnusableDataError as exc:
+            _say_set_aside(exc.report, quarantine)
+            raise
     _say_set_aside(ds.report, quarantine)
     return session, ds
 
@@ -183,25 +208,25 @@ def validate(
     quarantine: QuarantineOpt = None,
 ) -> None:
     """Check a data source against the contract; exit 0 clean, 1 rows set aside, 2 unusable."""
-    from churnrisk.validate import load
+    from churnrisk.validate import UnusableDataError, load
 
+    unusable: UnusableDataError | None = None
     with _working(f"validating {data}"):
-        result = load(data, quarantine_dir=quarantine)
-    rep = result.report
+        try:
+            rep = load(data, quarantine_dir=quarantine).report
+        except UnusableDataError as exc:
+            rep, unusable = exc.report, exc
     table = Table("table", "rows", "valid", "quarantined", title=f"validation of {data}")
     for name, t in rep.tables.items():
         table.add_row(name, f"{t.rows:,}", f"{t.valid:,}", f"{t.quarantined:,}")
     out.print(table)
-    for problem in rep.problems[:20]:
-        out.print(
-            f"  {problem.table} row {problem.row}: {problem.column or '(whole line)'}"
-            f" {problem.rule}"
-            f" ({problem.value!r})"
-        )
-    if len(rep.problems) > 20:
-        out.print(f"  … and {len(rep.problems) - 20:,} more problems (see --report)")
+    if rep.causes:
+        listed = "" if report else " (--report FILE lists every row)"
+        out.print(f"why rows were set aside, one line per cause{listed}:")
+    for cause in rep.causes:
+        out.print(f"  {cause.text}", markup=False)
     for warning in rep.warnings:
-        out.print(f"[yellow]warning:[/] {warning}")
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(rep.to_dict(), indent=2), encoding="utf-8")
@@ -217,6 +242,8 @@ def validate(
         f"validated {rows:,} rows in {len(rep.tables)} tables: {verdict}"
         + (f"; {where}" if where else "")
     )
+    if unusable is not None:
+        raise unusable
     raise typer.Exit(rep.exit_code)
 
 
@@ -362,11 +389,10 @@ def metrics(
 
 
 def _metrics(ds: Any, period: str | None, segment: str | None) -> dict[str, Any]:
-    from churnrisk.metrics import compute_metrics, last_complete_month, parse_period
+    from churnrisk.metrics import period_metrics
 
-    span = parse_period(period) if period else last_complete_month(ds)
-    with _working(f"computing metrics for {span.label}"):
-        return compute_metrics(ds, span, segment=segment)
+    with _working(f"computing metrics for {period or 'the last complete month'}"):
+        return period_metrics(ds, period, segment=segment)
 
 
 def print_metrics(values: dict[str, Any]) -> None:
@@ -376,7 +402,7 @@ def print_metrics(values: dict[str, Any]) -> None:
     notes = values.get("notes") or {}
     seg = values.get("segment")
     title = f"metrics for {values['period']}" + (f", segment {seg}" if seg else "")
-    table = Table("metric", "value", "note", title=title, caption=notes.get("segment"))
+    table = Table("metric", "value", "note", title=title)
     for key in METRIC_KEYS:
         value = values[key]
         if value is None:
@@ -388,6 +414,9 @@ def print_metrics(values: dict[str, Any]) -> None:
         note = notes.get(key, "") if isinstance(notes, dict) else ""
         table.add_row(key, shown, str(note))
     out.print(table)
+    for key in ("period", "segment"):
+        if isinstance(notes, dict) and key in notes:
+            out.print(f"[yellow]note:[/] {escape(str(notes[key]))}")
 
 
 # --------------------------------------------------------------------------- models
@@ -723,7 +752,7 @@ def serve(
         Path | None,
         typer.Option(
             help="Data source of /v1/metrics (a folder of tables or a DuckDB file);"
-            " default: CHURNRISK_DATA."
+            " default: CHURNRISK_DATA, else the data the current run was scored from."
         ),
     ] = None,
     access_log: Annotated[
@@ -763,7 +792,7 @@ def serve_api(
     store_url = store.url
     store.close()
     base = f"http://{_shown_host(host)}:{port}"
-    metrics_from = settings.data or "nowhere (pass --data PATH for /v1/metrics)"
+    metrics_from = settings.data or "the data of the current run (--data PATH overrides)"
     out.print(
         f"serving churnrisk at {base} with {workers} worker(s); scores from {store_url};"
         f" metrics from {metrics_from}",

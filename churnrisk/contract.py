@@ -80,6 +80,8 @@ class Table:
     account_fk: bool = True
     meaning: str = ""
     extra_rules: tuple[Rule, ...] = field(default_factory=tuple)
+    money: str | None = None
+    """The column holding the table's money (reports say what share of it rows carry)."""
 
     def column(self, name: str) -> Column:
         """Return the column called ``name``."""
@@ -127,6 +129,7 @@ TABLES: dict[str, Table] = {
             "subscriptions",
             required=True,
             meaning="paid subscription periods; end_date is exclusive, empty means ongoing",
+            money="mrr",
             extra_rules=(Rule.END_NOT_AFTER_START,),
             columns=(
                 Column("account_id", S),
@@ -181,6 +184,7 @@ TABLES: dict[str, Table] = {
             "orders",
             required=False,
             meaning="one-off purchases and invoices",
+            money="amount",
             columns=(
                 Column("account_id", S),
                 Column("ordered_at", TS),
@@ -191,6 +195,7 @@ TABLES: dict[str, Table] = {
             "costs",
             required=False,
             meaning="monthly cost of serving and retaining each account",
+            money="amount",
             columns=(
                 Column("account_id", S),
                 Column("month", D),

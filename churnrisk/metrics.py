@@ -35,7 +35,7 @@ from typing import Any
 import ibis
 
 from churnrisk.dataset import Dataset, observation_end
-from churnrisk.errors import ConfigError
+from churnrisk.errors import ConfigError, DataError
 
 METRIC_KEYS: tuple[str, ...] = (
     "customers_start",
@@ -207,6 +207,123 @@ def last_complete_month(ds: Dataset) -> Period:
     return Period(previous, date(end.year, end.month, 1), f"{previous.year}-{previous.month:02d}")
 
 
+class PeriodNotCoveredError(DataError):
+    """A reporting period the data does not cover, so its figures would not be true."""
+
+
+def covered_span(ds: Dataset) -> tuple[date, date]:
+    """Return the days the data covers, ``[first, end)``, as periods are judged against.
+
+    ``first`` is the earliest subscription start (MRR states come from subscriptions);
+    ``end`` is :func:`~churnrisk.dataset.observation_end`, the day after the latest date
+    observed anywhere.
+
+    Raises
+    ------
+    DataError
+        When no subscription has a start date or the data holds no date at all.
+    """
+    subs = ds.table("subscriptions")
+    first = ds.backend.execute(subs.aggregate(first=subs.start_date.min()))["first"].iloc[0]
+    if first is None or first != first:
+        raise DataError(f"{ds.source}: no subscription row, so no period can be measured")
+    first = first.date() if hasattr(first, "date") else first
+    return first, observation_end(ds)
+
+
+def check_coverage(period: Period, span: tuple[date, date]) -> str | None:
+    """Refuse a period the data does not cover; return a note when it covers it in part.
+
+    A period must end by the end of observation: a day after the data ends is not a
+    day without revenue but a day nobody saw, and the end state (the period's last
+    day) would count every subscription not yet renewed in the export as churned. A
+    period that ends before the first subscription starts has no figure to show. A
+    period whose start state (the day before it) precedes the first subscription (the
+    company's first month, or an export that begins mid-history) is measured, with a
+    note: that start state holds no account, so accounts already paying would count as
+    new.
+
+    Parameters
+    ----------
+    period
+        The period ``[p0, p1)``.
+    span
+        ``[first, end)`` of :func:`covered_span`.
+
+    Returns
+    -------
+    str or None
+        The note of a period that begins before the data, else None.
+
+    Raises
+    ------
+    PeriodNotCoveredError
+        When the period ends after the last day observed, or before the data begins.
+    """
+    first, end = span
+    last = end - timedelta(days=1)
+    latest = _month_start(end.year, end.month - 1)
+    whole = f"{latest.year}-{latest.month:02d}"
+    if period.end > end:
+        reason = (
+            "starts after the data ends"
+            if period.start >= end
+            else f"runs to {period.end - timedelta(days=1)}, after the data ends"
+        )
+        raise PeriodNotCoveredError(
+            f"period {period.label} {reason}: the last day observed is {last}, and days"
+            f" nobody observed would count as churn; ask for {whole} or an earlier period"
+        )
+    if period.end <= first:
+        raise PeriodNotCoveredError(
+            f"period {period.label} ends before the data begins: the first subscription"
+            f" starts on {first}; ask for a period from {first:%Y-%m} to {whole}"
+        )
+    if period.start <= first:
+        return (
+            f"the data begins on {first}, so the period's start state"
+            f" ({period.start - timedelta(days=1)}) holds no account: accounts paying"
+            " before the data begins would count as new"
+        )
+    return None
+
+
+def period_metrics(
+    ds: Dataset, period: str | None = None, *, segment: str | None = None
+) -> dict[str, object]:
+    """Return the metrics of a period the data covers: what the CLI and the API answer.
+
+    Parameters
+    ----------
+    ds
+        The validated data set.
+    period
+        A month (``2026-10``) or a quarter (``2026Q4``); None for
+        :func:`last_complete_month`.
+    segment
+        Restrict to the accounts of this segment (see :func:`compute_metrics`).
+
+    Returns
+    -------
+    dict
+        :func:`compute_metrics`'s answer, with ``notes["period"]`` when the data begins
+        inside the period (:func:`check_coverage`).
+
+    Raises
+    ------
+    ConfigError
+        When ``period`` is neither a month nor a quarter.
+    PeriodNotCoveredError
+        When the data does not cover the period.
+    """
+    span = parse_period(period) if period is not None else last_complete_month(ds)
+    note = check_coverage(span, covered_span(ds))
+    values = compute_metrics(ds, span, segment=segment)
+    if note is not None:
+        values["notes"] = {"period": note, **dict(values["notes"])}  # type: ignore[call-overload]
+    return values
+
+
 def compute_metrics(
     ds: Dataset, period: Period, *, segment: str | None = None
 ) -> dict[str, object]:
@@ -231,11 +348,12 @@ def compute_metrics(
         :data:`METRIC_KEYS` in that order, and ``notes``: a ``dict`` from metric key to a
         one-line reason for every metric that is ``None``, plus remarks on rows left out
         of a metric that has a value (tickets without ``contacts``, accounts without an
-        event or an acquisition cost), and under ``"segment"`` the note on a segment no
-        account has. Counts are ``int``, every other value ``float``.
+        event or an acquisition cost), and under ``"segment"`` a note when no account
+        has the segment. Counts are ``int``, every other value ``float``.
     """
     scope = _Scope(ds, period, segment)
     notes: Notes = {}
+    unknown = scope.unknown_segment()
     values: dict[str, object] = {}
     moves = _mrr_movements(scope)
     values.update(moves.as_metrics())
@@ -252,10 +370,8 @@ def compute_metrics(
         raise RuntimeError(f"metric keys out of sync with METRIC_KEYS: {sorted(mismatch)}")
     result: dict[str, object] = {"period": period.label, "segment": segment}
     result.update({key: values[key] for key in METRIC_KEYS})
-    absent = scope.absent_segment()
-    listed = {"segment": absent} if absent else {}
-    listed.update({key: notes[key] for key in METRIC_KEYS if key in notes})
-    result["notes"] = listed
+    first = {} if unknown is None else {"segment": unknown}
+    result["notes"] = first | {key: notes[key] for key in METRIC_KEYS if key in notes}
     return result
 
 
@@ -312,8 +428,13 @@ class _Scope:
     period: Period
     segment: str | None
 
-    def absent_segment(self) -> str | None:
-        """Return a note when no account has the segment filtered on, else ``None``."""
+    def unknown_segment(self) -> str | None:
+        """Return a note when no account has the segment filtered on, else None.
+
+        A filter narrows, it does not refuse: the figures of a segment without accounts
+        are true (zero accounts), so they are answered, with this note naming the
+        segments there are, as the at-risk list answers an empty page.
+        """
         if self.segment is None:
             return None
         acc = self.ds.table("accounts")

@@ -600,8 +600,11 @@ def run_scoring(
 
     1. The as-of date defaults to the end of observation
        (:func:`~churnrisk.dataset.observation_end`, the day after the latest data).
-    2. The previous run is the store's greatest run below ``(as_of, now)``; its
-       probabilities are read back to compute the changes.
+    2. The previous run is the newest run of the latest as-of date before ``as_of``
+       (:meth:`ScoreStore.previous_run`); its probabilities are read back to compute
+       the changes. A run of the same date is never the previous run: scoring a date
+       again (a retry, a nightly run with no new data) replaces that date's scores and
+       keeps the change since the date before.
     3. :func:`score_accounts`, then :meth:`ScoreStore.write_run`: the run row and every
        score row are written whole or not at all, so a failure leaves the previous run
        current.
@@ -651,7 +654,7 @@ def run_scoring(
             f" inactivity; score as of {end} or earlier"
         )
     now = datetime.now(UTC)
-    before = store.previous_run(day, now)
+    before = store.previous_run(day)
     previous = None
     if before is not None:
         step(f"reading the previous run {before.run_id} (as of {before.as_of})")

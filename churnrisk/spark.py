@@ -34,7 +34,17 @@ from typing import TYPE_CHECKING, Any
 from churnrisk.config import LabelConfig
 from churnrisk.contract import TABLES, Column, Kind, Rule, Table
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.validate import TableReport, csv_columns, csv_unsplittable_line
+from churnrisk.validate import (
+    TableReport,
+    UnusableDataError,
+    check_columns,
+    csv_columns,
+    csv_unsplittable_line,
+    exit_code_of,
+    extra_columns_warning,
+    unusable_message,
+    unusable_tables,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -206,8 +216,8 @@ class SparkReport:
 
     @property
     def exit_code(self) -> int:
-        """Return 0 when no row was quarantined, 1 otherwise."""
-        return 1 if any(t.quarantined for t in self.tables.values()) else 0
+        """Return 2 when a required table has no valid row, 1 when rows were set aside."""
+        return exit_code_of(self.tables)
 
 
 # --------------------------------------------------------------------------- dataset
@@ -649,18 +659,10 @@ def _check_table(
 
     table = TABLES[name]
     source_columns = [c for c in df.columns if c != _CORRUPT]
-    missing = [c for c in table.required_columns if c not in source_columns]
-    if missing:
-        raise DataError(
-            f"table {name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
-            f"columns found: {', '.join(source_columns)}; add or rename the column(s)"
-        )
-    extra = [c for c in source_columns if c not in {col.name for col in table.columns}]
+    check_columns(table, source_columns, where)
+    extra = extra_columns_warning(table, source_columns, where)
     if extra:
-        report.warnings.append(
-            f"{where}: column(s) {', '.join(extra)} are not in the contract of {name!r} "
-            "and were ignored"
-        )
+        report.warnings.append(extra)
     typed, flagged, checks = _checked(table, df, accounts)
     if name != "events":
         # Like the DuckDB loader, every table but events is materialised once: the
@@ -756,7 +758,8 @@ def load_spark(
     ConfigError
         When pyspark is missing.
     DataError
-        When a required table or column is missing or a required table is empty; for a
+        When a required table or column is missing, a required table is empty or has
+        no valid row left (:class:`~churnrisk.validate.UnusableDataError`); for a
         CSV table also when its header is unusable, it is not UTF-8, or a record is
         malformed in a way Spark's reader cannot mark (an unterminated quote, text
         after a closing quote, over 2 MB); a record with too many or too few fields is
@@ -799,6 +802,8 @@ def load_spark(
             # the only table not cached: the feature query reads it several times, and
             # with no row set aside the checks need not run again on each read
             item.sound().createOrReplaceTempView(views[item.name])
+    if unusable_tables(report.tables):
+        raise UnusableDataError(unusable_message(report.tables), report)
     return SparkDataset(
         session=session,
         views=views,

@@ -47,12 +47,14 @@ import io
 import re
 import tempfile
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
 
+from churnrisk.causes import Cause, diagnose
 from churnrisk.contract import TABLES, Column, Kind, Rule, Table
 from churnrisk.dataset import Dataset, empty_table_sql, quote
 from churnrisk.errors import DataError
@@ -61,10 +63,16 @@ __all__ = [
     "LoadResult",
     "Problem",
     "TableReport",
+    "UnusableDataError",
     "ValidationReport",
+    "check_columns",
     "csv_columns",
     "csv_unsplittable_line",
+    "exit_code_of",
+    "extra_columns_warning",
     "load",
+    "unusable_message",
+    "unusable_tables",
 ]
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
@@ -144,17 +152,21 @@ class ValidationReport:
         Optional tables the source did not provide.
     warnings
         Non-fatal notes (ignored columns, files or tables; empty optional tables).
+    causes
+        The problems grouped by cause (:func:`churnrisk.causes.diagnose`), one per
+        table, column, rule and shape of value, largest first within each table.
     """
 
     tables: dict[str, TableReport] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    causes: list[Cause] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """Return 0 when no row was quarantined, 1 otherwise."""
-        return 1 if any(t.quarantined for t in self.tables.values()) else 0
+        """Return 2 when a required table has no valid row, 1 when rows were set aside."""
+        return exit_code_of(self.tables)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain JSON-serialisable data.
@@ -162,15 +174,16 @@ class ValidationReport:
         Returns
         -------
         dict
-            ``{"tables": {name: {"rows", "valid", "quarantined"}}, "problems":
-            [{"table", "row", "column", "rule", "value"}]}`` with ``value`` a string or
-            ``None``.
+            ``{"tables": {name: {"rows", "valid", "quarantined"}}, "causes": [...],
+            "problems": [{"table", "row", "column", "rule", "value"}]}`` with ``value`` a
+            string or ``None``; causes as :meth:`churnrisk.causes.Cause.to_dict`.
         """
         return {
             "tables": {
                 name: {"rows": t.rows, "valid": t.valid, "quarantined": t.quarantined}
                 for name, t in self.tables.items()
             },
+            "causes": [c.to_dict() for c in self.causes],
             "problems": [
                 {
                     "table": p.table,
@@ -190,6 +203,49 @@ class LoadResult:
 
     dataset: Dataset
     report: ValidationReport
+
+
+class UnusableDataError(DataError):
+    """Validation left a required table without a single valid row.
+
+    ``report`` is the whole validation report (its rows were quarantined as asked), so
+    a caller can still show what was set aside and why.
+    """
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+def unusable_tables(tables: Mapping[str, TableReport]) -> list[str]:
+    """Return the required tables that have rows but not one valid row."""
+    return [
+        name for name, t in tables.items() if TABLES[name].required and t.rows > 0 and t.valid == 0
+    ]
+
+
+def exit_code_of(tables: Mapping[str, TableReport]) -> int:
+    """Return 2 when a required table has no valid row, 1 when rows were set aside, else 0."""
+    if unusable_tables(tables):
+        return 2
+    return 1 if any(t.quarantined for t in tables.values()) else 0
+
+
+def unusable_message(tables: Mapping[str, TableReport], causes: Sequence[Cause] = ()) -> str:
+    """Say which required table has no valid row left, its main cause and what to do."""
+    names = unusable_tables(tables)
+    parts = []
+    for name in names:
+        main = next((c for c in causes if c.table == name), None)
+        why = f"; the main cause: {main.brief}" if main else ""
+        parts.append(
+            f"required table {name!r} has no valid row left: all {tables[name].rows:,}"
+            f" rows were set aside{why}"
+        )
+    return (
+        "; ".join(parts)
+        + "; fix the export and load it again (`churnrisk validate` lists every cause)"
+    )
 
 
 # --------------------------------------------------------------------------- sources
@@ -497,12 +553,68 @@ def _database_sources(
 
 
 def _check_columns(table: Table, source: _Source, where: str) -> None:
-    missing = [c for c in table.required_columns if c not in source.types]
-    if missing:
+    check_columns(table, list(source.types), where)
+
+
+def _plain_name(name: str) -> str:
+    """Return a column name as people mean it: case, spaces and punctuation ignored."""
+    return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
+
+
+def _near_names(table: Table, found: Sequence[str]) -> dict[str, str]:
+    """Map contract columns the source lacks to found names that differ only in form.
+
+    The form is case, spaces and punctuation: ``Account_ID`` or ``account id`` for
+    ``account_id``.
+    """
+    plain = {_plain_name(c): c for c in found}
+    return {
+        col.name: plain[_plain_name(col.name)]
+        for col in table.columns
+        if col.name not in found and _plain_name(col.name) in plain
+    }
+
+
+def check_columns(table: Table, found: Sequence[str], where: str) -> None:
+    """Raise DataError when a required column is missing, naming near misses.
+
+    A column that differs from the contract's name only in case, spaces or punctuation
+    is not read in its place (names are matched exactly, never guessed): the message
+    says which column to rename.
+    """
+    missing = [c for c in table.required_columns if c not in found]
+    if not missing:
+        return
+    near = _near_names(table, found)
+    renames = [f"{near[c]!r} to {c!r}" for c in missing if c in near]
+    if renames:
         raise DataError(
-            f"table {table.name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
-            f"columns found: {', '.join(source.types)}; add or rename the column(s)"
+            f"table {table.name!r} ({where}) names its column(s) differently from the"
+            f" contract (names are exact, case included): rename {', '.join(renames)}"
         )
+    raise DataError(
+        f"table {table.name!r} ({where}) lacks required column(s) {', '.join(missing)}; "
+        f"columns found: {', '.join(found)}; add or rename the column(s)"
+    )
+
+
+def extra_columns_warning(table: Table, found: Sequence[str], where: str) -> str | None:
+    """Return the warning about source columns the contract does not read, if any.
+
+    An optional column written differently from the contract (``Segment`` for
+    ``segment``) is named with the rename that would make it count.
+    """
+    known = {col.name for col in table.columns}
+    extra = [c for c in found if c not in known]
+    if not extra:
+        return None
+    near = {v: k for k, v in _near_names(table, found).items()}
+    renames = [f"{c!r} to {near[c]!r}" for c in extra if c in near]
+    hint = f"; to use them, rename {', '.join(renames)}" if renames else ""
+    return (
+        f"{where}: column(s) {', '.join(extra)} are not in the contract of {table.name!r}"
+        f" and were ignored{hint}"
+    )
 
 
 # --------------------------------------------------------------------------- malformed CSV
@@ -897,6 +1009,17 @@ def _open_connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """What checking one table found."""
+
+    report: TableReport
+    problems: list[Problem]
+    causes: list[Cause]
+    set_aside_ids: frozenset[str]
+    """The ``account_id`` values of the rows set aside (for the accounts table)."""
+
+
 def _check_table(
     con: duckdb.DuckDBPyConnection,
     plan: _TablePlan,
@@ -904,8 +1027,9 @@ def _check_table(
     materialise: bool,
     quarantine_dir: Path | None,
     warnings: list[str],
-) -> tuple[TableReport, list[Problem]]:
-    """Check one table, create its clean relation and return its counts and problems."""
+    set_aside_accounts: frozenset[str] = frozenset(),
+) -> _Checked:
+    """Check one table, create its clean relation and return what it found."""
     source, name = plan.source, plan.source.table
     bad, skipped = f"_cr_bad_{name}", f"_cr_malformed_{name}"
     flags = ", ".join(
@@ -974,10 +1098,50 @@ def _check_table(
         _quarantine_file(
             con, quarantine_dir / f"{name}.malformed.csv", lines_sql if malformed else None
         )
+    report = TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined)
+    causes = _causes(con, plan, bad, problems, rows, set_aside_accounts) if problems else []
+    ids: frozenset[str] = frozenset()
+    if name == "accounts" and broken:
+        listed = con.execute(f"SELECT DISTINCT CAST(account_id AS VARCHAR) FROM {bad}")
+        ids = frozenset(str(r[0]) for r in listed.fetchall() if r[0] is not None)
     con.execute(f"DROP TABLE {bad}")
     if malformed:
         con.execute(f"DROP TABLE {skipped}")
-    return TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined), problems
+    return _Checked(report, problems, causes, ids)
+
+
+def _causes(
+    con: duckdb.DuckDBPyConnection,
+    plan: _TablePlan,
+    bad: str,
+    problems: list[Problem],
+    rows: int,
+    set_aside_accounts: frozenset[str],
+) -> list[Cause]:
+    """Group a table's problems by cause, with the money its set-aside rows carry."""
+    table, types = TABLES[plan.source.table], plan.source.types
+    money = table.money if table.money in types else None
+    account = "account_id" if table.account_fk and "account_id" in types else None
+    picked = [c for c in (money, account) if c is not None]
+    found: dict[int, tuple[Any, ...]] = {}
+    if picked:
+        cols = ", ".join(f"CAST({quote(c)} AS VARCHAR)" for c in picked)
+        found = {
+            int(r[0]): r[1:] for r in con.execute(f"SELECT _row, {cols} FROM {bad}").fetchall()
+        }
+    valid_money = None
+    if money is not None:
+        total = con.execute(f"SELECT sum({quote(money)}) FROM {quote(table.name)}").fetchone()
+        valid_money = float(total[0]) if total and total[0] is not None else 0.0
+    return diagnose(
+        table.name,
+        problems,
+        table_rows=rows,
+        money={row: v[0] for row, v in found.items()} if money is not None else None,
+        valid_money=valid_money,
+        set_aside_accounts=set_aside_accounts,
+        account_of={row: v[-1] for row, v in found.items()} if account is not None else None,
+    )
 
 
 def _quarantine_file(con: duckdb.DuckDBPyConnection, target: Path, select: str | None) -> None:
@@ -1052,8 +1216,10 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
         When the input cannot be used at all: the source is missing or of an unknown
         kind, a required table or column is missing, a required table is empty (a
         header and no data line), a CSV file is not UTF-8, not comma-separated, has no
-        header or names a column twice, or a table is given both as CSV and as parquet.
-        A malformed CSV line is not fatal (see ``malformed_line`` above).
+        header or names a column twice, or a table is given both as CSV and as parquet;
+        :class:`UnusableDataError` (with the report) when a required table has rows but
+        not one valid row. A malformed CSV line is not fatal (see ``malformed_line``
+        above).
     """
     source = Path(source).expanduser().resolve()
     warnings: list[str] = []
@@ -1074,6 +1240,8 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
                 f"or a DuckDB database file"
             )
         report = _validate(con, found, warnings, quarantine_dir)
+        if unusable_tables(report.tables):
+            raise UnusableDataError(unusable_message(report.tables, report.causes), report)
     except BaseException:
         con.close()
         raise
@@ -1089,7 +1257,9 @@ def _validate(
 ) -> ValidationReport:
     tables: dict[str, TableReport] = {}
     problems: list[Problem] = []
+    causes: list[Cause] = []
     absent: list[str] = []
+    set_aside_accounts: frozenset[str] = frozenset()
     for name, table in TABLES.items():
         if name not in found:
             absent.append(name)
@@ -1100,18 +1270,23 @@ def _validate(
             tables[name] = TableReport(rows=0, valid=0, quarantined=0)
             con.execute(f"CREATE TABLE {quote(name)} AS {empty_table_sql(name)}")
             continue
-        extra = [c for c in src.types if c not in {col.name for col in table.columns}]
+        extra = extra_columns_warning(table, list(src.types), src.where)
         if extra:
-            warnings.append(
-                f"{src.where}: column(s) {', '.join(extra)} are not in the contract of "
-                f"{name!r} and were ignored"
-            )
+            warnings.append(extra)
         plan = _plan(src, accounts_ready=name != "accounts")
         materialise = not (name == "events" and src.fmt in ("parquet", "duckdb"))
-        tables[name], found_problems = _check_table(
-            con, plan, materialise=materialise, quarantine_dir=quarantine_dir, warnings=warnings
+        checked = _check_table(
+            con,
+            plan,
+            materialise=materialise,
+            quarantine_dir=quarantine_dir,
+            warnings=warnings,
+            set_aside_accounts=set_aside_accounts,
         )
+        tables[name], found_problems = checked.report, checked.problems
         problems.extend(found_problems)
+        causes.extend(checked.causes)
+        set_aside_accounts |= checked.set_aside_ids
         malformed = sum(p.rule is Rule.MALFORMED_LINE for p in found_problems)
         if malformed and malformed == tables[name].rows:
             kind = "required" if table.required else "optional"
@@ -1119,4 +1294,6 @@ def _validate(
                 f"{src.where}: every data line ({malformed:,}) is malformed and quarantined "
                 f"(rule malformed_line); {kind} table {name!r} has no valid rows"
             )
-    return ValidationReport(tables=tables, problems=problems, absent=absent, warnings=warnings)
+    return ValidationReport(
+        tables=tables, problems=problems, absent=absent, warnings=warnings, causes=causes
+    )

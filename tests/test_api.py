@@ -25,6 +25,7 @@ from api_fixtures import (  # noqa: F401
     NO_MODELS,
     RUN1_ID,
     RUN2_ID,
+    RUN2_ROWS,
     Api,
     any_api_fixture,
     api_fixture,
@@ -522,6 +523,7 @@ def test_account_detail(api: Api) -> None:
     assert detail.probability_change == 0.2
     assert (detail.run_id, detail.churn_version, detail.clv_version) == (RUN2_ID, "3", "2")
     assert detail.as_of == date(2026, 11, 1)
+    assert body["previous_as_of"] == "2026-10-01"
     assert body["scored_at"] == "2026-11-02T06:00:00.123456+00:00"
     assert detail.current is True
     assert body["history"] == [
@@ -551,6 +553,7 @@ def test_account_detail(api: Api) -> None:
 def test_account_not_in_the_current_run_shows_its_last_score(api: Api) -> None:
     body = api.get("/v1/accounts/a5").json()
     assert (body["current"], body["run_id"], body["churn_probability"]) == (False, RUN1_ID, 0.2)
+    assert body["previous_as_of"] is None
     assert [h["run_id"] for h in body["history"]] == [RUN1_ID]
     assert body["change_drivers"] == []
 
@@ -1247,8 +1250,12 @@ def test_readyz_when_everything_is_there(served: Api) -> None:
         "ready",
         "ok",
         "loaded",
-        "configured",
+        "available",
     )
+    # an open route: it names no server path (the run's source, the data folder)
+    assert body.current_run is not None
+    assert "source" not in response.json()["current_run"]
+    assert str(served.run2.source) not in response.text
 
 
 def test_models_without_a_champion_say_so(tmp_path: Path) -> None:
@@ -1391,19 +1398,64 @@ def test_metrics_period_out_of_the_calendar_is_400(served: Api) -> None:
     )
 
 
-def test_metrics_of_a_segment_no_account_has_are_empty_with_a_note(served: Api) -> None:
-    body = served.get("/v1/metrics?period=2025Q3&segment=nobody").json()
-    assert body["segment"] == "nobody"
-    assert (body["customers_start"], body["mrr_end"], body["churn_rate"]) == (0, 0.0, None)
-    assert body["notes"]["segment"] == (
-        "no account has segment 'nobody'; the accounts have: 'Enterprise', 'Mid-Market', 'SMB'"
-    )
+def test_metrics_of_an_uncovered_period_are_400(served: Api) -> None:
+    # the world runs from 2024-09-01 for 26 months: the last day observed is 2026-10-31
+    for period, why in (("2026Q4", "runs to 2026-12-31, after"), ("2030-01", "starts after")):
+        body = problem(served.get(f"/v1/metrics?period={period}"), 400)
+        assert body["detail"] == (
+            f"period {period} {why} the data ends: the last day observed is 2026-10-31, and"
+            " days nobody observed would count as churn; ask for 2026-10 or an earlier period"
+        )
+        assert body["errors"] == [{"parameter": "period", "in": "query", "message": body["detail"]}]
+
+
+def test_metrics_of_a_segment_without_accounts_are_empty_and_say_so(served: Api) -> None:
+    body = served.get("/v1/metrics?segment=nobody").json()
+    assert (body["customers_start"], body["mrr_end"]) == (0, 0)
+    assert body["notes"]["segment"].startswith("no account has segment 'nobody'; the accounts")
     problem(served.get("/v1/metrics?segment="), 400)
 
 
 def test_metrics_without_a_data_source_is_503(api: Api) -> None:
+    # the current run was scored from "test", no folder this server can read
     body = problem(api.get("/v1/metrics"), 503)
-    assert "CHURNRISK_DATA" in body["detail"]
+    assert body["detail"] == (
+        "the current run's data source cannot be read on this server: start the service"
+        " with `churnrisk serve --data PATH`"
+    )
+    ready = api.get("/readyz", key=None).json()  # 503: these tests load no models
+    assert ready["checks"]["metrics"] == f"unavailable: {body['detail']}"
+
+
+def test_metrics_default_to_the_data_the_current_run_was_scored_from(
+    champion: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without --data, /v1/metrics reads the current run's recorded source (issue 13.5)."""
+    from churnrisk.metrics import period_metrics
+    from churnrisk.validate import load
+
+    world = str(champion["world"])
+    store = ScoreStore(sqlite_url(tmp_path))
+    store.upgrade()
+    try:
+        key, _ = store.create_key("reader", "read")
+        app = create_app(settings_for(tmp_path), store=store, models=NO_MODELS)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            auth = {"Authorization": f"Bearer {key}"}
+            before = problem(client.get("/v1/metrics", headers=auth), 503)
+            assert before["detail"].startswith("no data source: start the service with")
+            write_sample_run(store, "2026-11-01", "2026-11-02T06:00:00", RUN2_ROWS, source=world)
+            client.app.state.service.runs.invalidate()  # type: ignore[attr-defined]
+            response = client.get("/v1/metrics?period=2026-09", headers=auth)
+            assert response.status_code == 200
+            ds = load(champion["world"]).dataset
+            expected = period_metrics(ds, "2026-09")
+            assert response.json() == orjson.loads(orjson.dumps(expected))
+            ready = client.get("/readyz")  # 503: no models in this test
+            assert ready.json()["checks"]["metrics"] == "available"
+            assert world not in ready.text
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- single flight
@@ -1539,4 +1591,7 @@ def test_app_from_env_reads_the_settings(cli_env: Path) -> None:
         body = problem(client.get("/readyz"), 503)
         assert "run `churnrisk store upgrade`" in body["checks"]["store"]
         assert body["checks"]["models"].startswith("no champion model in sqlite:///")
-        assert body["checks"]["metrics"] == "not configured"
+        assert body["checks"]["metrics"] == (
+            "unavailable: no data source: start the service with `churnrisk serve --data"
+            " PATH`, or score a run, whose data source is then used"
+        )

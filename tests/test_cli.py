@@ -46,8 +46,8 @@ def test_validate_clean_world_exits_0_and_writes_report(world, tmp_path, capsys)
     assert code == 0
     assert "clean" in out.splitlines()[-1]
     body = json.loads(report.read_text())
-    assert set(body) == {"tables", "problems"}
-    assert body["problems"] == []
+    assert set(body) == {"tables", "causes", "problems"}
+    assert body["problems"] == body["causes"] == []
     for counts in body["tables"].values():
         assert counts["rows"] == counts["valid"] + counts["quarantined"]
 
@@ -144,3 +144,15 @@ def test_metrics_rejects_a_bad_period(world, capsys):
     code, _, err = run(["metrics", world, "--period", "October"], capsys)
     assert code == 1
     assert "October" in err
+
+
+def test_metrics_refuses_a_period_after_the_data(world, capsys):
+    # the world runs 8 months from 2024-11-01: the last day observed is 2025-06-30
+    code, out, err = run(["metrics", world, "--period", "2025-07"], capsys)
+    assert code == 2
+    assert out == ""
+    assert err == (
+        "error: period 2025-07 starts after the data ends: the last day observed is"
+        " 2025-06-30, and days nobody observed would count as churn; ask for 2025-06 or an"
+        " earlier period\n"
+    )

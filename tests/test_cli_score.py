@@ -131,7 +131,15 @@ def test_score_twice_and_explain_the_change(world, home, capsys):
     finally:
         store.close()
     assert run.tiers == {"critical": 0.4, "watch": 0.1}
-    assert run.previous_run_id == m2["run"]
+    # 1 Nov scored again: it replaces the date's scores and still compares with 1 Oct,
+    # not with the first run of 1 Nov (which would show no change at all)
+    assert run.previous_run_id == m1["run"]
+    assert third["since"] == "2026-10-01"
+    np.testing.assert_array_equal(
+        rows.set_index("account_id").loc[common, "probability_change"],
+        now.loc[common, "probability_change"],
+    )
+    assert (rows["change_drivers"].map(len) > 0).mean() > 0.9
     assert rows["drivers"].map(len).max() <= 4
     assert rows["change_drivers"].map(len).max() <= 4
 

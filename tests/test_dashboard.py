@@ -761,7 +761,10 @@ def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
                 "No scores yet. The accounts have not been scored: run churnrisk score DATA,"
                 " then reload this page."
             )
-            assert "start the service with --data" in text(page, "metrics-unavailable")
+            assert text(page, "metrics-unavailable").endswith(
+                "no data source: start the service with `churnrisk serve --data PATH`, or score"
+                " a run, whose data source is then used"
+            )
             assert text(page, "kpi-accounts-value") == "—"
             assert page.get_by_test_id("filters").is_hidden()
             assert page.get_by_test_id("download-csv").is_hidden()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,9 +19,11 @@ from churnrisk.errors import ConfigError, DataError
 from churnrisk.metrics import (
     METRIC_KEYS,
     Period,
+    PeriodNotCoveredError,
     compute_metrics,
     last_complete_month,
     parse_period,
+    period_metrics,
 )
 
 OCT = parse_period("2026-10")
@@ -375,15 +378,73 @@ def test_segment_filter(october: Dataset) -> None:
     assert m["time_to_first_value_days"] == 2.5  # f only
 
 
-def test_a_segment_no_account_has_narrows_to_nothing_and_says_so(october: Dataset) -> None:
+def test_a_segment_without_accounts_narrows_to_nothing_and_says_so(october: Dataset) -> None:
     m = compute_metrics(october, OCT, segment="mid")
-    assert m["segment"] == "mid"
-    assert m["customers_start"] == m["customers_end"] == 0
-    assert m["mrr_start"] == m["mrr_end"] == 0.0
-    assert m["churn_rate"] is None
-    assert m["notes"]["segment"] == "no account has segment 'mid'; the accounts have: 'ent', 'smb'"
+    assert (m["customers_start"], m["customers_end"], m["mrr_end"]) == (0, 0, 0)
     assert next(iter(m["notes"])) == "segment"
+    assert m["notes"]["segment"] == "no account has segment 'mid'; the accounts have: 'ent', 'smb'"
     assert "segment" not in compute_metrics(october, OCT, segment="smb")["notes"]
+
+
+# The october world's last observation is an event, a ticket, an answer and an order at
+# 2026-11-01 00:00, so the data covers up to 2026-11-01 (observation ends 2026-11-02);
+# its first subscription starts on 2026-01-01.
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (
+            "2026-11",
+            "period 2026-11 runs to 2026-11-30, after the data ends: the last day observed is"
+            " 2026-11-01, and days nobody observed would count as churn; ask for 2026-10 or"
+            " an earlier period",
+        ),
+        (
+            "2026Q4",
+            "period 2026Q4 runs to 2026-12-31, after the data ends: the last day observed is"
+            " 2026-11-01, and days nobody observed would count as churn; ask for 2026-10 or"
+            " an earlier period",
+        ),
+        (
+            "2030-01",
+            "period 2030-01 starts after the data ends: the last day observed is 2026-11-01,"
+            " and days nobody observed would count as churn; ask for 2026-10 or an earlier"
+            " period",
+        ),
+        (
+            "2025-12",
+            "period 2025-12 ends before the data begins: the first subscription starts on"
+            " 2026-01-01; ask for a period from 2026-01 to 2026-10",
+        ),
+    ],
+)
+def test_a_period_the_data_does_not_cover_is_refused(
+    october: Dataset, label: str, message: str
+) -> None:
+    with pytest.raises(PeriodNotCoveredError, match=f"^{re.escape(message)}$"):
+        period_metrics(october, label)
+
+
+def test_a_covered_period_is_the_computed_one(october: Dataset) -> None:
+    assert period_metrics(october, "2026-10") == compute_metrics(october, OCT)
+    # the default: the last complete month (observation ends 2026-11-02)
+    assert period_metrics(october)["period"] == "2026-10"
+    assert period_metrics(october, "2026-02", segment="smb") == compute_metrics(
+        october, parse_period("2026-02"), segment="smb"
+    )
+
+
+def test_a_period_starting_with_the_data_says_its_start_state_is_empty(
+    october: Dataset,
+) -> None:
+    m = period_metrics(october, "2026-01")
+    assert m["notes"]["period"] == (
+        "the data begins on 2026-01-01, so the period's start state (2025-12-31) holds no"
+        " account: accounts paying before the data begins would count as new"
+    )
+    assert next(iter(m["notes"])) == "period"
+    without = dict(m["notes"])
+    del without["period"]
+    assert without == compute_metrics(october, parse_period("2026-01"))["notes"]
 
 
 def test_boundaries_move_to_next_month(october: Dataset) -> None:

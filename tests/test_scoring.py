@@ -553,12 +553,26 @@ def test_run_scoring_keeps_runs_and_compares_with_the_previous_one(world, store)
     direct = score_accounts(world.ds, world.models, as_of=then, config=CONFIG.scoring)
     assert was["drivers"].tolist() == direct["drivers"].tolist()
 
+    # the same date scored again (a retry, a nightly run with no new data) compares
+    # with the date before, not with its own first run: the changes are kept
+    again = run_scoring(world.ds, world.models, store, as_of=None, **kwargs)
+    assert again.previous_run_id == first.run_id
+    assert store.current_run() == again
+    rescored = store.run_scores(again.run_id).set_index("account_id")
+    pd.testing.assert_frame_equal(rescored, now)
+    assert store.trend()[-1]["run"] == again
+
     # a backfill of an older date is kept but does not become current
     older = (then - timedelta(days=1)).replace(day=1)
     backfill = run_scoring(world.ds, world.models, store, as_of=older, **kwargs)
     assert backfill.previous_run_id is None
-    assert store.current_run() == second
-    assert [r.run_id for r in store.runs()] == [second.run_id, first.run_id, backfill.run_id]
+    assert store.current_run() == again
+    assert [r.run_id for r in store.runs()] == [
+        again.run_id,
+        second.run_id,
+        first.run_id,
+        backfill.run_id,
+    ]
 
 
 def test_run_scoring_refuses_a_date_after_the_data(world, store):

@@ -437,3 +437,21 @@ def test_load_spark_says_what_is_missing(spark, world, tmp_path):
         load_spark(str(tmp_path), spark)
     with pytest.raises(DataError, match="does not exist"):
         load_spark(str(tmp_path / "nowhere"), spark)
+    pd.DataFrame({"Account_ID": ["a"], "start_date": ["2026-01-01"], "mrr": [1.0]}).to_parquet(
+        tmp_path / "subscriptions.parquet"
+    )
+    with pytest.raises(DataError, match=r"rename 'Account_ID' to 'account_id'$"):
+        load_spark(str(tmp_path), spark)
+
+
+def test_load_spark_refuses_a_required_table_without_a_valid_row(spark, world, tmp_path):
+    from churnrisk.spark import load_spark
+    from churnrisk.validate import UnusableDataError
+
+    (tmp_path / "accounts.parquet").write_bytes((world / "accounts.parquet").read_bytes())
+    subs = pd.DataFrame(
+        {"account_id": ["nobody"], "start_date": ["03/15/2025"], "end_date": [None], "mrr": [1.0]}
+    )
+    subs.to_parquet(tmp_path / "subscriptions.parquet")
+    with pytest.raises(UnusableDataError, match=r"^required table 'subscriptions' has no valid"):
+        load_spark(str(tmp_path), spark)

@@ -345,7 +345,7 @@ def timezone_plus(hours: int) -> Any:
 def test_empty_store_has_no_current_run(store: ScoreStore) -> None:
     assert store.current_run() is None
     assert store.runs() == []
-    assert store.previous_run(date(2026, 10, 1), T0) is None
+    assert store.previous_run(date(2026, 10, 1)) is None
     assert store.summary() is None
     with pytest.raises(NoRunError, match=r"no scoring run yet: run `churnrisk score DATA`"):
         store.at_risk(AtRiskQuery())
@@ -361,11 +361,12 @@ def test_current_run_and_backfill_ordering(store: ScoreStore) -> None:
     assert store.runs(limit=2) == [b, a]
     assert store.run(c.run_id) == c
     assert store.run("nope") is None
-    assert store.previous_run(date(2026, 10, 1), T0 + timedelta(hours=1)) == a
-    assert store.previous_run(date(2026, 10, 1), T0) == c
-    assert store.previous_run(date(2026, 9, 1), T0 + timedelta(hours=2)) is None
-    assert store.previous_run(date(2026, 11, 1), T0) == b
-    assert store.previous_run(date(2026, 9, 15), T0 + timedelta(days=9)) == c
+    # the previous run of a date is the newest run of the latest *earlier* date:
+    # never a run of the same date (a re-scored date replaces that date's scores)
+    assert store.previous_run(date(2026, 10, 1)) == c
+    assert store.previous_run(date(2026, 9, 1)) is None
+    assert store.previous_run(date(2026, 11, 1)) == b
+    assert store.previous_run(date(2026, 9, 15)) == c
 
 
 def test_duplicate_account_is_rejected_and_nothing_is_written(store: ScoreStore) -> None:
@@ -907,59 +908,18 @@ def test_filtered_counts_read_an_index_only(
         assert "Index Only Scan using ix_scores_run_filters" in plan, plan
 
 
-@pytest.mark.parametrize("method", ["account", "history", "account_detail"])
-def test_account_and_history_use_the_account_index(
-    store: ScoreStore, big: RunRecord, method: str
-) -> None:
-    plans = plans_of_calls(store, lambda: getattr(store, method)("a00007"))
+def test_account_detail_uses_the_account_index(store: ScoreStore, big: RunRecord) -> None:
+    plans = plans_of_calls(store, lambda: store.account_detail("a00007"))
     assert any("ix_scores_account" in p for p in plans), plans
     full_scans = ("SCAN scores", "Seq Scan on scores")
     assert not any(scan in p for p in plans for scan in full_scans), plans
 
 
-# ---------------------------------------------------------------- account, history, summary
+# ---------------------------------------------------------------- account detail, summary
 
 
-def test_account_is_the_latest_row_over_all_runs(store: ScoreStore) -> None:
-    old = write_sample_run(
-        store, "2026-09-01", T0 - timedelta(days=30), [score_row("a1", 0.1), score_row("gone", 0.4)]
-    )
-    new = write_sample_run(
-        store,
-        "2026-10-01",
-        T0,
-        [score_row("a1", 0.3, previous_probability=0.1, probability_change=0.2)],
-        churn_version="2",
-        clv_version="3",
-    )
-    write_sample_run(
-        store, "2026-08-01", T0 + timedelta(hours=1), [score_row("a1", 0.9)]
-    )  # backfill
-
-    a1 = store.account("a1")
-    assert a1 is not None
-    assert a1 == {
-        **score_row("a1", 0.3, previous_probability=0.1, probability_change=0.2),
-        "run_id": new.run_id,
-        "as_of": date(2026, 10, 1),
-        "scored_at": T0,
-        "churn_version": "2",
-        "clv_version": "3",
-        "current": True,
-    }
-    gone = store.account("gone")
-    assert gone is not None
-    assert (gone["run_id"], gone["current"], gone["as_of"]) == (old.run_id, False, date(2026, 9, 1))
-    assert store.account("never") is None
-
-
-def test_history_is_oldest_first(store: ScoreStore) -> None:
-    b = write_sample_run(store, "2026-09-01", T0 - timedelta(days=30), [score_row("a1", 0.1)])
-    c = write_sample_run(
-        store, "2026-10-01", T0, [score_row("a1", 0.3, mrr=50.0), score_row("a2", 0.2)]
-    )
-    a = write_sample_run(store, "2026-08-01", T0 + timedelta(hours=1), [score_row("a1", 0.9)])
-    assert store.history("a1") == [
+def _history(*points: tuple[RunRecord, float, str, float]) -> list[dict[str, Any]]:
+    return [
         {
             "run_id": run.run_id,
             "as_of": run.as_of,
@@ -970,33 +930,95 @@ def test_history_is_oldest_first(store: ScoreStore) -> None:
             "mrr_at_risk": mrr * p,
             "lifetime_clv": 3 * (12 * mrr * (1 - p)),
         }
-        for run, p, tier, mrr in [
-            (a, 0.9, "high", 100.0),
-            (b, 0.1, "medium", 100.0),
-            (c, 0.3, "high", 50.0),
-        ]
+        for run, p, tier, mrr in points
     ]
-    assert [h["run_id"] for h in store.history("a2")] == [c.run_id]
-    assert store.history("never") == []
 
 
-def test_account_detail_is_account_and_history_in_one_read(store: ScoreStore) -> None:
-    old = write_sample_run(
+def test_account_detail_is_the_latest_row_and_the_history_oldest_first(
+    store: ScoreStore,
+) -> None:
+    sep = write_sample_run(
         store, "2026-09-01", T0 - timedelta(days=30), [score_row("a1", 0.1), score_row("gone", 0.4)]
     )
-    new = write_sample_run(
-        store, "2026-10-01", T0, [score_row("a1", 0.3, previous_probability=0.1)]
+    octo = write_sample_run(
+        store,
+        "2026-10-01",
+        T0,
+        [
+            score_row("a1", 0.3, mrr=50.0, previous_probability=0.1, probability_change=0.2),
+            score_row("a2", 0.2),
+        ],
+        churn_version="2",
+        clv_version="3",
+        previous_run_id=None,
     )
-    write_sample_run(store, "2026-08-01", T0 + timedelta(hours=1), [score_row("a1", 0.9)])
-    for account in ("a1", "gone"):
-        expected = (store.account(account), store.history(account))
-        assert store.account_detail(account) == expected
-        assert store.account_detail(account, current_run_id=new.run_id) == expected
+    aug = write_sample_run(
+        store, "2026-08-01", T0 + timedelta(hours=1), [score_row("a1", 0.9)]
+    )  # a backfill: it joins the history, it does not become the latest score
+    found = store.account_detail("a1")
+    assert found is not None
+    latest, history = found
+    assert latest == {
+        **score_row("a1", 0.3, mrr=50.0, previous_probability=0.1, probability_change=0.2),
+        "run_id": octo.run_id,
+        "as_of": date(2026, 10, 1),
+        "scored_at": T0,
+        "churn_version": "2",
+        "clv_version": "3",
+        "previous_as_of": None,
+        "current": True,
+    }
+    assert history == _history(
+        (aug, 0.9, "high", 100.0), (sep, 0.1, "medium", 100.0), (octo, 0.3, "high", 50.0)
+    )
+    a2 = store.account_detail("a2")
+    assert a2 is not None
+    assert [h["run_id"] for h in a2[1]] == [octo.run_id]
+    gone = store.account_detail("gone")
+    assert gone is not None
+    assert (gone[0]["run_id"], gone[0]["current"], gone[0]["as_of"]) == (
+        sep.run_id,
+        False,
+        date(2026, 9, 1),
+    )
     # the caller's idea of the current run decides `current`
-    gone = store.account_detail("gone", current_run_id=old.run_id)
+    gone = store.account_detail("gone", current_run_id=sep.run_id)
     assert gone is not None
     assert gone[0]["current"] is True
     assert store.account_detail("never") is None
+
+
+def test_a_rescored_date_replaces_its_point_in_the_history(store: ScoreStore) -> None:
+    sep = write_sample_run(store, "2026-09-01", T0, [score_row("a1", 0.1), score_row("a2", 0.2)])
+    write_sample_run(
+        store,
+        "2026-10-01",
+        T0 + timedelta(days=30),
+        [score_row("a1", 0.3, previous_probability=0.1), score_row("a2", 0.25)],
+        previous_run_id=sep.run_id,
+    )
+    # 1 Oct scored again (a retry): a2 is no longer in it
+    again = write_sample_run(
+        store,
+        "2026-10-01",
+        T0 + timedelta(days=30, hours=2),
+        [score_row("a1", 0.35, previous_probability=0.1)],
+        previous_run_id=sep.run_id,
+    )
+    found = store.account_detail("a1")
+    assert found is not None
+    latest, history = found
+    assert (latest["run_id"], latest["previous_as_of"], latest["current"]) == (
+        again.run_id,
+        date(2026, 9, 1),
+        True,
+    )
+    assert history == _history((sep, 0.1, "medium", 100.0), (again, 0.35, "high", 100.0))
+    # a2's row of the replaced run is not its latest score any more: its last date is 1 Sep
+    a2 = store.account_detail("a2")
+    assert a2 is not None
+    assert (a2[0]["run_id"], a2[0]["current"]) == (sep.run_id, False)
+    assert [h["run_id"] for h in a2[1]] == [sep.run_id]
 
 
 def test_summary_of_the_current_run(store: ScoreStore, eight: RunRecord) -> None:
@@ -1073,7 +1095,8 @@ def test_trend_is_one_point_per_as_of_oldest_first(store: ScoreStore) -> None:
     assert [p["run"] for p in store.trend(limit=2)] == [sep, octo]
     # one run's totals, whether or not the trend shows it
     assert store.totals(sep.run_id) == points[1]
-    replaced = store.totals(store.previous_run(octo.as_of, octo.scored_at).run_id)
+    first_of_october = [r for r in store.runs() if r.as_of == octo.as_of and r != octo]
+    replaced = store.totals(first_of_october[0].run_id)
     assert replaced is not None
     assert replaced["mrr_at_risk"] == 85.0  # 40 + 40 + 5: the first run of 1 Oct
     assert store.totals("0" * 32) is None

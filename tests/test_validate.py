@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 
 from churnrisk.contract import Rule
 from churnrisk.errors import DataError
-from churnrisk.validate import Problem, TableReport, csv_unsplittable_line, load
+from churnrisk.validate import (
+    Problem,
+    TableReport,
+    UnusableDataError,
+    csv_unsplittable_line,
+    load,
+)
 
 ACCOUNTS = "account_id,created_at\nA1,2026-01-01\nA2,2026-01-02\n"
 SUBSCRIPTIONS = (
@@ -35,6 +41,13 @@ def _only(result, table):
     return [p for p in result.report.problems if p.table == table]
 
 
+def load_report(source, quarantine=None):
+    """Return the report of a source that validation finds unusable."""
+    with pytest.raises(UnusableDataError, match=r"^required table") as caught:
+        load(source, quarantine_dir=quarantine)
+    return caught.value.report
+
+
 # ------------------------------------------------------------------ clean source
 
 
@@ -48,6 +61,7 @@ def test_clean_source_gives_exit_code_0_and_no_problems(tmp_path):
             "accounts": {"rows": 2, "valid": 2, "quarantined": 0},
             "subscriptions": {"rows": 2, "valid": 2, "quarantined": 0},
         },
+        "causes": [],
         "problems": [],
     }
     assert report.absent == ["events", "tickets", "nps", "orders", "costs"]
@@ -169,13 +183,13 @@ def test_costs_month_accepts_year_month(tmp_path):
 
 
 def test_negative(tmp_path):
-    subs = "account_id,start_date,end_date,mrr,seats\nA1,2026-01-01,,-0.5,-1\n"
+    subs = "account_id,start_date,end_date,mrr,seats\nA1,2026-01-01,,-0.5,-1\nA2,2026-01-01,,1,1\n"
     result = load(_write(tmp_path, subscriptions=subs))
     assert result.report.problems == [
         Problem("subscriptions", 1, "mrr", Rule.NEGATIVE, "-0.5"),
         Problem("subscriptions", 1, "seats", Rule.NEGATIVE, "-1"),
     ]
-    assert result.report.tables["subscriptions"] == TableReport(rows=1, valid=0, quarantined=1)
+    assert result.report.tables["subscriptions"] == TableReport(rows=2, valid=1, quarantined=1)
 
 
 def test_out_of_range(tmp_path):
@@ -334,7 +348,7 @@ def test_quarantine_file_holds_original_values_row_and_problems(tmp_path):
 
 
 def test_a_clean_rerun_removes_the_stale_quarantine_file(tmp_path):
-    subs = "account_id,start_date,end_date,mrr\nA1,2026-01-01,,-1\n"
+    subs = "account_id,start_date,end_date,mrr\nA1,2026-01-01,,-1\nA2,2026-01-01,,1\n"
     folder = _write(tmp_path / "src", subscriptions=subs)
     load(folder, quarantine_dir=tmp_path / "q")
     assert (tmp_path / "q" / "subscriptions.csv").exists()
@@ -478,21 +492,22 @@ def test_a_long_malformed_line_is_cut_in_the_report_not_in_the_quarantine_file(t
     assert written["_text"].tolist() == [line]
 
 
-def test_every_line_of_a_required_table_malformed_loads_with_no_valid_rows(tmp_path):
+def test_every_line_of_a_required_table_malformed_makes_the_source_unusable(tmp_path):
     subs = "account_id,start_date,end_date,mrr\nA1,2026-01-01,,1,1\nA2,2026-01-01\n"
     src = _write(tmp_path / "src", subscriptions=subs)
-    result = load(src, quarantine_dir=tmp_path / "q")
-    assert result.report.problems == [
+    with pytest.raises(UnusableDataError, match=r"^required table 'subscriptions' has no valid"):
+        load(src, quarantine_dir=tmp_path / "q")
+    report = load_report(src, tmp_path / "q")
+    assert report.problems == [
         Problem("subscriptions", 1, "", MALFORMED, "A1,2026-01-01,,1,1"),
         Problem("subscriptions", 2, "", MALFORMED, "A2,2026-01-01"),
     ]
-    assert result.report.tables["subscriptions"] == TableReport(rows=2, valid=0, quarantined=2)
-    assert result.report.exit_code == 1
-    assert result.report.warnings == [
+    assert report.tables["subscriptions"] == TableReport(rows=2, valid=0, quarantined=2)
+    assert report.exit_code == 2
+    assert report.warnings == [
         f"{src / 'subscriptions.csv'}: every data line (2) is malformed and quarantined "
         "(rule malformed_line); required table 'subscriptions' has no valid rows"
     ]
-    assert result.dataset.frame("subscriptions").empty
     assert _malformed_file(tmp_path / "q", "subscriptions") == [
         "_row,_line,_error,_text",
         '1,2,Expected Number of Columns: 4 Found: 5,"A1,2026-01-01,,1,1"',
@@ -545,7 +560,11 @@ def test_cli_validate_lists_a_malformed_line(tmp_path, capsys):
     report = tmp_path / "report.json"
     assert invoke(["validate", src, "--report", report]) == 1
     out = capsys.readouterr().out
-    assert "orders row 2: (whole line) malformed_line ('A1,2026-01-01,1,5')" in out
+    assert (
+        "  orders: 1 row (50.0% of the rows): lines that do not split into the header's"
+        " columns, e.g. 'A1,2026-01-01,1,5' (row 2); fix: quote values that hold a comma, a"
+        ' quote or a line break ("like, this")'
+    ) in out.splitlines()
     assert "1 bad row(s) set aside" in out
     assert json.loads(report.read_text())["problems"] == [
         {

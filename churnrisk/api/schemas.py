@@ -131,8 +131,10 @@ class RunPublic(_Public):
         description="Risk tiers as {name: lowest probability}, riskiest first."
     )
     low_tier: str = Field(description="The tier below every threshold.")
-    previous_run_id: str | None = Field(description="The run before this one, if any.")
-    source: str = Field(description="What was scored (e.g. a data path).")
+    previous_run_id: str | None = Field(
+        description="The run this one's changes are measured against (the newest run of the"
+        " latest earlier as-of date), if any."
+    )
 
 
 class AccountRiskPublic(_Public):
@@ -185,6 +187,10 @@ class AccountDetailPublic(AccountRiskPublic):
     """An account's latest score, every driver, the change since last run and its history."""
 
     previous_probability: float | None
+    previous_as_of: date | None = Field(
+        description="As-of date of the run the change is measured against (the latest"
+        " earlier date scored; null: no previous run)."
+    )
     drivers: list[DriverPublic] = Field(description="Top drivers in both directions, risers first.")
     change_drivers: list[ChangeDriverPublic] = Field(
         description="Why the score changed since the previous run (empty: no previous run)."
@@ -197,7 +203,9 @@ class AccountDetailPublic(AccountRiskPublic):
     current: bool = Field(
         description="Whether the account is in the current run (false: not scored lately)."
     )
-    history: list[HistoryPointPublic] = Field(description="Its score in every run, oldest first.")
+    history: list[HistoryPointPublic] = Field(
+        description="Its score at every scored as-of date (the date's newest run), oldest first."
+    )
 
 
 class TierSummaryPublic(_Public):
@@ -337,7 +345,10 @@ class ReadyPublic(_Public):
     status: Literal["ready"]
     store: str
     models: str
-    metrics: str = Field(description="Whether a data source for /v1/metrics is configured.")
+    metrics: str = Field(
+        description="`available`, or `unavailable: <why>`: whether /v1/metrics can answer"
+        " (no server path is shown here)."
+    )
     current_run: RunPublic | None
 
 

@@ -413,15 +413,24 @@ class MetricsUnavailableError(ChurnRiskError):
 class MetricsSource:
     """The data source of ``/v1/metrics``: loaded on first use, computed one at a time.
 
+    The source is the one the service was started with (``serve --data`` /
+    ``CHURNRISK_DATA``), else the data the current scoring run was scored from (the run
+    records it), when that is a folder or file this server can read. So a service
+    started without ``--data`` answers metrics as soon as a run exists.
+
     DuckDB connections are not thread-safe, so loading and every computation hold one
     lock. Results are kept per ``(period, segment)`` in a small LRU of serialised
     answers; the data set is re-read (and the results forgotten) when a new scoring run
     lands, since new scores usually mean new data.
 
+    What callers without an admin key are told never holds a server path: the reasons
+    are generic and the detail (:attr:`last_error`) goes to the log and to admins.
+
     Parameters
     ----------
     path
-        A folder of tables or a DuckDB file, as the CLI takes it; ``None``: no metrics.
+        A folder of tables or a DuckDB file, as the CLI takes it; ``None``: the current
+        run's source.
     max_entries
         Results kept.
     """
@@ -429,62 +438,105 @@ class MetricsSource:
     def __init__(self, path: Path | None, max_entries: int = 128) -> None:
         self.path = path
         self.max_entries = max_entries
+        self.last_error: str | None = None
+        """Why the last load failed, with the path: for the log and admins only."""
         self._lock = threading.Lock()
         self._dataset: Dataset | None = None
         self._loaded_for: Hashable = None
-        self._results: OrderedDict[tuple[str, str | None], bytes] = OrderedDict()
+        self._results: OrderedDict[tuple[str | None, str | None], bytes] = OrderedDict()
 
-    @property
-    def configured(self) -> bool:
-        """Whether a data source was given."""
-        return self.path is not None
+    def source_for(self, run: RunRecord | None) -> Path | None:
+        """Return the data source metrics are computed from while ``run`` is current.
 
-    def _data(self, marker: Hashable) -> Dataset:
-        if self.path is None:
+        The configured path when there is one, else the run's recorded source when it
+        is an absolute path that exists here (a lake URI or a Spark table prefix is
+        not something this service reads); None when there is neither.
+        """
+        if self.path is not None:
+            return self.path
+        if run is None or not run.source:
+            return None
+        candidate = Path(run.source)
+        return candidate if candidate.is_absolute() and candidate.exists() else None
+
+    def availability(self, run: RunRecord | None) -> str:
+        """Say whether ``/v1/metrics`` can answer, in words without a server path."""
+        try:
+            self._source(run)
+        except MetricsUnavailableError as exc:
+            return f"unavailable: {exc}"
+        if self.last_error is not None:
+            return "unavailable: the data source could not be read (the server log says why)"
+        return "available"
+
+    def _source(self, run: RunRecord | None) -> Path:
+        path = self.source_for(run)
+        if path is not None:
+            if not path.exists():
+                raise MetricsUnavailableError(
+                    "the data source the service was started with (--data) does not exist"
+                )
+            return path
+        if run is None:
             raise MetricsUnavailableError(
-                "no data source for metrics: start the service with `churnrisk serve --data"
-                " PATH` or set CHURNRISK_DATA"
+                "no data source: start the service with `churnrisk serve --data PATH`, or"
+                " score a run, whose data source is then used"
             )
+        raise MetricsUnavailableError(
+            "the current run's data source cannot be read on this server: start the"
+            " service with `churnrisk serve --data PATH`"
+        )
+
+    def _data(self, path: Path, run: RunRecord | None) -> Dataset:
+        marker = (path, run.run_id if run is not None else None)
         if self._dataset is None or self._loaded_for != marker:
             from churnrisk.validate import load
 
             self._results.clear()
             self._dataset = None
             try:
-                self._dataset = load(self.path).dataset
+                self._dataset = load(path).dataset
             except ChurnRiskError as exc:
+                self.last_error = f"cannot read the metrics data source {path}: {exc}"
+                _log.warning("%s", self.last_error)
                 raise MetricsUnavailableError(
-                    f"cannot read the metrics data source {self.path}: {exc}"
+                    "the data source could not be read (the server log says why)"
                 ) from exc
+            self.last_error = None
             self._loaded_for = marker
         return self._dataset
 
-    def compute(
-        self,
-        period: str | None,
-        segment: str | None,
-        marker: Hashable,
-    ) -> bytes:
+    def compute(self, period: str | None, segment: str | None, run: RunRecord | None) -> bytes:
         """Return the serialised metrics of ``period`` (default: last complete month).
+
+        Parameters
+        ----------
+        period, segment
+            As :func:`churnrisk.metrics.period_metrics` takes them.
+        run
+            The current scoring run (its data source is the default, and a new run
+            makes the data be read again), or None.
 
         Raises
         ------
         MetricsUnavailableError
-            When no data source is configured or it cannot be read.
+            When there is no data source or it cannot be read.
         ConfigError
-            When ``period`` is not a month or quarter, or ``segment`` is unknown.
+            When ``period`` is not a month or quarter.
+        PeriodNotCoveredError
+            When the data does not cover ``period``.
         """
-        from churnrisk.metrics import compute_metrics, last_complete_month, parse_period
+        from churnrisk.metrics import period_metrics
 
+        path = self._source(run)
         with self._lock:
-            ds = self._data(marker)
-            span = parse_period(period) if period else last_complete_month(ds)
-            key = (span.label, segment)
+            ds = self._data(path, run)
+            key = (period, segment)
             body = self._results.get(key)
             if body is not None:
                 self._results.move_to_end(key)
                 return body
-            body = dumps(compute_metrics(ds, span, segment=segment))
+            body = dumps(period_metrics(ds, period, segment=segment))
             self._results[key] = body
             while len(self._results) > self.max_entries:
                 self._results.popitem(last=False)

@@ -224,6 +224,24 @@ _SORT_COLUMNS: dict[str, sa.Column[Any]] = {
     "change": scores.c.probability_change,
 }
 _RUN_ORDER = (score_runs.c.as_of.desc(), score_runs.c.scored_at.desc(), score_runs.c.run_id.desc())
+
+
+def _newest_of_its_date(run: Any) -> sa.ColumnElement[bool]:
+    """Return the predicate "``run`` is the newest run of its as-of date".
+
+    A date scored again (a retry after a crash, a nightly run with no new data) replaces
+    that date's scores: the older runs of the date stay stored, but no history, trend or
+    comparison reads them.
+    """
+    other = score_runs.alias("newer")
+    newer = sa.or_(
+        other.c.scored_at > run.c.scored_at,
+        sa.and_(other.c.scored_at == run.c.scored_at, other.c.run_id > run.c.run_id),
+    )
+    return ~sa.exists().where(other.c.as_of == run.c.as_of, newer)
+
+
+_PREVIOUS = score_runs.alias("previous")
 _ACCOUNT_ROWS = (
     sa.select(
         scores,
@@ -231,12 +249,15 @@ _ACCOUNT_ROWS = (
         score_runs.c.scored_at,
         score_runs.c.churn_version,
         score_runs.c.clv_version,
+        _PREVIOUS.c.as_of.label("previous_as_of"),
     )
     .join(score_runs, score_runs.c.run_id == scores.c.run_id)
-    .where(scores.c.account_id == sa.bindparam("account_id"))
+    .outerjoin(_PREVIOUS, _PREVIOUS.c.run_id == score_runs.c.previous_run_id)
+    .where(scores.c.account_id == sa.bindparam("account_id"), _newest_of_its_date(score_runs))
     .order_by(score_runs.c.as_of, score_runs.c.scored_at, score_runs.c.run_id)
 )
-"""Every run's row of one account, oldest run first (built once: the detail page's query)."""
+"""One account's row in the newest run of each as-of date, oldest first (the detail page's
+query, built once); ``previous_as_of`` is the as-of date of the run its change is against."""
 _SQLITE_ANALYSIS_LIMIT = 1000
 """Rows SQLite's ANALYZE samples per index: enough for the planner, quick at any size."""
 _HISTORY_COLUMNS = (
@@ -863,11 +884,16 @@ class ScoreStore:
         row = conn.execute(sa.select(score_runs).order_by(*_RUN_ORDER).limit(1)).first()
         return None if row is None else _run_record(row._mapping)
 
-    def previous_run(self, as_of: date, scored_at: datetime) -> RunRecord | None:
-        """Return the greatest run below position ``(as_of, scored_at)``, or None."""
-        c = score_runs.c
-        below = sa.or_(c.as_of < as_of, sa.and_(c.as_of == as_of, c.scored_at < _utc(scored_at)))
-        stmt = sa.select(score_runs).where(below).order_by(*_RUN_ORDER).limit(1)
+    def previous_run(self, as_of: date) -> RunRecord | None:
+        """Return the run a new run as of ``as_of`` compares with, or None.
+
+        It is the newest run of the latest as-of date *before* ``as_of``. A run of the
+        same date is not a previous run: a date scored again replaces its scores, so
+        comparing with them would report no change at all.
+        """
+        stmt = (
+            sa.select(score_runs).where(score_runs.c.as_of < as_of).order_by(*_RUN_ORDER).limit(1)
+        )
         with self._errors("read the previous run"), self._engine.connect() as conn:
             row = conn.execute(stmt).first()
         return None if row is None else _run_record(row._mapping)
@@ -894,17 +920,10 @@ class ScoreStore:
         tier of the run, riskiest first, empty ones at 0. Read from ``run_totals``: a few
         rows per run, whatever the number of accounts.
         """
-        c = score_runs.c
-        newest = (
-            sa.func.row_number()
-            .over(partition_by=c.as_of, order_by=(c.scored_at.desc(), c.run_id.desc()))
-            .label("newest")
-        )
-        ranked = sa.select(score_runs, newest).subquery()
         stmt = (
-            sa.select(*(ranked.c[col.name] for col in score_runs.c))
-            .where(ranked.c.newest == 1)
-            .order_by(ranked.c.as_of.desc())
+            sa.select(score_runs)
+            .where(_newest_of_its_date(score_runs))
+            .order_by(score_runs.c.as_of.desc())
             .limit(limit)
         )
         with self._errors("read the risk trend"), self._engine.connect() as conn:
@@ -1015,37 +1034,15 @@ class ScoreStore:
             next_cursor = _encode_cursor(run.run_id, query.sort, last[column], last["account_id"])
         return AtRiskPage(run=run, rows=rows, next_cursor=next_cursor, total=int(total))
 
-    def account(self, account_id: str) -> dict[str, Any] | None:
-        """Return an account's latest score row over all runs, or None when never scored.
-
-        The row holds every ``scores`` column plus its run's ``as_of`` (date),
-        ``scored_at`` (aware UTC datetime), ``churn_version``, ``clv_version`` and
-        ``current`` (True when the row belongs to the current run).
-        """
-        r = score_runs.c
-        stmt = (
-            sa.select(scores, r.as_of, r.scored_at, r.churn_version, r.clv_version)
-            .join(score_runs, score_runs.c.run_id == scores.c.run_id)
-            .where(scores.c.account_id == account_id)
-            .order_by(*_RUN_ORDER)
-            .limit(1)
-        )
-        with self._errors(f"read account {account_id}"), self._engine.connect() as conn:
-            row = conn.execute(stmt).first()
-            if row is None:
-                return None
-            current = self._current(conn)
-        out = dict(row._mapping)
-        out["current"] = current is not None and current.run_id == out["run_id"]
-        return out
-
     def account_detail(
         self, account_id: str, *, current_run_id: str | None = None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """Return :meth:`account` and :meth:`history` of an account from one query.
+        """Return an account's latest score and its history, from one query.
 
-        What the account page needs, in one round trip: every run's row of the account
-        is read once (oldest first); the latest is the score, all of them the history.
+        What the account page needs, in one round trip. The history has one point per
+        scored as-of date, from the newest run of that date (a date scored again
+        replaces its point, it does not add one), oldest first; the latest point is
+        the score.
 
         Parameters
         ----------
@@ -1058,8 +1055,13 @@ class ScoreStore:
         Returns
         -------
         tuple of (dict, list of dict) or None
-            The latest row as :meth:`account` gives it and the history as
-            :meth:`history` gives it, or None when the account was never scored.
+            None when the account was never scored. Otherwise the latest row: every
+            ``scores`` column plus its run's ``as_of`` (date), ``scored_at`` (aware UTC
+            datetime), ``churn_version``, ``clv_version``, ``previous_as_of`` (the as-of
+            date of the run its change is measured against, or None) and ``current``
+            (True when the row belongs to the current run); and the history, items of
+            ``run_id``, ``as_of``, ``scored_at``, ``churn_probability``, ``risk_tier``,
+            ``mrr``, ``mrr_at_risk``, ``lifetime_clv``.
         """
         with self._errors(f"read account {account_id}"), self._engine.connect() as conn:
             rows = [
@@ -1074,33 +1076,6 @@ class ScoreStore:
         latest["current"] = latest["run_id"] == current_run_id
         history = [{k: row[k] for k in _HISTORY_COLUMNS} for row in rows]
         return latest, history
-
-    def history(self, account_id: str) -> list[dict[str, Any]]:
-        """Return the account's row of every run, oldest run first.
-
-        Each item: ``run_id``, ``as_of``, ``scored_at``, ``churn_probability``,
-        ``risk_tier``, ``mrr``, ``mrr_at_risk``, ``lifetime_clv``.
-        """
-        r = score_runs.c
-        s = scores.c
-        stmt = (
-            sa.select(
-                s.run_id,
-                r.as_of,
-                r.scored_at,
-                s.churn_probability,
-                s.risk_tier,
-                s.mrr,
-                s.mrr_at_risk,
-                s.lifetime_clv,
-            )
-            .join(score_runs, r.run_id == s.run_id)
-            .where(s.account_id == account_id)
-            .order_by(r.as_of, r.scored_at, r.run_id)
-        )
-        action = f"read the history of account {account_id}"
-        with self._errors(action), self._engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(stmt)]
 
     def summary(self) -> dict[str, Any] | None:
         """Return the current run's headline figures and filter values, or None without runs.

@@ -54,7 +54,7 @@ def readyz(request: Request, state: StateDep) -> Response:
     checks: dict[str, Any] = {
         "store": "ok" if store_problem is None else store_problem,
         "models": "loaded" if models.loaded else models.error or "not loaded",
-        "metrics": "configured" if state.metrics.configured else "not configured",
+        "metrics": state.metrics.availability(run),
         "current_run": shapes.run_dict(run) if run is not None else None,
     }
     failed = [name for name in ("store", "models") if checks[name] not in ("ok", "loaded")]

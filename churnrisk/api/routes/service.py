@@ -13,7 +13,7 @@ from churnrisk.api.routes import shapes
 from churnrisk.api.schemas import MAX_TEXT, TEXT_PATTERN, ModelPublic
 from churnrisk.api.state import MetricsUnavailableError, dumps
 from churnrisk.errors import ConfigError
-from churnrisk.metrics import PERIOD_PATTERN
+from churnrisk.metrics import PERIOD_PATTERN, PeriodNotCoveredError
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -32,7 +32,8 @@ def metrics(
         Query(
             pattern=PERIOD_PATTERN,
             description="A month (`2026-10`) or a quarter (`2026Q4`); default: the last"
-            " complete month of the data.",
+            " complete month of the data. A period the data does not cover is refused"
+            " (400, naming the last day observed).",
         ),
     ] = None,
     segment: Annotated[
@@ -49,15 +50,16 @@ def metrics(
     """Return the metrics of DESIGN section 6, as `churnrisk metrics --format json` gives them.
 
     Computed by the same engine as the CLI from the service's data source (`--data` /
-    `CHURNRISK_DATA`), cached per period and segment until a new scoring run lands.
-    Metrics whose inputs are missing are null, with the reason in `notes`.
+    `CHURNRISK_DATA`, else the data the current run was scored from), cached per period
+    and segment until a new scoring run lands. Metrics whose inputs are missing are
+    null, with the reason in `notes`. A period the data does not cover is refused (400).
     """
     marker = state.runs.get() if state.holder.usable() is not None else None
     try:
-        body = state.metrics.compute(period, segment, marker.key if marker else None)
+        body = state.metrics.compute(period, segment, marker.current if marker else None)
     except MetricsUnavailableError as exc:
         raise ProblemError(503, str(exc), kind="no-metrics-source") from exc
-    except ConfigError as exc:
+    except (ConfigError, PeriodNotCoveredError) as exc:
         raise bad_request(str(exc), [param_error("period", "query", str(exc))]) from exc
     return Response(body, media_type="application/json")
 

@@ -105,7 +105,7 @@ def detail(row: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -> dict
     out = risk_row(row, risers_only=False)
     out["previous_probability"] = row.get("previous_probability")
     out["change_drivers"] = [_pick(c, _CHANGE_FIELDS) for c in row.get("change_drivers") or ()]
-    for key in ("as_of", "scored_at", "run_id", "churn_version", "clv_version"):
+    for key in ("as_of", "scored_at", "run_id", "churn_version", "clv_version", "previous_as_of"):
         out[key] = row.get(key)
     out["current"] = bool(row.get("current"))
     out["history"] = [_pick(h, _HISTORY_FIELDS) for h in history]

@@ -404,8 +404,7 @@
     if (!m) {
       cards = ["Churn rate", "NRR", "GRR", "NPS"].map((label) => kpi({ label, value: "…", sub: "loading" }));
     } else if (m.error) {
-      const why = m.error.status === 503 ? "metrics need a data source: start the service with --data"
-        : m.error.message;
+      const why = m.error.message;  // the service says why, without server paths
       title = "Health metrics · unavailable";
       cards = [h("div", { class: "kpi kpi-wide", testid: "metrics-unavailable" },
         h("div", { class: "kpi-label", text: "Churn rate, NRR, GRR, NPS" }),
@@ -1019,16 +1018,15 @@
   }
 
   function changeSummary(a, hist) {
-    const prevPoint = hist.length >= 2 ? hist[hist.length - 2] : null;
     if (!isNum(a.previous_probability)) {
       return h("p", { class: "change-summary", testid: "change-summary" },
-        prevPoint ? "The previous run did not score this account, so there is nothing to compare yet."
+        hist.length >= 2 ? "The previous run did not score this account, so there is nothing to compare yet."
           : "This is the account's first scoring run: there is no earlier score to compare.");
     }
     const ch = change(a.probability_change);
     return h("p", { class: "change-summary", testid: "change-summary" },
       "Churn probability went from ", h("strong", { text: prob(a.previous_probability) }),
-      prevPoint ? ` (as of ${day(prevPoint.as_of)})` : "",
+      a.previous_as_of ? ` (as of ${day(a.previous_as_of)})` : "",
       " to ", h("strong", { text: prob(a.churn_probability) }), ` (as of ${day(a.as_of)}): `,
       h("strong", { class: `tone-text-${ch.tone}`, text: ch.text }), ".");
   }
