@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := $(CURDIR)/demo-output
+PORT   ?= 8000
 
 .PHONY: install sysdeps test lint typecheck unit demo bench lock clean
 
@@ -35,8 +36,9 @@ unit: install sysdeps
 
 test: lint typecheck unit
 
+# The demo serves the dashboard for your own browser: it needs neither chromium nor wrk.
 demo: install
-	CHURNRISK_DATA_DIR=$(DEMO) $(BIN)/churnrisk demo --out $(DEMO)
+	CHURNRISK_DATA_DIR=$(DEMO) $(BIN)/churnrisk demo --out $(DEMO) --port $(PORT)
 
 bench: install sysdeps
 	$(BIN)/python bench/run.py

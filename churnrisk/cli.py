@@ -8,9 +8,11 @@ be used at all, 1 for any other domain error (bad option values, unknown names).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,16 +30,23 @@ from rich.table import Table
 from churnrisk.config import LabelConfig, load_run_config
 from churnrisk.errors import ChurnRiskError, ConfigError, DataError
 
-app = typer.Typer(
+
+def _commands(help_text: str, **options: Any) -> typer.Typer:
+    """Return a Typer command group whose help texts are shown exactly as written.
+
+    Help texts here are plain text: with Rich markup on (Typer's default), a TOML table
+    name such as ``[scoring]`` would read as a style tag and vanish from ``--help``.
+    """
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode=None, **options)
+
+
+app = _commands(
+    "Churn risk, CLV and SaaS health metrics from your own subscription data.",
     name="churnrisk",
-    help="Churn risk, CLV and SaaS health metrics from your own subscription data.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-features_app = typer.Typer(
-    help="The point-in-time feature registry and builder.", no_args_is_help=True
-)
+features_app = _commands("The point-in-time feature registry and builder.")
 app.add_typer(features_app, name="features")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -396,23 +405,21 @@ def _metrics(ds: Any, period: str | None, segment: str | None) -> dict[str, Any]
 
 
 def print_metrics(values: dict[str, Any]) -> None:
-    """Print a metrics dictionary as a table, with the reason beside every null."""
-    from churnrisk.metrics import METRIC_KEYS
+    """Print a metrics dictionary as a table: value, unit, and the reason beside every null."""
+    from churnrisk.metrics import METRIC_UNITS
 
     notes = values.get("notes") or {}
     seg = values.get("segment")
     title = f"metrics for {values['period']}" + (f", segment {seg}" if seg else "")
-    table = Table("metric", "value", "note", title=title)
-    for key in METRIC_KEYS:
+    table = Table(title=title)
+    for column in ("metric", "value", "unit"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
+    for key, unit in METRIC_UNITS.items():
         value = values[key]
-        if value is None:
-            shown = "—"
-        elif isinstance(value, float):
-            shown = f"{value:,.2f}" if key != "dau_mau" else f"{value:.3f}"
-        else:
-            shown = f"{value:,}"
+        shown = "—" if value is None else f"{value:,.{unit.decimals}f}"
         note = notes.get(key, "") if isinstance(notes, dict) else ""
-        table.add_row(key, shown, str(note))
+        table.add_row(key, shown, str(unit), str(note))
     out.print(table)
     for key in ("period", "segment"):
         if isinstance(notes, dict) and key in notes:
@@ -763,6 +770,55 @@ def serve(
     serve_api(host=host, port=port, workers=workers, data=data, access_log=access_log)
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise a one-line :class:`ConfigError` when ``churnrisk serve`` could not listen there.
+
+    Binds, then closes, a socket at every address ``host`` resolves to, as the server
+    will (asyncio's ``create_server``: an empty host is every interface, IPv4 and IPv6;
+    ``SO_REUSEADDR`` on, IPv6 sockets IPv6-only), so a busy port is reported before
+    anything starts rather than by uvicorn's ``[Errno 98]`` after the start-up lines.
+    """
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"cannot listen on --host {host}: {exc.strerror}; pass an address of this"
+            " machine (127.0.0.1, or 0.0.0.0 for all)"
+        ) from exc
+    for family, kind, proto, _, address in dict.fromkeys(found):
+        try:
+            sock = socket.socket(family, kind, proto)
+        except OSError:  # a family this machine lacks (no IPv6): the server skips it too
+            continue
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ConfigError(_bind_problem(host or "all addresses", port, exc)) from exc
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    """Say in one line why ``host``:``port`` cannot be listened on, and what to do."""
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use: pass --port with a free port"
+    if exc.errno == errno.EACCES and port < 1024:
+        return (
+            f"port {port} on {host} is privileged (below 1024) and this user may not listen"
+            " there: pass --port 1024 or higher"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"cannot listen on {host}: it is not an address of this machine; pass --host"
+            " with one of its addresses (127.0.0.1, or 0.0.0.0 for all)"
+        )
+    return f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
+
+
 def serve_api(
     *,
     host: str = "127.0.0.1",
@@ -776,12 +832,14 @@ def serve_api(
 
     Settings reach the workers through the environment: ``data`` is passed on as
     ``CHURNRISK_DATA``. ``key``, when given, is printed in the dashboard address (its
-    ``#key=`` fragment never reaches a server or a log).
+    ``#key=`` fragment never reaches a server or a log). A port that cannot be listened
+    on ends it first, with one line (:func:`check_port`).
     """
     import uvicorn
 
     from churnrisk.settings import get_settings
 
+    check_port(host, port)
     if data is not None:
         if not data.exists():
             raise ConfigError(f"--data {data}: no such file or folder")
@@ -815,9 +873,7 @@ def serve_api(
 
 # --------------------------------------------------------------------------- apikey
 
-apikey_app = typer.Typer(
-    help="API keys of the service: create, list, revoke.", no_args_is_help=True
-)
+apikey_app = _commands("API keys of the service: create, list, revoke.")
 app.add_typer(apikey_app, name="apikey")
 
 
@@ -882,7 +938,7 @@ def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id to revo
 
 # --------------------------------------------------------------------------- store
 
-store_app = typer.Typer(help="The score store: schema migrations.", no_args_is_help=True)
+store_app = _commands("The score store: schema migrations.")
 app.add_typer(store_app, name="store")
 
 
@@ -915,8 +971,8 @@ def demo(
 ) -> None:
     """Run the whole job on a generated world: validate, features, metrics, train, score, serve.
 
-    Everything lands in ``--out``: the data, the reports, the MLflow store and the score
-    store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
+    Everything lands in the --out folder: the data, the reports, the MLflow store and the
+    score store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
     """
     from churnrisk.dataset import observation_end
     from churnrisk.features import as_of_dates, write_features
@@ -925,6 +981,8 @@ def demo(
     from churnrisk.settings import get_settings
     from churnrisk.tracking import Tracker, fingerprint, tracking_uri
 
+    if serve_after:  # find out now, not after a minute of work
+        check_port(host, port)
     run = load_run_config(config)
     out_dir = out_dir.absolute()
     # The demo keeps its stores beside its data; workers of `serve` inherit this too.

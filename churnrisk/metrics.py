@@ -30,6 +30,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import ibis
@@ -37,42 +38,75 @@ import ibis
 from churnrisk.dataset import Dataset, observation_end
 from churnrisk.errors import ConfigError, DataError
 
-METRIC_KEYS: tuple[str, ...] = (
-    "customers_start",
-    "customers_end",
-    "customers_new",
-    "customers_reactivated",
-    "customers_churned",
-    "churn_rate",
-    "retention_rate",
-    "cohort_retention_rate",
-    "mrr_start",
-    "mrr_end",
-    "mrr_new",
-    "mrr_expansion",
-    "mrr_contraction",
-    "mrr_churned",
-    "mrr_reactivation",
-    "nrr",
-    "grr",
-    "net_mrr_churn_rate",
-    "gross_mrr_churn_rate",
-    "quick_ratio",
-    "arpa",
-    "nps",
-    "promoters_pct",
-    "detractors_pct",
-    "dau_mau",
-    "fcr_rate",
-    "repeat_customer_rate",
-    "purchase_frequency",
-    "avg_order_value",
-    "clv",
-    "ltv_cac",
-    "customer_retention_cost",
-    "time_to_first_value_days",
-    "cs_roi",
-)
+
+class Unit(StrEnum):
+    """What a metric's number measures, in the words every surface shows beside it.
+
+    Money is currency-neutral: the contract's amounts (``mrr``, ``amount``,
+    ``acquisition_cost``) carry no currency, so the figures are in the data's own.
+    """
+
+    ACCOUNTS = "accounts"
+    PERCENT = "percent"
+    MONEY_PER_MONTH = "money per month"
+    MONEY = "money"
+    RATIO = "ratio"
+    SCORE = "score"
+    ORDERS_PER_ACCOUNT = "orders per account"
+    DAYS = "days"
+
+    @property
+    def decimals(self) -> int:
+        """Decimal places a figure in this unit is shown with (a DAU/MAU ratio needs 3)."""
+        return {Unit.ACCOUNTS: 0, Unit.RATIO: 3}.get(self, 2)
+
+
+_U = Unit
+METRIC_UNITS: dict[str, Unit] = {
+    "customers_start": _U.ACCOUNTS,
+    "customers_end": _U.ACCOUNTS,
+    "customers_new": _U.ACCOUNTS,
+    "customers_reactivated": _U.ACCOUNTS,
+    "customers_churned": _U.ACCOUNTS,
+    "churn_rate": _U.PERCENT,
+    "retention_rate": _U.PERCENT,
+    "cohort_retention_rate": _U.PERCENT,
+    "mrr_start": _U.MONEY_PER_MONTH,
+    "mrr_end": _U.MONEY_PER_MONTH,
+    "mrr_new": _U.MONEY_PER_MONTH,
+    "mrr_expansion": _U.MONEY_PER_MONTH,
+    "mrr_contraction": _U.MONEY_PER_MONTH,
+    "mrr_churned": _U.MONEY_PER_MONTH,
+    "mrr_reactivation": _U.MONEY_PER_MONTH,
+    "nrr": _U.PERCENT,
+    "grr": _U.PERCENT,
+    "net_mrr_churn_rate": _U.PERCENT,
+    "gross_mrr_churn_rate": _U.PERCENT,
+    "quick_ratio": _U.RATIO,
+    "arpa": _U.MONEY_PER_MONTH,
+    "nps": _U.SCORE,
+    "promoters_pct": _U.PERCENT,
+    "detractors_pct": _U.PERCENT,
+    "dau_mau": _U.RATIO,
+    "fcr_rate": _U.PERCENT,
+    "repeat_customer_rate": _U.PERCENT,
+    "purchase_frequency": _U.ORDERS_PER_ACCOUNT,
+    "avg_order_value": _U.MONEY,
+    "clv": _U.MONEY,
+    "ltv_cac": _U.RATIO,
+    "customer_retention_cost": _U.MONEY,
+    "time_to_first_value_days": _U.DAYS,
+    "cs_roi": _U.MONEY,
+}
+"""Every metric of DESIGN section 6, in the order of its table, with its unit.
+
+Per account, per order and per month are in the unit where the name does not say them:
+``arpa`` is MRR per account (money per month); ``clv``, ``customer_retention_cost``
+(per account over the period) and ``avg_order_value`` (per order) are money; ``nps``
+is a score from -100 to 100; ``dau_mau`` a ratio from 0 to 1.
+"""
+
+METRIC_KEYS: tuple[str, ...] = tuple(METRIC_UNITS)
 """The metric keys of DESIGN section 6, in the order of its table."""
 
 PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$|^([0-9]{4})[Qq]([1-4])$"
@@ -345,11 +379,12 @@ def compute_metrics(
     -------
     dict
         ``period`` (the label), ``segment`` (or ``None``), one entry per key of
-        :data:`METRIC_KEYS` in that order, and ``notes``: a ``dict`` from metric key to a
+        :data:`METRIC_KEYS` in that order, ``notes``: a ``dict`` from metric key to a
         one-line reason for every metric that is ``None``, plus remarks on rows left out
         of a metric that has a value (tickets without ``contacts``, accounts without an
         event or an acquisition cost), and under ``"segment"`` a note when no account
-        has the segment. Counts are ``int``, every other value ``float``.
+        has the segment; and ``units``: every metric key's :class:`Unit` as text
+        (:data:`METRIC_UNITS`). Counts are ``int``, every other value ``float``.
     """
     scope = _Scope(ds, period, segment)
     notes: Notes = {}
@@ -372,6 +407,7 @@ def compute_metrics(
     result.update({key: values[key] for key in METRIC_KEYS})
     first = {} if unknown is None else {"segment": unknown}
     result["notes"] = first | {key: notes[key] for key in METRIC_KEYS if key in notes}
+    result["units"] = {key: str(unit) for key, unit in METRIC_UNITS.items()}
     return result
 
 

@@ -386,8 +386,9 @@ class GateDecision:
     promoted
         Whether the new versions now hold the ``champion`` alias.
     reason
-        One line naming the deciding metric and both values, or ``"forced"``,
-        ``"no champion yet"``, or why the backtests are not comparable.
+        One line naming the deciding metric and both values, ``"forced"``, ``"the first
+        model: no earlier champion to compare with"``, or why the backtests are not
+        comparable. It reads after "version N is champion" / "is challenger".
     champion_before
         The churn model version that held ``champion`` before, or ``None``.
     comparable
@@ -861,7 +862,9 @@ class Tracker:
         if force:
             return self._decide(new, True, "forced", before)
         if info is None:
-            return self._decide(new, True, "no champion yet", before)
+            return self._decide(
+                new, True, "the first model: no earlier champion to compare with", before
+            )
         missing = [k for k in map(_gate_key, names) if k not in new_flat]
         if missing:
             raise ConfigError(

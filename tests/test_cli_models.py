@@ -44,7 +44,10 @@ def test_train_registers_a_champion_then_refuses_a_worse_model(setting, store, c
     world, quick, worse = setting / "world", setting / "quick.toml", setting / "worse.toml"
     assert invoke(["train", world, "--config", quick]) == 0
     first = capsys.readouterr().out
-    assert "gate: version 1 is champion (no champion yet)" in first
+    assert (
+        "gate: version 1 is champion (the first model: no earlier champion to compare with)"
+        in first
+    )
     assert "churnrisk-churn v1, churnrisk-clv v1" in first
     assert (store / "mlflow.db").exists()
 
@@ -130,7 +133,10 @@ def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypa
         assert (out_dir / name).exists()
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(
-        line.startswith("5/7 trained and backtested; churnrisk-churn v1 is champion")
+        line.startswith(
+            "5/7 trained and backtested; churnrisk-churn v1 is champion"
+            " (the first model: no earlier champion to compare with); run "
+        )
         for line in lines
     )
     scored = next(line for line in lines if line.startswith("6/7 backfilled monthly runs "))

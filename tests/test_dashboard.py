@@ -5,7 +5,7 @@ background thread, over a SQLite score store holding three hand-made runs of 60 
 (plus one account that left before the current run), and a small generated world as the
 metrics' data source. Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright
 (``make`` installs it); nothing is downloaded. Screenshots of the list and of an account
-page at 1366x768 are written to ``tests/output/``.
+page at 1366x768, and at 390, 768 and 1280 px wide, are written to ``tests/output/``.
 """
 
 from __future__ import annotations
@@ -341,19 +341,39 @@ def browser() -> Iterator[Any]:
             chromium.close()
 
 
+@dataclass
+class Troubles:
+    """What a page reported: uncaught script errors, and Content-Security-Policy violations."""
+
+    errors: list[str]
+    violations: list[str]
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh laptop-sized page; fails the test on any uncaught script error."""
+def troubles() -> Troubles:
+    return Troubles([], [])
+
+
+def on_console(troubles: Troubles, message: Any) -> None:
+    # Chromium reports each blocked load or inline block as a console error naming the policy
+    if message.type == "error" and "Content Security Policy" in message.text:
+        troubles.violations.append(message.text)
+
+
+@pytest.fixture
+def page(browser: Any, troubles: Troubles) -> Iterator[Any]:
+    """A fresh laptop-sized page; fails the test on a script error or a CSP violation."""
     context = browser.new_context(viewport=LAPTOP, accept_downloads=True, locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("pageerror", lambda exc: troubles.errors.append(str(exc)))
+    page.on("console", lambda message: on_console(troubles, message))
     try:
         yield page
     finally:
         context.close()
-    assert errors == []
+    assert troubles.errors == []
+    assert troubles.violations == []
 
 
 def wait_rows(page: Any, ids: list[str]) -> None:
@@ -771,15 +791,90 @@ def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
             assert page.get_by_test_id("error-banner").is_hidden()
 
 
-def test_api_docs_render_offline(page: Any, service: Service) -> None:
-    """Swagger UI at /docs renders the API from assets this service bundles."""
-    outside: list[str] = []
+def test_api_docs_render_offline(page: Any, service: Service, troubles: Troubles) -> None:
+    """Swagger UI and ReDoc render the API from assets this service bundles, under its CSP."""
+    outside: list[Any] = []  # requests for anything not of this service (blob: URLs are)
     page.on(
         "request",
-        lambda r: None if r.url.startswith(service.url) else outside.append(r.url),
+        lambda r: (
+            None if r.url.startswith((service.url, f"blob:{service.url}")) else outside.append(r)
+        ),
     )
-    page.goto(f"{service.url}/docs")
+    response = page.goto(f"{service.url}/docs")
+    assert "'sha256-" in response.headers["content-security-policy"]
     page.wait_for_selector(".swagger-ui .info .title")
     assert "churnrisk" in page.locator(".swagger-ui .info .title").inner_text()
-    page.get_by_text("/v1/accounts/at-risk", exact=True).wait_for()
-    assert outside == []
+    page.get_by_text("/v1/accounts/at-risk", exact=True).click()  # open the operation
+    page.get_by_text("Try it out").wait_for()
+    assert troubles.violations == []
+
+    page.goto(f"{service.url}/redoc")
+    page.get_by_role("heading", name="churnrisk").wait_for()
+    page.get_by_role("heading", name="The at-risk list of the current run").wait_for()
+    page.get_by_placeholder("Search...").fill("export")  # search runs in a blob: worker
+    results = page.locator("[data-role='search:results'] [role=menuitem]")
+    results.get_by_text("Export the current scores for a CRM").wait_for()
+    # ReDoc's footer logo comes from cdn.redoc.ly: the policy stops it in the browser, and
+    # it is the only thing the policy stops
+    logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [(r.url, r.failure) for r in outside] == [(logo, "csp")]
+    assert len(troubles.violations) == 1
+    assert f"'{logo}'" in troubles.violations.pop()
+
+
+# --------------------------------------------------------------------------- phone width
+
+NARROW = (
+    {"width": 390, "height": 844},
+    {"width": 768, "height": 1024},
+    {"width": 1280, "height": 800},
+)
+"""A phone (the issue's 390 px), a tablet, and the narrower laptop."""
+
+LAYOUT_PROBLEMS = (Path(__file__).parent / "layout_problems.js").read_text(encoding="utf-8")
+"""A function of no argument: what sticks out or is cut at the page's width, by kind."""
+
+NO_PROBLEMS = {"page": [], "cards": [], "values": [], "cut": [], "wrapped": [], "separators": []}
+
+
+@pytest.mark.parametrize("viewport", NARROW, ids=lambda v: f"{v['width']}px")
+def test_narrow_screens_fit_and_read_whole(
+    page: Any, service: Service, viewport: dict[str, int]
+) -> None:
+    """On a phone nothing spills out of its card or the page, and every label reads whole."""
+
+    def bigger(**fields: float) -> Any:
+        def handle(route: Any) -> None:
+            response = route.fetch()
+            route.fulfill(response=response, json={**response.json(), **fields})
+
+        return handle
+
+    # figures as long as real books give them: the demo's NRR, a 7-digit MRR at risk
+    page.route("**/v1/metrics", bigger(nrr=100.07))
+    page.route("**/v1/summary", bigger(mrr_at_risk=1_234_567.0, mrr=12_345_670.0))
+    width = viewport["width"]
+    page.set_viewport_size(viewport)
+    sign_in(page, service)
+    page.locator("[data-testid=trend-card][data-state=ready]").wait_for()
+    page.get_by_test_id("kpi-nrr-value").wait_for()
+    assert text(page, "kpi-nrr-value") == "100.1%"
+    assert text(page, "kpi-mrr-at-risk-value") == "$1,234,567"
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=OUTPUT / f"dashboard-list-{width}.png", full_page=True)
+    assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS
+
+    # below a laptop's width the table scrolls in its own box; the account column stays
+    box = page.get_by_test_id("table-box")
+    assert box.evaluate("b => b.scrollWidth > b.clientWidth") is (width < 1280)
+    box.evaluate("b => { b.scrollLeft = b.scrollWidth; }")
+    edges = box.evaluate(
+        "b => { const c = b.querySelector('[data-col=account]').getBoundingClientRect();"
+        " const o = b.getBoundingClientRect(); return [c.left - o.left, o.right - c.right]; }"
+    )
+    assert min(edges) >= 0, edges
+
+    page.locator("[data-testid=at-risk-row] [data-col=account] a").first.click()
+    page.get_by_test_id("drivers-table").wait_for()
+    page.screenshot(path=OUTPUT / f"dashboard-account-{width}.png", full_page=True)
+    assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS

@@ -267,8 +267,28 @@ def test_last_complete_month_without_dates() -> None:
 
 def test_result_shape(oct_metrics: dict[str, Any]) -> None:
     m = oct_metrics
-    assert list(m) == ["period", "segment", *METRIC_KEYS, "notes"]
+    assert list(m) == ["period", "segment", *METRIC_KEYS, "notes", "units"]
     assert len(METRIC_KEYS) == 34
+    # every metric says what it measures; money carries no currency (the data has none)
+    assert list(m["units"]) == list(METRIC_KEYS)
+    assert {key: m["units"][key] for key in ("customers_churned", "churn_rate", "mrr_new")} == {
+        "customers_churned": "accounts",
+        "churn_rate": "percent",
+        "mrr_new": "money per month",
+    }
+    assert [m["units"][k] for k in ("nrr", "quick_ratio", "arpa", "nps", "dau_mau")] == [
+        "percent",
+        "ratio",
+        "money per month",
+        "score",
+        "ratio",
+    ]
+    assert [m["units"][k] for k in ("purchase_frequency", "clv", "ltv_cac")] == [
+        "orders per account",
+        "money",
+        "ratio",
+    ]
+    assert [m["units"][k] for k in ("time_to_first_value_days", "cs_roi")] == ["days", "money"]
     assert m["period"] == "2026-10"
     assert m["segment"] is None
     for key in METRIC_KEYS:

@@ -259,7 +259,11 @@ def test_gate_promotes_first_refuses_worse_and_force_overrides(tracker, world):
 
     v1 = log(world["models"], backtest=metrics(0.430, 0.800), **kw)
     first = tracker.promote(v1, metrics(0.430, 0.800), gate=gate)
-    assert (first.promoted, first.reason, first.champion_before) == (True, "no champion yet", None)
+    assert (first.promoted, first.reason, first.champion_before) == (
+        True,
+        "the first model: no earlier champion to compare with",
+        None,
+    )
     assert aliases(tracker, CHURN_MODEL) == {CHAMPION: v1.churn}
     assert aliases(tracker, CLV_MODEL) == {CHAMPION: v1.clv}
 

@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from churnrisk.api import logs
+from churnrisk.api import logs, security
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
 from churnrisk.api.methods import MethodsMiddleware
@@ -170,39 +170,60 @@ def create_app(
         StaticFiles(directory=health.static_dir(), check_dir=False),
         name="static",
     )
-    _add_docs(app)
+    security.install(app, pages=_add_docs(app))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def _add_docs(app: FastAPI) -> None:
+def _add_docs(app: FastAPI) -> dict[str, str]:
     """Serve Swagger UI at ``/docs`` and ReDoc at ``/redoc`` with bundled assets.
 
     The JavaScript and CSS come from the ``fastapi-offline`` package (``/docs-assets``),
-    so the API documentation works offline; no key is needed to read it.
+    so the API documentation works offline; no key is needed to read it. Swagger UI's
+    online validator badge is off: it would send the document's address to swagger.io.
+
+    Returns
+    -------
+    dict
+        The Content-Security-Policy of each page: the service's, plus the SHA-256 of
+        Swagger UI's inline start-up script, and inline styles for ReDoc (it styles its
+        components at run time).
     """
     assets = Path(str(files("fastapi_offline"))) / "static"
     app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    swagger_page = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="churnrisk API",
+        swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs-assets/swagger-ui.css",
+        swagger_favicon_url="/static/favicon.svg",
+        swagger_ui_parameters={"validatorUrl": None},
+    ).body
+    redoc_page = get_redoc_html(
+        openapi_url="/openapi.json",
+        title="churnrisk API",
+        redoc_js_url="/docs-assets/redoc.standalone.js",
+        redoc_favicon_url="/static/favicon.svg",
+        with_google_fonts=False,
+    ).body
 
     @app.get("/docs", include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="churnrisk API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-        )
+        return HTMLResponse(swagger_page)
 
     @app.get("/redoc", include_in_schema=False)
     def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url="/openapi.json",
-            title="churnrisk API",
-            redoc_js_url="/docs-assets/redoc.standalone.js",
-            redoc_favicon_url="/static/favicon.svg",
-            with_google_fonts=False,
-        )
+        return HTMLResponse(redoc_page)
+
+    swagger_scripts = security.inline_hashes(bytes(swagger_page).decode("utf-8"))
+    return {
+        "/docs": security.content_security_policy(
+            {"script-src": swagger_scripts, "img-src": ["data:"]}
+        ),
+        "/redoc": security.content_security_policy(
+            {"style-src": ["'unsafe-inline'"], "img-src": ["data:"], "worker-src": ["blob:"]}
+        ),
+    }
 
 
 def app_from_env() -> FastAPI:

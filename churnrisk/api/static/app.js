@@ -72,7 +72,15 @@
     return fmt.pct.format(p);
   };
   const count = (v) => (isNum(v) ? fmt.int.format(v) : "—");
-  const rate = (v) => (isNum(v) ? `${v.toFixed(1)}%` : "—"); // metrics: already percentages
+  // A figure of /v1/metrics, shown by the unit the metrics document declares for it.
+  const byUnit = {
+    percent: (v) => `${v.toFixed(1)}%`,
+    score: (v) => `${v > 0 ? "+" : ""}${Math.round(v)}`,
+  };
+  const metric = (m, key) => {
+    const show = byUnit[(m.units || {})[key]] || ((v) => fmt.int.format(v));
+    return isNum(m[key]) ? show(m[key]) : "—";
+  };
 
   function parseDay(text) {
     if (!text) return null;
@@ -411,16 +419,15 @@
         h("div", { class: "kpi-note", text: why }))];
     } else {
       const notes = m.notes || {};
-      const card = (label, key, value, sub, help) => kpi({
-        label, value, sub, testid: `kpi-${key.replace("_", "-")}`, title: notes[key] ? `${help}. ${notes[key]}` : help,
+      const card = (label, key, sub, help) => kpi({
+        label, value: metric(m, key), sub, testid: `kpi-${key.replace("_", "-")}`, title: notes[key] ? `${help}. ${notes[key]}` : help,
       });
-      const nps = isNum(m.nps) ? `${m.nps > 0 ? "+" : ""}${Math.round(m.nps)}` : "—";
       title = `Health metrics · ${periodLabel(m.period)}${m.segment ? ` · ${m.segment}` : ""}`;
       cards = [
-        card("Churn rate", "churn_rate", rate(m.churn_rate), "of customers", "Customers lost in the period, as a share of the customers at its start"),
-        card("NRR", "nrr", rate(m.nrr), "net retention", "Net revenue retention: MRR kept from the customers at the start, with expansion"),
-        card("GRR", "grr", rate(m.grr), "gross retention", "Gross revenue retention: MRR kept from the customers at the start, without expansion"),
-        card("NPS", "nps", nps, isNum(m.promoters_pct) ? `${m.promoters_pct.toFixed(0)}% promoters` : "net promoter score",
+        card("Churn rate", "churn_rate", "of customers", "Customers lost in the period, as a share of the customers at its start"),
+        card("NRR", "nrr", "net retention", "Net revenue retention: MRR kept from the customers at the start, with expansion"),
+        card("GRR", "grr", "gross retention", "Gross revenue retention: MRR kept from the customers at the start, without expansion"),
+        card("NPS", "nps", isNum(m.promoters_pct) ? `${m.promoters_pct.toFixed(0)}% promoters` : "net promoter score",
           isNum(m.promoters_pct) ? `Net promoter score: ${m.promoters_pct.toFixed(0)}% promoters − ${m.detractors_pct.toFixed(0)}% detractors` : "Net promoter score"),
       ];
     }
