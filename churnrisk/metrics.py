@@ -109,8 +109,10 @@ is a score from -100 to 100; ``dau_mau`` a ratio from 0 to 1.
 METRIC_KEYS: tuple[str, ...] = tuple(METRIC_UNITS)
 """The metric keys of DESIGN section 6, in the order of its table."""
 
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
-_QUARTER_RE = re.compile(r"^(\d{4})[Qq]([1-4])$")
+PERIOD_PATTERN = r"^([0-9]{4})-(0[1-9]|1[0-2])$|^([0-9]{4})[Qq]([1-4])$"
+"""A period as written: a month ``YYYY-MM`` (01-12) or a quarter ``YYYYQn`` (n 1-4)."""
+
+_PERIOD_RE = re.compile(PERIOD_PATTERN)
 _DAYS_PER_MONTH = 365.2425 / 12
 
 Notes = dict[str, str]
@@ -188,20 +190,24 @@ def parse_period(text: str) -> Period:
     >>> parse_period("2026q4")
     Period(start=datetime.date(2026, 10, 1), end=datetime.date(2027, 1, 1), label='2026Q4')
     """
-    cleaned = text.strip()
-    month = _MONTH_RE.match(cleaned)
-    if month and 1 <= int(month.group(2)) <= 12:
-        year, mon = int(month.group(1)), int(month.group(2))
-        return Period(_month_start(year, mon), _month_start(year, mon + 1), f"{year}-{mon:02d}")
-    quarter = _QUARTER_RE.match(cleaned)
-    if quarter:
-        year, q = int(quarter.group(1)), int(quarter.group(2))
-        first = 3 * (q - 1) + 1
-        return Period(_month_start(year, first), _month_start(year, first + 3), f"{year}Q{q}")
-    raise ConfigError(
-        f"invalid period {text!r}: write a month as YYYY-MM (2026-10) or a quarter as"
-        " YYYYQn (2026Q4)"
-    )
+    found = _PERIOD_RE.match(text.strip())
+    if found is None:
+        raise ConfigError(
+            f"invalid period {text!r}: write a month as YYYY-MM (2026-10) or a quarter as"
+            " YYYYQn (2026Q4)"
+        )
+    month_year, month, quarter_year, quarter = found.groups()
+    if month is not None:
+        year, first, months, label = int(month_year), int(month), 1, f"{month_year}-{month}"
+    else:
+        year, first, months = int(quarter_year), 3 * int(quarter) - 2, 3
+        label = f"{quarter_year}Q{quarter}"
+    try:
+        return Period(_month_start(year, first), _month_start(year, first + months), label)
+    except ValueError:  # year 0000, or a period ending after 9999
+        raise ConfigError(
+            f"period {text!r} is out of range: periods run from 0001-01 to 9999-11 (9999Q3)"
+        ) from None
 
 
 def last_complete_month(ds: Dataset) -> Period:
@@ -365,7 +371,9 @@ def compute_metrics(
         The period ``[p0, p1)``; see :func:`parse_period`.
     segment
         When given, every metric is restricted to the accounts whose
-        ``accounts.segment`` equals it.
+        ``accounts.segment`` equals it. A segment no account has is no error: the
+        metrics are those of no account, and ``notes["segment"]`` says so and lists
+        the segments there are (filters narrow; they never refuse).
 
     Returns
     -------

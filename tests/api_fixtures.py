@@ -21,13 +21,18 @@ a5 is in RUN1 only (its latest score is not current).
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 from store_fixtures import driver, score_row, sqlite_url, write_sample_run
 
@@ -40,19 +45,6 @@ RUN1_ID = "1" * 32
 RUN2_ID = "2" * 32
 
 NO_MODELS = LoadedModels.unavailable("no champion model in these tests")
-
-STAND_IN_MODELS = LoadedModels(
-    info={
-        "churn_version": "1",
-        "clv_version": "1",
-        "run_id": "r",
-        "trained_as_of": ["2026-01-01", "2026-03-01"],
-        "fingerprint": "f",
-        "metrics": {"churn.model.pr_auc": 0.5},
-    },
-    bundle=object(),  # type: ignore[arg-type]
-)
-"""A champion's record, with no model behind it: enough for /v1/model and /readyz."""
 
 CHANGE_A1 = {
     "feature": "dau_mau_30d",
@@ -188,12 +180,83 @@ def open_api(
     data: Path | None = None,
 ) -> Iterator[Api]:
     """Write RUN1 and RUN2 and two keys into ``store``; serve it with a TestClient."""
-    run1, run2 = write_runs(store)
-    read_key, _ = store.create_key("reader", "read")
-    admin_key, _ = store.create_key("admin", "admin")
+    read_key, admin_key, run1, run2 = seed(store)
     app = create_app(settings_for(folder, data), store=store, models=models)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield Api(client, store, read_key, admin_key, run1, run2)
+
+
+def seed(store: ScoreStore) -> tuple[str, str, RunRecord, RunRecord]:
+    """Write RUN1 and RUN2 and a read and an admin key; return the keys and the runs."""
+    run1, run2 = write_runs(store)
+    read_key, _ = store.create_key("reader", "read")
+    admin_key, _ = store.create_key("admin", "admin")
+    return read_key, admin_key, run1, run2
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_server(app: Any, *, log_level: str = "info") -> Iterator[str]:
+    """Serve ``app`` with a real uvicorn on a free port, in a thread; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, loop="asyncio", http="h11", log_level=log_level
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start within 10 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+STUB_MODELS = LoadedModels(
+    info={
+        "churn_version": "1",
+        "clv_version": "1",
+        "run_id": "r",
+        "trained_as_of": ["2026-01-01", "2026-03-01"],
+        "fingerprint": "f",
+        "metrics": {"churn.model.pr_auc": 0.5},
+    },
+    bundle=object(),  # type: ignore[arg-type]
+)
+"""A champion's information without a model: `/v1/model` and `/readyz` answer 200."""
+
+
+def small_world(folder: Path) -> Path:
+    """Generate a 40-account world of January to April 2026 (seed 1) for `/v1/metrics`."""
+    from churnrisk.generate import generate_world
+
+    world = folder / "world"
+    generate_world(world, accounts=40, months=4, start=date(2026, 1, 1), seed=1)
+    return world
+
+
+@contextmanager
+def world_api(folder: Path) -> Iterator[Api]:
+    """The app over a SQLite store with RUN1 and RUN2, a champion, and a small world."""
+    world = small_world(folder)
+    store = ScoreStore(sqlite_url(folder))
+    store.upgrade()
+    try:
+        with open_api(store, folder, models=STUB_MODELS, data=world) as served:
+            yield served
+    finally:
+        store.close()
 
 
 @pytest.fixture(name="api")

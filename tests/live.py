@@ -1,7 +1,7 @@
-"""Real servers for the tests: the app in uvicorn, and a TCP relay that can cut a database off.
+"""What the tests of a running service need beside it: its log lines, and a relay that can
+cut its database off.
 
-:func:`serving` runs an app in uvicorn on a free loopback port in a thread;
-:func:`logged_lines` collects what the service's loggers write meanwhile.
+:func:`logged_lines` collects what the service's loggers write.
 
 :class:`Relay` stands between the service and PostgreSQL (127.0.0.1:5432) on a loopback
 port of its own. :meth:`Relay.stop` is the outage: it closes the listening socket, so a
@@ -16,38 +16,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
-
-import uvicorn
-
-
-@contextmanager
-def serving(app: Any, *, log_level: str = "warning") -> Iterator[str]:
-    """Run ``app`` in uvicorn on a free loopback port in a thread; yield its base URL.
-
-    ``log_level="info"`` turns uvicorn's access log on.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level=log_level, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the app did not start in uvicorn")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
 
 LOGGERS = ("", "uvicorn", "uvicorn.access", "uvicorn.error", "churnrisk", "churnrisk.api")
 """The loggers a served app writes to (the root included)."""
@@ -69,8 +39,8 @@ class _Lines(logging.Handler):
 def logged_lines() -> Iterator[list[str]]:
     """Collect the formatted records of :data:`LOGGERS` (a list, filled as they come).
 
-    Start it after :func:`serving`: uvicorn's logging set-up drops the handlers of its
-    loggers.
+    Start it after the server (``api_fixtures.uvicorn_server``): uvicorn's logging set-up
+    drops the handlers of its loggers.
     """
     handler = _Lines()
     for name in LOGGERS:

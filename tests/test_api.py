@@ -25,19 +25,20 @@ from api_fixtures import (  # noqa: F401
     RUN1_ID,
     RUN2_ID,
     RUN2_ROWS,
-    STAND_IN_MODELS,
     Api,
     any_api_fixture,
     api_fixture,
     open_api,
     settings_for,
+    uvicorn_server,
+    world_api,
     write_runs,
 )
 from cli_invoke import invoke
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from live import logged_lines, serving
+from live import logged_lines
 from quick_config import QUICK
 from store_fixtures import (  # noqa: F401
     driver,
@@ -209,8 +210,29 @@ def test_bad_key_bodies_are_400(api: Api) -> None:
     assert body["errors"] == [{"parameter": "name", "in": "body", "message": "is required"}]
     as_json = {**admin, "Content-Type": "application/json"}
     body = problem(post("/v1/keys", content=b"{not json", headers=as_json), 400)
-    assert body["errors"][0]["message"] == "the request body is not valid JSON"
-    problem(post("/v1/keys", json={"name": "a\x00b"}, headers=admin), 400)
+    assert body["detail"] == (
+        "invalid request: body (is not valid JSON: expecting property name enclosed in"
+        " double quotes)"
+    )
+    assert body["errors"] == [
+        {
+            "parameter": "body",
+            "in": "body",
+            "message": "is not valid JSON: expecting property name enclosed in double quotes",
+        }
+    ]
+    body = problem(post("/v1/keys", content=b'["k"]', headers=as_json), 400)
+    assert body["errors"] == [
+        {
+            "parameter": "body",
+            "in": "body",
+            "message": "must be a JSON object, sent as application/json",
+        }
+    ]
+    body = problem(post("/v1/keys", json={"name": "a\x00b"}, headers=admin), 400)
+    assert body["errors"] == [
+        {"parameter": "name", "in": "body", "message": "must not contain control characters"}
+    ]
 
 
 def test_key_cache_expires_and_is_bounded() -> None:
@@ -294,7 +316,9 @@ def test_at_risk_sorts(api: Api, sort: str, expected: list[str]) -> None:
         ("min_probability=0.31", ["a1"]),
         ("min_mrr=100", ["a1", "a2", "a4"]),
         ("tier=high&segment=mid&min_mrr=500", ["a2"]),
+        ("tier=high&tier=urgent", ["a1", "a2", "a6"]),
         ("segment=nobody", []),
+        ("tier=%20high", []),
     ],
 )
 def test_at_risk_filters(api: Api, query: str, expected: list[str]) -> None:
@@ -303,13 +327,53 @@ def test_at_risk_filters(api: Api, query: str, expected: list[str]) -> None:
     assert response.json()["total"] == len(expected)
 
 
-def test_unknown_tier_lists_the_valid_ones(api: Api) -> None:
-    body = problem(api.get("/v1/accounts/at-risk?tier=high&tier=urgent"), 400)
-    assert body["type"] == "urn:churnrisk:problem:unknown-tier"
-    assert body["detail"] == "unknown tier 'urgent': the tiers are high, medium, low"
-    assert body["errors"] == [
-        {"parameter": "tier", "in": "query", "message": "'urgent' is not one of high, medium, low"}
+@pytest.mark.parametrize(
+    ("query", "notes"),
+    [
+        (
+            "tier=hgih",
+            ["no account in the current run has tier 'hgih'; the tiers are high, medium, low"],
+        ),
+        (
+            "segment=nobody",
+            ["no account in the current run has segment 'nobody'; the segments are ent, mid, smb"],
+        ),
+        (
+            "plan=gold&tier=low",
+            ["no account in the current run has plan 'gold'; the plans are basic, pro"],
+        ),
+        (
+            "owner=zed&segment=SMB",
+            [
+                "no account in the current run has segment 'SMB'; the segments are ent, mid, smb",
+                "no account in the current run has owner 'zed'; the owners are ann, bob",
+            ],
+        ),
+        ("tier=medium&segment=ent", []),  # both are there, just not together
+        ("tier=high&min_mrr=1000000", []),
+    ],
+)
+def test_filters_narrow_never_refuse_and_an_empty_page_says_which_value_is_absent(
+    api: Api, query: str, notes: list[str]
+) -> None:
+    response = api.get(f"/v1/accounts/at-risk?{query}")
+    assert response.status_code == 200
+    assert response.json()["data"] == []
+    assert response.json()["total"] == 0
+    assert response.json()["notes"] == notes
+
+
+def test_a_note_lists_ten_values_and_points_at_the_summary_for_more(api: Api) -> None:
+    rows = [score_row(f"o{i:02d}", 0.5, owner=f"owner{i:02d}") for i in range(12)]
+    write_sample_run(api.store, "2026-12-01", "2026-12-02T06:00", rows)
+    api.refresh()
+    page = api.get("/v1/accounts/at-risk?owner=owner99").json()
+    listed = ", ".join(f"owner{i:02d}" for i in range(10))
+    assert page["notes"] == [
+        "no account in the current run has owner 'owner99'; the owners are"
+        f" {listed} and 2 more (`GET /v1/summary` lists them)"
     ]
+    assert api.get("/v1/accounts/at-risk?owner=owner11").json()["notes"] == []
 
 
 @pytest.mark.parametrize(
@@ -326,7 +390,13 @@ def test_unknown_tier_lists_the_valid_ones(api: Api) -> None:
         ("sort=name", "sort"),
         ("segment=" + "x" * 201, "segment"),
         ("owner=a%00b", "owner"),
-        ("tier=hi%0Agh", "tier[0]"),
+        ("tier=high&tier=hi%0Agh", "tier[1]"),
+        ("segment=", "segment"),
+        ("tier=", "tier[0]"),
+        ("cursor=", "cursor"),
+        ("cursor=%00", "cursor"),
+        ("cursor=abc%3D", "cursor"),
+        ("cursor=" + "A" * 1001, "cursor"),
     ],
 )
 def test_bad_query_values_are_400_naming_the_parameter(
@@ -360,19 +430,40 @@ def test_pagination_walks_every_row_once(api: Api, limit: int) -> None:
         assert seen == ids(api.get(f"/v1/accounts/at-risk?sort={sort}"))
 
 
+BAD_CURSOR = (
+    "the cursor is not one this API made for this sort: pass the previous page's"
+    " `next_cursor` unchanged, with the same `sort`, or leave `cursor` out to start from the"
+    " first page"
+)
+
+
 def test_cursor_of_an_older_run_is_409_and_garbage_is_400(api: Api) -> None:
     cursor = api.get("/v1/accounts/at-risk?limit=2").json()["next_cursor"]
     body = problem(api.get("/v1/accounts/at-risk?limit=2&sort=clv&cursor=" + cursor), 400)
     assert body["type"] == "urn:churnrisk:problem:invalid-cursor"
-    for garbage in ("nonsense", "e30", "%00", "eyJydW5faWQiOiAiXHUwMDAwIn0"):
+    assert body["detail"] == BAD_CURSOR
+    assert body["errors"] == [
+        {
+            "parameter": "cursor",
+            "in": "query",
+            "message": "is not a cursor this API made for this sort",
+        }
+    ]
+    # well formed by the schema (URL-safe base64), but not ours: refused by meaning
+    for garbage in ("nonsense", "e30", "eyJydW5faWQiOiAiXHUwMDAwIn0"):
         body = problem(api.get(f"/v1/accounts/at-risk?cursor={garbage}"), 400)
-        assert [e["parameter"] for e in body["errors"]] == ["cursor"]
+        assert body["detail"] == BAD_CURSOR
 
-    write_sample_run(api.store, "2026-12-01", "2026-12-02T06:00", [score_row("a1", 0.5)])
+    write_sample_run(
+        api.store, "2026-12-01", "2026-12-02T06:00", [score_row("a1", 0.5)], run_id="3" * 32
+    )
     api.refresh()
     body = problem(api.get("/v1/accounts/at-risk?limit=2&cursor=" + cursor), 409)
     assert body["type"] == "urn:churnrisk:problem:stale-cursor"
-    assert "start again without `cursor`" in body["detail"]
+    assert body["detail"] == (
+        f"the cursor belongs to run {RUN2_ID}, but a newer run, {'3' * 32}, has landed since:"
+        " start again from the first page (leave `cursor` out)"
+    )
 
 
 def test_no_run_yet_is_404_everywhere_but_export(tmp_path: Path) -> None:
@@ -601,6 +692,8 @@ def _export_columns() -> list[str]:
 
 
 SCORED_AT = "2026-11-02T06:00:00.123456+00:00"
+CURSOR = "2026-11-02T06:00:00.123456Z"
+"""RUN2's scored-at time as the export's cursor: UTC as Z, nothing to URL-encode."""
 
 
 def test_export_csv(api: Api) -> None:
@@ -610,7 +703,7 @@ def test_export_csv(api: Api) -> None:
     assert response.headers["content-disposition"] == (
         'attachment; filename="churnrisk-scores-2026-11-01.csv"'
     )
-    assert response.headers["x-next-updated-since"] == SCORED_AT
+    assert response.headers["x-next-updated-since"] == CURSOR
     rows = list(csv.reader(io.StringIO(response.text)))
     assert rows[0] == _export_columns()
     assert [r[0] for r in rows[1:]] == ["a1", "a2", "a3", "a4", "a6"]
@@ -684,9 +777,9 @@ def test_export_for_a_spreadsheet_defuses_formulas(api: Api) -> None:
 def test_export_json_and_the_updated_since_cursor(api: Api) -> None:
     response = api.get("/v1/export/scores?format=json")
     body = orjson.loads(response.content)
-    assert response.headers["x-next-updated-since"] == SCORED_AT
+    assert response.headers["x-next-updated-since"] == CURSOR
     assert body["run"]["run_id"] == RUN2_ID
-    assert (body["updated_since"], body["next_updated_since"]) == (None, SCORED_AT)
+    assert (body["updated_since"], body["next_updated_since"]) == (None, CURSOR)
     assert [r["account_id"] for r in body["data"]] == ["a1", "a2", "a3", "a4", "a6"]
     assert body["data"][0]["top_drivers"] == [
         "meaning of dau_mau_30d = 0.08, raises risk",
@@ -694,30 +787,79 @@ def test_export_json_and_the_updated_since_cursor(api: Api) -> None:
     ]
     assert list(body["data"][0]) == _export_columns()
 
-    # the next pull with the cursor: nothing new, the same cursor echoed
-    since = quote(SCORED_AT)
-    again = api.get(f"/v1/export/scores?format=json&updated_since={since}")
+    # the next pull with the cursor as given (no encoding needed): nothing new, same cursor
+    again = api.get(f"/v1/export/scores?format=json&updated_since={CURSOR}")
     assert orjson.loads(again.content) == {
         "run": None,
-        "updated_since": SCORED_AT,
-        "next_updated_since": SCORED_AT,
+        "updated_since": CURSOR,
+        "next_updated_since": CURSOR,
         "data": [],
     }
-    assert again.headers["x-next-updated-since"] == SCORED_AT
-    csv_again = api.get(f"/v1/export/scores?updated_since={since}")
+    assert again.headers["x-next-updated-since"] == CURSOR
+    csv_again = api.get(f"/v1/export/scores?updated_since={CURSOR}")
     assert csv_again.text == ",".join(_export_columns()) + "\r\n"
-    assert csv_again.headers["x-next-updated-since"] == SCORED_AT
+    assert csv_again.headers["x-next-updated-since"] == CURSOR
+    # a cursor of the old spelling, an offset, lower-case t and z: RFC 3339 all the same
+    for since in (SCORED_AT, "2026-11-02T07:00:00.123456+01:00", "2026-11-02t06:00:00.123456z"):
+        again = api.get(f"/v1/export/scores?format=json&updated_since={quote(since)}")
+        assert orjson.loads(again.content)["data"] == [], since
 
-    # an older cursor (naive = UTC; an unencoded '+' arrives as a space) exports the run
-    for since in ("2026-11-02T06:00:00", "2026-11-02T07:00:00+01:00", "2026-11-02T07:00:00 01:00"):
+    # an older cursor exports the run
+    for since in (
+        "2026-11-02T06:00:00Z",
+        "2026-11-02T07:00:00%2B01:00",
+        "2026-11-02T06:00:00-00:00",
+    ):
         rows = orjson.loads(api.get(f"/v1/export/scores?format=json&updated_since={since}").content)
         assert len(rows["data"]) == 5, since
 
 
-def test_export_rejects_bad_cursors_and_formats(api: Api) -> None:
-    body = problem(api.get("/v1/export/scores?updated_since=yesterday"), 400)
-    assert body["errors"][0]["parameter"] == "updated_since"
-    assert "ISO 8601" in body["detail"]
+NOT_RFC3339 = (
+    "is not an RFC 3339 date-time with its offset, such as 2026-11-01T06:00:00Z (the"
+    " previous export's X-Next-Updated-Since)"
+)
+
+
+@pytest.mark.parametrize(
+    ("since", "message"),
+    [
+        ("yesterday", NOT_RFC3339),
+        ("2026-11-02T06:00:00", NOT_RFC3339),  # no offset: whose six o'clock?
+        ("2026-11-02", NOT_RFC3339),
+        ("2026-11-02T06:00Z", NOT_RFC3339),
+        ("2026-02-30T06:00:00Z", NOT_RFC3339),  # no such day
+        ("2024-01-01T12:99:00Z", NOT_RFC3339),
+        ("2026-11-02T12:00:60Z", NOT_RFC3339),  # a leap second is 23:59:60 UTC only
+        ("2026-11-02T06:00:00%2B0100", NOT_RFC3339),
+        ("", "is empty: leave it out to export every account"),
+        (
+            "2026-11-02T07:00:00+01:00",  # an unencoded '+' arrives as a space
+            "has a space where its offset's `+` should be: send `+` as %2B, or UTC as Z",
+        ),
+    ],
+)
+def test_export_refuses_what_is_not_an_rfc3339_date_time(
+    api: Api, since: str, message: str
+) -> None:
+    body = problem(api.get(f"/v1/export/scores?updated_since={since}"), 400)
+    assert body["detail"] == f"invalid updated_since: it {message}"
+    assert body["errors"] == [{"parameter": "updated_since", "in": "query", "message": message}]
+
+
+def test_export_takes_any_rfc3339_instant(api: Api) -> None:
+    for since in (
+        "2026-12-31T23:59:60Z",  # a leap second
+        "0001-01-01T00:00:00%2B23:59",  # before year 1 in UTC: before every run
+        "9999-12-31T23:59:59-23:59",  # after 9999 in UTC: after every run
+        "0000-02-29T12:00:00Z",
+    ):
+        assert api.get(f"/v1/export/scores?updated_since={since}").status_code == 200, since
+    assert (
+        len(api.get("/v1/export/scores?updated_since=0000-01-01T00:00:00Z").text.splitlines()) == 6
+    )
+
+
+def test_export_rejects_unknown_formats(api: Api) -> None:
     body = problem(api.get("/v1/export/scores?format=xml"), 400)
     assert body["errors"][0]["parameter"] == "format"
 
@@ -741,7 +883,56 @@ def test_unknown_routes_and_methods_are_problems(api: Api) -> None:
     assert body["type"] == "about:blank"
     response = api.client.delete("/v1/accounts/at-risk", headers=api.auth("read"))
     problem(response, 405)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/keys", "GET, HEAD, OPTIONS, POST"),  # two routes: both methods named
+        ("PATCH", "/v1/keys/0123456789abcdef", "DELETE, OPTIONS"),
+        ("HEAD", "/v1/keys/0123456789abcdef", "DELETE, OPTIONS"),
+        ("POST", "/healthz", "GET, HEAD, OPTIONS"),
+        ("DELETE", "/static/app.js", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_a_405_names_every_method_of_the_path(api: Api, method: str, path: str, allow: str) -> None:
+    response = api.client.request(method, path, headers=api.auth("admin"))
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    if method != "HEAD":
+        assert problem(response, 405)["detail"] == "method not allowed on this resource: see /docs"
+    options = api.client.options(path)  # no key needed: the methods are public
+    assert (options.status_code, options.headers["allow"], options.content) == (204, allow, b"")
+
+
+def test_options_of_an_unknown_path_is_404(api: Api) -> None:
+    problem(api.client.options("/v1/nothing"), 404)
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "status"),
+    [
+        ("/healthz", None, 200),
+        ("/readyz", None, 503),  # no champion in these tests
+        ("/v1/summary", "read", 200),
+        ("/v1/summary", None, 401),
+        ("/v1/accounts/a1", "read", 200),
+        ("/v1/export/scores", "read", 200),
+        ("/v1/keys", "read", 403),
+        ("/", None, 200),
+        ("/static/app.js", None, 200),
+    ],
+)
+def test_head_answers_wherever_get_does_without_the_body(
+    api: Api, path: str, key: str | None, status: int
+) -> None:
+    get = api.get(path, key=key)
+    head = api.client.head(path, headers=api.auth(key))
+    assert (get.status_code, head.status_code) == (status, status)
+    assert head.content == b""
+    for name in ("content-type", "content-length", "www-authenticate", "x-next-updated-since"):
+        assert head.headers.get(name) == get.headers.get(name), name
 
 
 def test_unexpected_errors_are_500_without_details(api: Api) -> None:
@@ -822,9 +1013,8 @@ def test_smoke_on_both_databases(any_api: Api) -> None:
     assert detail["scored_at"] == SCORED_AT
     assert api.get("/v1/summary").json()["mrr_at_risk"] == 319.0
     export = api.get("/v1/export/scores")
-    assert export.headers["x-next-updated-since"] == SCORED_AT
-    since = quote(SCORED_AT)
-    assert len(api.get(f"/v1/export/scores?updated_since={since}").text.splitlines()) == 1
+    assert export.headers["x-next-updated-since"] == CURSOR
+    assert len(api.get(f"/v1/export/scores?updated_since={CURSOR}").text.splitlines()) == 1
     # text a database cannot hold never reaches it
     problem(api.get("/v1/accounts/a%00b"), 400)
     problem(api.get("/v1/accounts/at-risk?segment=%00"), 400)
@@ -838,16 +1028,8 @@ def test_smoke_on_both_databases(any_api: Api) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    folder = tmp_path_factory.mktemp("fuzz")
-    from churnrisk.generate import generate_world
-
-    world = folder / "world"
-    generate_world(world, accounts=40, months=4, start=date(2026, 1, 1), seed=1)
-    store = ScoreStore(sqlite_url(folder))
-    store.upgrade()
-    with open_api(store, folder, models=STAND_IN_MODELS, data=world) as served:
+    with world_api(tmp_path_factory.mktemp("fuzz")) as served:
         yield served
-    store.close()
 
 
 PARAMS = [
@@ -999,7 +1181,7 @@ def test_keys_never_reach_the_logs(tmp_path: Path, capfd: pytest.CaptureFixture[
     app = create_app(settings_for(tmp_path), store=store, models=NO_MODELS)
     try:
         with (
-            serving(app, log_level="info") as base,
+            uvicorn_server(app) as base,
             logged_lines() as lines,
             httpx.Client(base_url=base) as client,
         ):
@@ -1209,10 +1391,28 @@ def test_metrics_route_matches_the_cli_engine(served: Api, champion: dict[str, A
     assert response.json()["period"] == "2025Q3"
 
 
-def test_metrics_of_a_bad_or_uncovered_period_are_400(served: Api) -> None:
-    body = problem(served.get("/v1/metrics?period=2026-13"), 400)
-    assert body["errors"][0]["parameter"] == "period"
-    assert "write a month as YYYY-MM" in body["detail"]
+@pytest.mark.parametrize(
+    "period", ["2026-13", "2026-1", "%202026-10%20", "2026-10%0A", "2026Q5", "x"]
+)
+def test_metrics_period_is_held_to_its_pattern(served: Api, period: str) -> None:
+    body = problem(served.get(f"/v1/metrics?period={period}"), 400)
+    assert body["errors"] == [
+        {
+            "parameter": "period",
+            "in": "query",
+            "message": "is not a month (2026-10) or a quarter (2026Q4)",
+        }
+    ]
+
+
+def test_metrics_period_out_of_the_calendar_is_400(served: Api) -> None:
+    body = problem(served.get("/v1/metrics?period=0000-01"), 400)
+    assert body["detail"] == (
+        "period '0000-01' is out of range: periods run from 0001-01 to 9999-11 (9999Q3)"
+    )
+
+
+def test_metrics_of_an_uncovered_period_are_400(served: Api) -> None:
     # the world runs from 2024-09-01 for 26 months: the last day observed is 2026-10-31
     for period, why in (("2026Q4", "runs to 2026-12-31, after"), ("2030-01", "starts after")):
         body = problem(served.get(f"/v1/metrics?period={period}"), 400)
@@ -1227,6 +1427,7 @@ def test_metrics_of_a_segment_without_accounts_are_empty_and_say_so(served: Api)
     body = served.get("/v1/metrics?segment=nobody").json()
     assert (body["customers_start"], body["mrr_end"]) == (0, 0)
     assert body["notes"]["segment"].startswith("no account has segment 'nobody'; the accounts")
+    problem(served.get("/v1/metrics?segment="), 400)
 
 
 def test_metrics_without_a_data_source_is_503(api: Api) -> None:

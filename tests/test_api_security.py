@@ -44,11 +44,13 @@ def hardened(response: Any, policy: str = POLICY) -> None:
         ("GET", "/v1/summary", "read", 200),
         ("GET", "/v1/accounts/at-risk?limit=2", "read", 200),
         ("GET", "/v1/export/scores?format=csv", "read", 200),
-        ("GET", "/v1/accounts/at-risk?tier=nope", "read", 400),
+        ("GET", "/v1/accounts/at-risk?limit=0", "read", 400),
         ("GET", "/v1/summary", None, 401),
         ("GET", "/v1/keys", "read", 403),
         ("GET", "/v1/nothing", "read", 404),
         ("DELETE", "/v1/summary", "read", 405),
+        ("OPTIONS", "/v1/keys", None, 204),  # answered by the methods middleware
+        ("HEAD", "/healthz", None, 200),
     ],
 )
 def test_every_answer_carries_the_hardening_headers(

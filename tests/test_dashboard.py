@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from live import serving
+from api_fixtures import uvicorn_server
 
 from churnrisk.api.app import create_app
 from churnrisk.api.state import LoadedModels
@@ -296,7 +296,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     key, _ = store.create_key("dashboard test", "read")
     app = create_app(Settings(data_dir=root / "data", data=world), store=store, models=NO_MODELS)
     try:
-        with serving(app) as url:
+        with uvicorn_server(app, log_level="warning") as url:
             yield Service(url, key, metrics, records)
     finally:
         store.close()
@@ -746,7 +746,7 @@ def test_empty_store_and_no_metrics_source(page: Any, tmp_path: Path) -> None:
         store.upgrade()
         key, _ = store.create_key("dashboard test", "read")
         app = create_app(Settings(data_dir=tmp_path, data=None), store=store, models=NO_MODELS)
-        with serving(app) as url:
+        with uvicorn_server(app, log_level="warning") as url:
             page.goto(f"{url}/#key={key}")
             page.get_by_test_id("list-empty").wait_for()
             page.get_by_test_id("metrics-unavailable").wait_for()

@@ -178,10 +178,32 @@ def test_parse_period(text: str, start: date, end: date, label: str) -> None:
     assert parse_period(text) == Period(start, end, label)
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-1", "2026Q5", "2026Q0", "26-10", ""])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-13",
+        "2026-00",
+        "2026-1",
+        "2026Q5",
+        "2026Q0",
+        "26-10",
+        "",
+        "\uff12\uff10\uff12\uff16-10",
+    ],
+)
 def test_parse_period_rejects(text: str) -> None:
     with pytest.raises(ConfigError, match=r"invalid period .*YYYY-MM \(2026-10\)"):
         parse_period(text)
+
+
+@pytest.mark.parametrize("text", ["0000-01", "0000Q1", "9999-12", "9999Q4"])
+def test_periods_outside_the_calendar_are_refused_not_crashed(text: str) -> None:
+    with pytest.raises(
+        ConfigError, match=rf"^period '{text}' is out of range: periods run from 0001-01 to 9999-11"
+    ):
+        parse_period(text)
+    assert parse_period("9999-11").end == date(9999, 12, 1)
+    assert parse_period("0001Q1").start == date(1, 1, 1)
 
 
 def test_period_months() -> None:

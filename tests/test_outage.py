@@ -1,7 +1,8 @@
 """The service through an outage of its score store, on the real PostgreSQL (127.0.0.1:5432).
 
-The app runs in uvicorn (``live.serving``) over a store in a throwaway schema, opened from
-the settings as ``churnrisk serve`` opens it. The store's URL points at a relay
+The app runs in uvicorn (``api_fixtures.uvicorn_server``) over a store in a throwaway
+schema, opened from the settings as ``churnrisk serve`` opens it. The store's URL points
+at a relay
 (``live.Relay``) in front of the server: stopping the relay refuses every new connection
 and cuts the pooled ones, as a database server that goes down does (a refused TCP
 connection, not a server that still accepts and answers with an error: that is how an
@@ -15,14 +16,20 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import pytest
-from api_fixtures import RUN2_ID, STAND_IN_MODELS, settings_for, write_runs
-from live import Relay, logged_lines, serving
+from api_fixtures import (
+    RUN2_ID,
+    STUB_MODELS,
+    settings_for,
+    small_world,
+    uvicorn_server,
+    write_runs,
+)
+from live import Relay, logged_lines
 from store_fixtures import create_pg_schema, drop_pg_schema, make_store, schema_url
 
 from churnrisk.api import create_app
@@ -68,10 +75,7 @@ class Outage:
 @pytest.fixture(name="outage")
 def outage_fixture(tmp_path: Path) -> Iterator[Outage]:
     """Serve a store with RUN1 and RUN2 in a throwaway schema, through a relay."""
-    from churnrisk.generate import generate_world
-
-    world = tmp_path / "world"
-    generate_world(world, accounts=40, months=4, start=date(2026, 1, 1), seed=1)
+    world = small_world(tmp_path)
     schema = create_pg_schema()  # skips when no PostgreSQL answers
     try:
         with Relay(("127.0.0.1", 5432)) as relay:
@@ -87,9 +91,9 @@ def outage_fixture(tmp_path: Path) -> Iterator[Outage]:
             }
             store.close()
             settings = settings_for(tmp_path, world).model_copy(update={"database_url": url})
-            app = create_app(settings, models=STAND_IN_MODELS)
+            app = create_app(settings, models=STUB_MODELS)
             with (
-                serving(app) as base,
+                uvicorn_server(app, log_level="warning") as base,
                 logged_lines() as lines,
                 httpx.Client(base_url=base, timeout=30) as client,
             ):

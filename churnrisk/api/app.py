@@ -35,6 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from churnrisk.api import logs, security
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
+from churnrisk.api.methods import MethodsMiddleware
 from churnrisk.api.routes import accounts, export, health, keys, service, status
 from churnrisk.api.state import (
     ChampionWatch,
@@ -160,6 +161,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_handlers(app)
+    app.add_middleware(MethodsMiddleware)
     app.include_router(accounts.router)
     app.include_router(service.router)
     app.include_router(export.router)
@@ -258,6 +260,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in path.values():
             if route.startswith("/v1/"):
                 operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _present(parameter["schema"])
             responses = operation.get("responses", {})
             responses.pop("422", None)
             for code, response in responses.items():
@@ -269,3 +273,17 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.pop(name, None)
     app.openapi_schema = schema
     return schema
+
+
+def _present(schema: dict[str, Any]) -> dict[str, Any]:
+    """Return a parameter's schema without pydantic's ``null`` branch of an optional value.
+
+    A parameter left out is ``None`` in the code, but a parameter that is there is never
+    null (a query string has no null), so its schema is the other branch alone.
+    """
+    branches = schema.get("anyOf", [])
+    values = [b for b in branches if b != {"type": "null"}]
+    if len(branches) != 2 or len(values) != 1:
+        return schema
+    rest = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**rest, **values[0]}

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from churnrisk.api.methods import allow_header
 from churnrisk.errors import ChurnRiskError
 from churnrisk.store import StoreError
 
@@ -127,12 +128,23 @@ _HTTP_DETAIL = {
 }
 
 
+_BODY_NOT_AN_OBJECT = frozenset({"model_attributes_type", "model_type", "dict_type"})
+
+
 def _validation_message(error: Mapping[str, Any]) -> str:
+    from churnrisk.api.schemas import PATTERN_MESSAGES
+
     kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
     if kind == "missing":
         return "is required"
     if kind == "json_invalid":
-        return "the request body is not valid JSON"
+        why = str(ctx.get("error", "")).lower()
+        return f"is not valid JSON: {why}" if why else "is not valid JSON"
+    if kind in _BODY_NOT_AN_OBJECT and tuple(error.get("loc", ())) == ("body",):
+        return "must be a JSON object, sent as application/json"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_MESSAGES:
+        return PATTERN_MESSAGES[ctx["pattern"]]
     msg = str(error.get("msg", "is not valid"))
     return msg[:1].lower() + msg[1:]
 
@@ -141,14 +153,16 @@ def validation_errors(raw: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
     """Turn pydantic/FastAPI validation errors into ``errors`` items.
 
     Header values are never echoed back (a header may hold a key); query and path values
-    are not echoed either, only named.
+    are not echoed either, only named. Body that is not JSON at all is named ``body``
+    (FastAPI locates it by the character where parsing stopped).
     """
     items: list[dict[str, str]] = []
     for error in raw:
-        loc = [str(part) for part in error.get("loc", ())]
-        where = loc[0] if loc else "request"
-        name = ".".join(loc[1:]) or where
-        items.append(param_error(name, where, _validation_message(error)))
+        where, *path = error.get("loc") or ("request",)
+        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        if error.get("type") == "json_invalid" or not name:
+            name = str(where)
+        items.append(param_error(name, str(where), _validation_message(error)))
     return items
 
 
@@ -166,7 +180,10 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else ""
     if not detail or detail == HTTPStatus(status).phrase:
         detail = _HTTP_DETAIL.get(status, HTTPStatus(status).phrase.lower())
-    return problem_response(request, status, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if status == 405:  # Starlette names the methods of the path's first route only
+        headers["Allow"] = allow_header(request.scope)
+    return problem_response(request, status, detail, headers=headers)
 
 
 async def _on_problem(request: Request, exc: Exception) -> Response:

@@ -10,13 +10,43 @@ cannot drift apart.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from churnrisk.metrics import PERIOD_PATTERN
 
 Scope = Literal["read", "admin"]
 SortKey = Literal["probability", "mrr_at_risk", "clv", "change"]
 FeatureValue = float | int | str | bool | None
+
+MAX_TEXT = 200
+"""Longest filter value or account id accepted."""
+
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+"""Every text the API takes: no control characters. No id, name or filter value holds
+them, and some databases cannot even compare them (PostgreSQL refuses NUL)."""
+
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""A pagination cursor: unpadded URL-safe base64, as ``next_cursor`` gives it."""
+
+KEY_ID_PATTERN = r"^[0-9a-f]{16}$"
+"""An API key's id: 16 lowercase hexadecimal digits (``churnrisk apikey list``)."""
+
+PATTERN_MESSAGES = {
+    TEXT_PATTERN: "must not contain control characters",
+    CURSOR_PATTERN: "is not a cursor: pass `next_cursor` of the previous page",
+    KEY_ID_PATTERN: "is not a key id (16 hexadecimal digits, as `GET /v1/keys` lists them)",
+    PERIOD_PATTERN: "is not a month (2026-10) or a quarter (2026Q4)",
+}
+"""What a value that misses each declared pattern is told, for the 400's ``errors``."""
+
+FILTER_RULE = (
+    " A value no account of the current run has gives an empty page, with a note saying so."
+)
+
+FilterText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT, pattern=TEXT_PATTERN)]
+"""A filter value: what the at-risk list and the metrics match accounts against."""
 
 
 class AtRiskParams(BaseModel):
@@ -24,13 +54,15 @@ class AtRiskParams(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    tier: list[str] = Field(
+    tier: list[FilterText] = Field(
         default_factory=list,
-        description="Only these tiers (repeat for several: `tier=high&tier=medium`).",
+        description="Only these tiers, matched case-insensitively (repeat for several:"
+        " `tier=high&tier=medium`); the tiers are the current run's (`tier_names` of"
+        " `/v1/summary`)." + FILTER_RULE,
     )
-    segment: str | None = Field(default=None, max_length=200, description="Only this segment.")
-    plan: str | None = Field(default=None, max_length=200, description="Only this plan.")
-    owner: str | None = Field(default=None, max_length=200, description="Only this owner.")
+    segment: FilterText | None = Field(default=None, description="Only this segment." + FILTER_RULE)
+    plan: FilterText | None = Field(default=None, description="Only this plan." + FILTER_RULE)
+    owner: FilterText | None = Field(default=None, description="Only this owner." + FILTER_RULE)
     min_probability: float | None = Field(
         default=None, ge=0, le=1, allow_inf_nan=False, description="Lowest churn probability."
     )
@@ -43,7 +75,13 @@ class AtRiskParams(BaseModel):
     )
     limit: int = Field(default=50, ge=1, le=500, description="Rows per page.")
     cursor: str | None = Field(
-        default=None, max_length=1000, description="`next_cursor` of the previous page."
+        default=None,
+        min_length=1,
+        max_length=1000,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, as it was given, with the same"
+        " `sort`. A cursor this API did not make is refused (400); one made before a"
+        " newer run landed answers 409.",
     )
 
 
@@ -126,6 +164,10 @@ class AtRiskPagePublic(_Public):
     data: list[AccountRiskPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
     total: int = Field(description="Accounts matching the filters, over all pages.")
+    notes: list[str] = Field(
+        description="On an empty page, each filter value no account of the current run has,"
+        " with the values there are (else empty)."
+    )
 
 
 class HistoryPointPublic(_Public):
@@ -256,7 +298,9 @@ class ApiKeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="Who or what uses the key.")
+    name: str = Field(
+        min_length=1, max_length=100, pattern=TEXT_PATTERN, description="Who or what uses the key."
+    )
     scope: Scope = Field(default="read", description="`read`, or `admin` to manage keys.")
 
 

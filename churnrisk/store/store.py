@@ -355,8 +355,9 @@ def _encode_cursor(run_id: str, sort: str, value: float | None, account_id: str)
 def _decode_cursor(cursor: str, sort: str) -> tuple[str, float | None, str]:
     """Return ``(run_id, value, account_id)`` of a cursor, or raise InvalidCursorError."""
     bad = InvalidCursorError(
-        f"cursor {cursor[:40]!r} is not valid: pass the next_cursor of the previous page "
-        "unchanged, with the same sort, or leave it out to start from the first page"
+        "the cursor is not one this API made for this sort: pass the previous page's"
+        " `next_cursor` unchanged, with the same `sort`, or leave `cursor` out to start"
+        " from the first page"
     )
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -367,6 +368,8 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[str, float | None, str]:
         raise bad
     run_id, value, account_id = data["run_id"], data["value"], data["account_id"]
     if not isinstance(run_id, str) or not isinstance(account_id, str) or data["sort"] != sort:
+        raise bad
+    if any(c < " " or c == "\x7f" for c in account_id):  # no id has one; PostgreSQL refuses NUL
         raise bad
     if value is None:
         if sort != "change":
@@ -1073,8 +1076,9 @@ class ScoreStore:
                 cursor_run, value, account_id = after_cursor
                 if cursor_run != run.run_id:
                     raise StaleCursorError(
-                        f"cursor belongs to run {cursor_run}, but the current run is now "
-                        f"{run.run_id}: start again from the first page (no cursor)"
+                        f"the cursor belongs to run {cursor_run}, but a newer run,"
+                        f" {run.run_id}, has landed since: start again from the first page"
+                        " (leave `cursor` out)"
                     )
                 after = (value, account_id)
             stmt = at_risk_select(query, run.run_id, dialect=self._engine.dialect.name, after=after)

@@ -8,8 +8,6 @@ thread pool, once for all the concurrent requests that miss on the same answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -21,6 +19,8 @@ from churnrisk.api.deps import ReadKey, StateDep, current_marker, get_store
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
 from churnrisk.api.schemas import (
+    MAX_TEXT,
+    TEXT_PATTERN,
     AccountDetailPublic,
     AtRiskPagePublic,
     AtRiskParams,
@@ -33,6 +33,7 @@ from churnrisk.store import (
     InvalidCursorError,
     NoRunError,
     RunRecord,
+    ScoreStore,
     StaleCursorError,
 )
 
@@ -47,52 +48,55 @@ def _no_run() -> ProblemError:
     return ProblemError(404, NO_RUN, kind="no-run")
 
 
-def _tiers(requested: list[str] | None, run: RunRecord) -> tuple[str, ...]:
-    """Return the requested tiers in canonical spelling and order (riskiest first)."""
-    if not requested:
-        return ()
-    names = [*run.tiers, run.low_tier]
-    by_lower = {name.lower(): name for name in names}
-    unknown = [t for t in requested if t.strip().lower() not in by_lower]
-    if unknown:
-        valid = ", ".join(names)
-        raise bad_request(
-            f"unknown tier {', '.join(map(repr, unknown))}: the tiers are {valid}",
-            [param_error("tier", "query", f"{t!r} is not one of {valid}") for t in unknown],
-            kind="unknown-tier",
-        ) from None
-    wanted = {by_lower[t.strip().lower()] for t in requested}
-    return tuple(name for name in names if name in wanted)
+def _tiers(requested: list[str], run: RunRecord) -> tuple[str, ...]:
+    """Return the requested tiers, riskiest first, in the run's spelling where it has them.
 
-
-def _check_cursor(cursor: str | None) -> None:
-    """Refuse a cursor that decodes to control characters (no account id has them).
-
-    The store decodes and checks cursors itself; this only keeps text the database
-    cannot compare (PostgreSQL refuses NUL) from reaching it.
+    Tiers match case-insensitively. A name that is not a tier of the run is kept as
+    given: it matches no account, so it narrows the page to nothing (and
+    :func:`_absent_notes` says why), as a segment or owner no account has does.
     """
-    if cursor is None:
-        return
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except (binascii.Error, ValueError):
-        return
-    if b"\\u00" in raw:
-        raise _store_problem(InvalidCursorError(f"cursor {cursor[:40]!r} is not valid"))
+    by_lower = {name.lower(): name for name in run.tier_names}
+    wanted = {by_lower.get(t.lower(), t) for t in requested}
+    known = [name for name in run.tier_names if name in wanted]
+    return (*known, *sorted(wanted - set(known)))
+
+
+MAX_LISTED = 10
+"""Values a note lists before it points at `/v1/summary` for the rest."""
+
+
+def _listing(values: list[str]) -> str:
+    if not values:
+        return "none"
+    shown = ", ".join(values[:MAX_LISTED])
+    more = len(values) - MAX_LISTED
+    return f"{shown} and {more} more (`GET /v1/summary` lists them)" if more > 0 else shown
+
+
+def _absent_notes(store: ScoreStore, run: RunRecord, query: AtRiskQuery) -> list[str]:
+    """Say which filter values no account of the current run has (for an empty page)."""
+    known: dict[str, list[str]] = {"tier": run.tier_names}
+    asked = {"segment": query.segment, "plan": query.plan, "owner": query.owner}
+    if any(value is not None for value in asked.values()):
+        summary = store.summary() or {}
+        known.update({name: summary.get(f"{name}s", []) for name in asked})
+    wanted = [("tier", tier) for tier in query.tiers]
+    wanted += [(name, value) for name, value in asked.items() if value is not None]
+    return [
+        f"no account in the current run has {name} {value!r}; the {name}s are"
+        f" {_listing(known[name])}"
+        for name, value in wanted
+        if value not in known[name]
+    ]
 
 
 def _store_problem(exc: Exception) -> ProblemError:
     if isinstance(exc, StaleCursorError):
-        return ProblemError(
-            409,
-            f"{exc}; a new scoring run has landed since this cursor was made: start again"
-            " without `cursor`",
-            kind="stale-cursor",
-        )
+        return ProblemError(409, str(exc), kind="stale-cursor")
     if isinstance(exc, InvalidCursorError):
         return bad_request(
-            f"invalid cursor: {exc}; pass `next_cursor` of the previous page as is",
-            [param_error("cursor", "query", "is not a cursor this API made")],
+            str(exc),
+            [param_error("cursor", "query", "is not a cursor this API made for this sort")],
             kind="invalid-cursor",
         )
     return _no_run()
@@ -132,6 +136,7 @@ def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: 
             "data": [shapes.risk_row(row) for row in page.rows],
             "next_cursor": page.next_cursor,
             "total": page.total,
+            "notes": _absent_notes(store, page.run, query) if page.total == 0 else [],
         }
     )
     _cache_or_drop(state, marker, key, page.run.run_id, body)
@@ -148,21 +153,18 @@ def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: 
 async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
     """Return one page of the current run's accounts, riskiest first, with top drivers.
 
-    Filters are AND-ed; `tier` matches any of the given tiers. Pages are keyset-paginated:
-    pass `next_cursor` as `cursor` until it is null. A cursor made before a new run
-    landed answers 409: start again.
+    Filters are AND-ed; `tier` matches any of the given tiers. Filters narrow, they never
+    refuse: a tier, segment, plan or owner that no account of the current run has gives
+    an empty page, whose `notes` say which value is absent and list the ones there are.
+    Pages are keyset-paginated: pass `next_cursor` as `cursor` until it is null. A cursor
+    made before a new run landed answers 409: start again.
     """
     params = shapes.parse_query(request, AtRiskParams, lists=("tier",))
-    check = {"segment": params.segment, "plan": params.plan, "owner": params.owner}
-    check["cursor"] = params.cursor
-    check.update({f"tier[{i}]": t for i, t in enumerate(params.tier)})
-    shapes.check_texts("query", check)
-    _check_cursor(params.cursor)
     marker = await current_marker(state)
     if marker.current is None:
         raise _no_run()
     query = AtRiskQuery(
-        tiers=_tiers(params.tier, marker.current),
+        tiers=_tiers(params.tier, marker.current) if params.tier else (),
         segment=params.segment,
         plan=params.plan,
         owner=params.owner,
@@ -279,14 +281,13 @@ async def trend(
 async def account(
     _key: ReadKey,
     state: StateDep,
-    account_id: Annotated[str, Path(min_length=1, max_length=shapes.MAX_TEXT)],
+    account_id: Annotated[str, Path(min_length=1, max_length=MAX_TEXT, pattern=TEXT_PATTERN)],
 ) -> Response:
     """Return the account's latest score over all runs, its drivers, change and history.
 
     `current` is false when the account was not in the current run (it stopped paying
     or was not scored lately); the score is then its last one.
     """
-    shapes.check_texts("path", {"account_id": account_id})
     marker = await current_marker(state)
     key = (marker.key, "account", account_id, int(time.monotonic() // DETAIL_TTL))
     return await _cached(

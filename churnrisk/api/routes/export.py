@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -57,32 +58,73 @@ CSV_COLUMNS: tuple[str, ...] = (
 BATCH = 5000
 
 
-def parse_since(text: str | None) -> datetime | None:
-    """Parse ``updated_since``: ISO 8601, naive means UTC.
+RFC3339 = re.compile(
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+"""An RFC 3339 date-time (section 5.6), the OpenAPI ``date-time`` format: offset required."""
 
-    A ``+`` of the offset that arrived as a space (an unencoded ``+`` in a query string)
-    is read back as ``+``.
+_SINCE_HINT = "such as 2026-11-01T06:00:00Z (the previous export's X-Next-Updated-Since)"
+
+
+def _instant(found: re.Match[str]) -> datetime | None:
+    """Return the UTC instant of an RFC 3339 match, or ``None`` for a day or time that is not.
+
+    A leap second (``23:59:60`` UTC) is the last instant of its minute. Instants before
+    year 1 or after 9999 in UTC, which Python cannot hold, are clamped to those ends.
+    """
+    year, month, day, hour, minute, second, fraction, offset = found.groups()
+    leap = second == "60"
+    zone = "+00:00" if offset in ("Z", "z") else offset
+    try:  # year 0000 exists in RFC 3339 but not in Python: check the rest in leap year 2000
+        value = datetime.fromisoformat(
+            f"{'2000' if year == '0000' else year}-{month}-{day}T{hour}:{minute}:"
+            f"{'59.999999' if leap else second + (fraction or '')}{zone}"
+        )
+    except ValueError:
+        return None
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
+    if leap and (utc.hour, utc.minute) != (23, 59):
+        return None
+    return datetime.min.replace(tzinfo=UTC) if year == "0000" else utc
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """Parse ``updated_since``: an RFC 3339 date-time with its offset, as UTC.
+
+    Exactly what the OpenAPI document declares (``format: date-time``): a date-time
+    without an offset, a date alone, or an empty value is refused, since none says which
+    instant it means; leave the parameter out to export every account.
 
     Raises
     ------
     ProblemError
-        400 when ``text`` is not an ISO 8601 date-time.
+        400 when ``text`` is not an RFC 3339 date-time.
     """
-    if text is None or not text.strip():
+    if text is None:
         return None
-    cleaned = text.strip()
-    if len(cleaned) > 19 and cleaned[-6] == " ":
-        cleaned = f"{cleaned[:-6]}+{cleaned[-5:]}"
-    try:
-        value = datetime.fromisoformat(cleaned)
-    except ValueError:
-        message = "is not an ISO 8601 date-time such as 2026-11-01T06:00:00Z"
-        raise bad_request(
-            f"invalid updated_since {text[:40]!r}: use an ISO 8601 date-time such as"
-            " 2026-11-01T06:00:00Z (the previous export's X-Next-Updated-Since)",
-            [param_error("updated_since", "query", message)],
-        ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    found = RFC3339.match(text)
+    value = _instant(found) if found is not None else None
+    if value is not None:
+        return value
+    if not text:
+        message = "is empty: leave it out to export every account"
+    elif " " in text:  # a '+' sent unencoded in a query string arrives as a space
+        message = "has a space where its offset's `+` should be: send `+` as %2B, or UTC as Z"
+    else:
+        message = f"is not an RFC 3339 date-time with its offset, {_SINCE_HINT}"
+    raise bad_request(
+        f"invalid updated_since: it {message}",
+        [param_error("updated_since", "query", message)],
+    )
+
+
+def _stamp(value: datetime) -> str:
+    """Return a UTC instant as RFC 3339 with ``Z``: a cursor needing no URL encoding."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _iso(value: Any) -> Any:
@@ -151,7 +193,7 @@ def _json(
 ) -> Iterator[bytes]:
     head = {
         "run": shapes.run_dict(run) if run is not None else None,
-        "updated_since": since.isoformat() if since else None,
+        "updated_since": _stamp(since) if since else None,
         "next_updated_since": next_since,
     }
     yield dumps(head)[:-1] + b',"data":['
@@ -188,8 +230,9 @@ def export_scores(
         str | None,
         Query(
             max_length=64,
-            description="Only if the current run was scored after this ISO 8601 time;"
-            " pass the previous export's `X-Next-Updated-Since`.",
+            description="Only if the current run was scored after this instant, an RFC 3339"
+            " date-time with its offset (`2026-11-01T06:00:00Z`): pass the previous export's"
+            " `X-Next-Updated-Since`. Leave it out to export every account.",
             json_schema_extra={"format": "date-time"},
         ),
     ] = None,
@@ -211,11 +254,10 @@ def export_scores(
     (and `next_updated_since` in JSON) is the cursor of the next incremental pull.
     With `spreadsheet=true` the CSV is safe to open in Excel (see the module notes).
     """
-    shapes.check_texts("query", {"updated_since": updated_since})
     since = parse_since(updated_since)
     run, batches = store.export_rows(since, batch_size=BATCH)
     cursor = run.scored_at if run is not None else since
-    next_since = cursor.isoformat() if cursor is not None else None
+    next_since = _stamp(cursor) if cursor is not None else None
     headers = {"Cache-Control": "no-store"}
     if next_since is not None:
         headers["X-Next-Updated-Since"] = next_since

@@ -9,8 +9,12 @@ from fastapi.responses import Response
 
 from churnrisk.api.deps import AdminKey, StateDep, StoreDep
 from churnrisk.api.errors import ProblemError, problem_responses
-from churnrisk.api.routes import shapes
-from churnrisk.api.schemas import ApiKeyCreate, ApiKeyCreatedPublic, ApiKeyListPublic
+from churnrisk.api.schemas import (
+    KEY_ID_PATTERN,
+    ApiKeyCreate,
+    ApiKeyCreatedPublic,
+    ApiKeyListPublic,
+)
 from churnrisk.api.state import dumps
 from churnrisk.store import ApiKey
 
@@ -50,7 +54,6 @@ def list_keys(_key: AdminKey, store: StoreDep) -> Response:
 )
 def create_key(body: ApiKeyCreate, _key: AdminKey, store: StoreDep) -> Response:
     """Create a key and return its text, this once: only its SHA-256 is stored."""
-    shapes.check_texts("body", {"name": body.name})
     text, key = store.create_key(body.name, body.scope)
     out = key_dict(key)
     out["key"] = text
@@ -65,17 +68,16 @@ def create_key(body: ApiKeyCreate, _key: AdminKey, store: StoreDep) -> Response:
 @router.delete(
     "/{key_id}",
     status_code=204,
-    responses=problem_responses(401, 403, 404, 503),
+    responses=problem_responses(400, 401, 403, 404, 503),
     summary="Revoke an API key",
 )
 def revoke_key(
-    key_id: Annotated[str, Path(max_length=64)],
+    key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN, description="As `GET /v1/keys` lists it.")],
     _key: AdminKey,
     store: StoreDep,
     state: StateDep,
 ) -> Response:
     """Revoke a key. Other service workers may accept it for up to a few seconds more."""
-    shapes.check_texts("path", {"key_id": key_id})
     if not store.revoke_key(key_id):
         raise ProblemError(
             404, f"no API key {key_id!r}: `GET /v1/keys` lists them", kind="unknown-key"

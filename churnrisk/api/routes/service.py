@@ -10,10 +10,10 @@ from fastapi.responses import Response
 from churnrisk.api.deps import ModelsDep, ReadKey, StateDep, StoreDep
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
-from churnrisk.api.schemas import ModelPublic
+from churnrisk.api.schemas import MAX_TEXT, TEXT_PATTERN, ModelPublic
 from churnrisk.api.state import MetricsUnavailableError, dumps
 from churnrisk.errors import ConfigError
-from churnrisk.metrics import PeriodNotCoveredError
+from churnrisk.metrics import PERIOD_PATTERN, PeriodNotCoveredError
 
 router = APIRouter(prefix="/v1", tags=["service"])
 
@@ -30,13 +30,21 @@ def metrics(
     period: Annotated[
         str | None,
         Query(
-            max_length=20,
+            pattern=PERIOD_PATTERN,
             description="A month (`2026-10`) or a quarter (`2026Q4`); default: the last"
-            " complete month of the data.",
+            " complete month of the data. A period the data does not cover is refused"
+            " (400, naming the last day observed).",
         ),
     ] = None,
     segment: Annotated[
-        str | None, Query(max_length=shapes.MAX_TEXT, description="Only this segment.")
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=TEXT_PATTERN,
+            description="Only this segment. A segment no account has gives the metrics of no"
+            " account, with a note under `notes.segment` saying so.",
+        ),
     ] = None,
 ) -> Response:
     """Return the metrics of DESIGN section 6, as `churnrisk metrics --format json` gives them.
@@ -46,7 +54,6 @@ def metrics(
     and segment until a new scoring run lands. Metrics whose inputs are missing are
     null, with the reason in `notes`. A period the data does not cover is refused (400).
     """
-    shapes.check_texts("query", {"period": period, "segment": segment})
     marker = state.runs.get() if state.holder.usable() is not None else None
     try:
         body = state.metrics.compute(period, segment, marker.current if marker else None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -10,7 +9,6 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from churnrisk.api.errors import bad_request, param_error
 from churnrisk.api.schemas import (
     AccountRiskPublic,
     ChangeDriverPublic,
@@ -19,11 +17,6 @@ from churnrisk.api.schemas import (
     RunPublic,
 )
 from churnrisk.store import RunRecord
-
-MAX_TEXT = 200
-"""Longest filter value or account id accepted."""
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _RUN_FIELDS = tuple(RunPublic.model_fields)
 _RISK_FIELDS = tuple(k for k in AccountRiskPublic.model_fields if k != "drivers")
@@ -79,23 +72,6 @@ def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
             item["description"] = description
         out.append(item)
     return out
-
-
-def check_texts(where: str, values: Mapping[str, str | None]) -> None:
-    """Reject text parameters with control characters (400, naming each one).
-
-    Lengths are checked by the parameters' declarations; control characters are
-    refused here because no id, name or filter value holds them and some databases
-    cannot even compare them (PostgreSQL refuses NUL).
-    """
-    errors = [
-        param_error(name, where, "must not contain control characters")
-        for name, value in values.items()
-        if value is not None and _CONTROL.search(value)
-    ]
-    if errors:
-        names = ", ".join(e["parameter"] for e in errors)
-        raise bad_request(f"invalid request: {names} (must not contain control characters)", errors)
 
 
 def run_dict(run: RunRecord | Mapping[str, Any]) -> dict[str, Any]:
