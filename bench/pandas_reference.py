@@ -35,7 +35,7 @@ TIMESTAMPS = {
     "nps": ["responded_at"],
     "orders": ["ordered_at"],
 }
-DATES = {"subscriptions": ["start_date", "end_date"]}
+DATES = {"subscriptions": ["start_date", "end_date", "term_end"]}
 EPS = 1e-6  # MRR moves smaller than this are float noise
 DAY = pd.Timedelta(days=1)
 
@@ -232,7 +232,8 @@ def subscription_features(subs: pd.DataFrame, moves: pd.DataFrame, a: pd.Timesta
             "mrr": g["mrr"].sum(),
             "mrr_91": quarter_ago.groupby("account_id")["mrr"].sum(),
             "sub_seats": g["seats"].sum(min_count=1),
-            "renewal": g["end_date"].min(),
+            # the term end known at signing, on or after the as-of date
+            "renewal": now["term_end"].where(now["term_end"] >= a).groupby(now["account_id"]).min(),
             "sub_plan": plan,
             "contractions_365d": contraction.groupby(year["account_id"]).sum(),
             "expansions_365d": expansion.groupby(year["account_id"]).sum(),

@@ -1,5 +1,12 @@
 """The data contract: the tables churnrisk reads, their columns, types and rules.
 
+Each date means one thing. A subscription row's ``end_date`` is when it actually
+stopped paying: most exports (Stripe's ``ended_at``, a CRM's churn date) write it only
+once the customer has left, so a feature may read it only once it has passed (as "the
+row covers the day" never reads it otherwise). The renewal or term-end date known at
+signing, where the source has one, is the optional ``term_end``, and only it feeds the
+renewal-timing features.
+
 This module only declares; :mod:`churnrisk.validate` enforces it. Every stage after
 validation may rely on what is written here: required columns exist, optional columns
 exist too (filled with nulls when the source lacks them), and every value passed its
@@ -34,6 +41,7 @@ class Rule(StrEnum):
     DUPLICATE_KEY = "duplicate_key"
     UNKNOWN_ACCOUNT = "unknown_account"
     END_NOT_AFTER_START = "end_not_after_start"
+    """An ``end_date`` or a ``term_end`` on or before its row's ``start_date``."""
     RESOLVED_BEFORE_CREATED = "resolved_before_created"
     MALFORMED_LINE = "malformed_line"
     """A CSV record that cannot be split into the header's columns (a wrong number of
@@ -128,7 +136,11 @@ TABLES: dict[str, Table] = {
         Table(
             "subscriptions",
             required=True,
-            meaning="paid subscription periods; end_date is exclusive, empty means ongoing",
+            meaning=(
+                "paid subscription periods; end_date is the exclusive day the row stopped"
+                " paying, known only once it has happened (empty: still paying); term_end is"
+                " the renewal or term-end date known when the row was signed"
+            ),
             money="mrr",
             extra_rules=(Rule.END_NOT_AFTER_START,),
             columns=(
@@ -138,6 +150,7 @@ TABLES: dict[str, Table] = {
                 Column("mrr", F, min_value=0),
                 _opt("plan", S),
                 _opt("seats", INT, min_value=0, integer=True),
+                _opt("term_end", D),
             ),
         ),
         Table(

@@ -50,9 +50,11 @@ ones arrive during the period, at a slowly growing rate. ``accounts.plan`` and
 ``accounts.seats`` are the values at sign-up; the current plan and seats are those of
 the subscription rows. Each subscription row is one contract term (monthly: a month;
 annual: twelve months) or a mid-term add-on row running from the change date to the
-same term end, with ``plan``, ``seats`` and ``mrr`` of the added seats only, so every
-``end_date`` is known on the day the row starts (no leakage through end dates). MRR on a
-day is the sum over rows covering it; churn is a term end with no row following.
+same term end, with ``plan``, ``seats`` and ``mrr`` of the added seats only. Its
+``term_end`` is known on the day the row starts; its ``end_date``, the day it stopped,
+is written only for rows that stopped before the export was taken (a term still running
+at the end has none yet), as a billing export writes it. MRR on a day is the sum over
+rows covering it; churn is a term end with no row following.
 
 With the defaults (5,000 accounts, 24 months: about 9-10 million events) monthly logo
 churn is about 2.3 %, and on simple 30/90-day window features (usage and its trend,
@@ -497,10 +499,13 @@ def _simulate_batch(
             {
                 "account_id": ids.take(rows["acc"]),
                 "start_date": _dates(cal, rows["start"]),
-                "end_date": _dates(cal, rows["end"]),
+                # a row's stop is known once it has happened: a term still running when
+                # the export is taken has no end_date yet, only its term_end
+                "end_date": _dates(cal, rows["end"], unknown=rows["end"] >= cal.days),
                 "mrr": pa.array(rows["mrr"], pa.float64()),
                 "plan": _pick(PLANS, rows["plan"]),
                 "seats": pa.array(rows["seats"], pa.int64()),
+                "term_end": _dates(cal, rows["end"]),
             },
         ),
         "events": _table(
@@ -972,8 +977,10 @@ def _ts(cal: _Calendar, sec: IntArray, mask: BoolArray | None = None) -> pa.Arra
     return pa.array(us, pa.timestamp("us", tz="UTC"), mask=mask)
 
 
-def _dates(cal: _Calendar, day: IntArray) -> pa.Array:
-    return pa.array((np.asarray(day) + cal.epoch_day).astype(np.int32), pa.date32())
+def _dates(cal: _Calendar, day: IntArray, *, unknown: BoolArray | None = None) -> pa.Array:
+    """Return day numbers as dates; ``unknown`` days are written empty."""
+    values = (np.asarray(day) + cal.epoch_day).astype(np.int32)
+    return pa.array(values, pa.date32(), mask=unknown)
 
 
 def _pick(labels: tuple[str, ...], idx: IntArray) -> pa.Array:

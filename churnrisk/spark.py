@@ -26,20 +26,23 @@ import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churnrisk.config import LabelConfig
 from churnrisk.contract import TABLES, Column, Kind, Rule, Table
+from churnrisk.dataset import observation_end
 from churnrisk.errors import ConfigError, DataError
 from churnrisk.validate import (
+    END_COLUMNS,
     TableReport,
     UnusableDataError,
     check_columns,
     csv_columns,
     csv_unsplittable_line,
+    end_date_note,
     exit_code_of,
     extra_columns_warning,
     unusable_message,
@@ -536,8 +539,10 @@ def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, Any, lis
         per_key = sf.count(sound).over(Window.partitionBy(raw))
         checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, raw.isNotNull() & (per_key > 1)))
     if Rule.END_NOT_AFTER_START in table.extra_rules:
-        end, start = sf.col(index["end_date"]), sf.col(index["start_date"])
-        checks.append(_Check("end_date", Rule.END_NOT_AFTER_START, end <= start))
+        start = sf.col(index["start_date"])
+        for name in END_COLUMNS:
+            if name in types:
+                checks.append(_Check(name, Rule.END_NOT_AFTER_START, sf.col(index[name]) <= start))
     if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in types:
         resolved, created = sf.col(index["resolved_at"]), sf.col(index["created_at"])
         checks.append(_Check("resolved_at", Rule.RESOLVED_BEFORE_CREATED, resolved < created))
@@ -804,12 +809,42 @@ def load_spark(
             item.sound().createOrReplaceTempView(views[item.name])
     if unusable_tables(report.tables):
         raise UnusableDataError(unusable_message(report.tables), report)
-    return SparkDataset(
+    ds = SparkDataset(
         session=session,
         views=views,
         absent=frozenset(report.absent),
         source=where,
         report=report,
+    )
+    note = _end_date_note(ds)
+    if note is not None:
+        report.warnings.append(note)
+    return ds
+
+
+def _end_date_note(ds: SparkDataset) -> str | None:
+    """Return :func:`churnrisk.validate.end_date_note` of the subscriptions, in one job."""
+    end = observation_end(ds)
+    subs = ds.table("subscriptions")
+    counts = ds.backend.execute(
+        subs.aggregate(
+            rows=subs.count(),
+            ended=subs.end_date.count(),
+            future=subs.count(where=subs.end_date > end),
+            with_term_end=subs.term_end.count(),
+        )
+    ).iloc[0]
+    # a filtered count over no matching row comes back NULL from Spark
+    n = {
+        k: 0 if counts[k] != counts[k] or counts[k] is None else int(counts[k])
+        for k in counts.index
+    }
+    return end_date_note(
+        rows=n["rows"],
+        ended=n["ended"],
+        future=n["future"],
+        with_term_end=n["with_term_end"],
+        last_day=end - timedelta(days=1),
     )
 
 

@@ -49,6 +49,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,12 +69,16 @@ __all__ = [
     "check_columns",
     "csv_columns",
     "csv_unsplittable_line",
+    "end_date_note",
     "exit_code_of",
     "extra_columns_warning",
     "load",
     "unusable_message",
     "unusable_tables",
 ]
+
+END_COLUMNS: tuple[str, ...] = ("end_date", "term_end")
+"""The subscription dates that must come after ``start_date`` (rule end_not_after_start)."""
 
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _SOURCE_DB = "_churnrisk_source"
@@ -222,6 +227,64 @@ def unusable_tables(tables: Mapping[str, TableReport]) -> list[str]:
     return [
         name for name, t in tables.items() if TABLES[name].required and t.rows > 0 and t.valid == 0
     ]
+
+
+def end_date_note(
+    *, rows: int, ended: int, future: int, with_term_end: int, last_day: Any
+) -> str | None:
+    """Say in one line what the subscriptions' dates mean when renewal timing is off.
+
+    ``end_date`` is read as the day a row stopped paying, ``term_end`` as the renewal
+    date known at signing (DESIGN section 1). Without any ``term_end``, two shapes tell
+    which export this is: end dates after the last observed day cannot be stops, so
+    they are term ends in the wrong column; end dates only on some rows, none ahead,
+    are a cancellation-dated export (Stripe's ``ended_at``, a CRM's churn date). Either
+    way the renewal-timing features are off, and the line says how to turn them on.
+
+    Parameters
+    ----------
+    rows, ended, future, with_term_end
+        Valid subscription rows; those with an ``end_date``; those whose ``end_date`` is
+        after the end of observation; those with a ``term_end``.
+    last_day
+        The last day observed.
+    """
+    if with_term_end or not rows or not ended:
+        return None
+    if future:
+        return (
+            f"subscriptions.end_date: {future:,} of {rows:,} rows stop after the last day"
+            f" observed ({last_day}), so they are term ends known at signing, not stops;"
+            " they are read only as stops and renewal timing is off: give them as term_end"
+            " too"
+        )
+    if ended < rows:
+        return (
+            f"subscriptions.end_date is set only on the {ended:,} of {rows:,} rows that"
+            " stopped, as in a cancellation-dated export: it is read as the day each row"
+            " stopped, and renewal timing is off: add term_end (the renewal date known at"
+            " signing) to turn it on"
+        )
+    return None
+
+
+def _end_date_note(ds: Dataset) -> str | None:
+    """Return :func:`end_date_note` of a loaded data set's subscriptions."""
+    from churnrisk.dataset import observation_end
+
+    end = observation_end(ds)
+    ((rows, ended, future, with_term_end),) = ds.con.execute(
+        "SELECT count(*), count(end_date), count(*) FILTER (WHERE end_date > ?),"
+        " count(term_end) FROM subscriptions",
+        [end],
+    ).fetchall()  # fetchall: a pending result would block the connection's next relation
+    return end_date_note(
+        rows=int(rows),
+        ended=int(ended),
+        future=int(future),
+        with_term_end=int(with_term_end),
+        last_day=end - timedelta(days=1),
+    )
 
 
 def exit_code_of(tables: Mapping[str, TableReport]) -> int:
@@ -974,8 +1037,13 @@ def _plan(source: _Source, *, accounts_ready: bool) -> _TablePlan:
         )
         checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, duplicated))
     if Rule.END_NOT_AFTER_START in table.extra_rules:
-        end, start = by_name["end_date"], by_name["start_date"]
-        checks.append(_Check("end_date", Rule.END_NOT_AFTER_START, f"{end.value} <= {start.value}"))
+        start = by_name["start_date"]
+        for name in END_COLUMNS:
+            if name in source.types:
+                end = by_name[name]
+                checks.append(
+                    _Check(name, Rule.END_NOT_AFTER_START, f"{end.value} <= {start.value}")
+                )
     if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in source.types:
         resolved, created = by_name["resolved_at"], by_name["created_at"]
         checks.append(
@@ -1242,11 +1310,14 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
         report = _validate(con, found, warnings, quarantine_dir)
         if unusable_tables(report.tables):
             raise UnusableDataError(unusable_message(report.tables, report.causes), report)
+        dataset = Dataset(con=con, absent=frozenset(report.absent), source=str(source))
+        note = _end_date_note(dataset)
+        if note is not None:
+            report.warnings.append(note)
     except BaseException:
         con.close()
         raise
-    absent = frozenset(report.absent)
-    return LoadResult(Dataset(con=con, absent=absent, source=str(source)), report)
+    return LoadResult(dataset, report)
 
 
 def _validate(

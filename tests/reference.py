@@ -83,6 +83,7 @@ class World:
         for r in subs:
             r["start_date"] = _as_date(r["start_date"])
             r["end_date"] = _as_date(r.get("end_date"))
+            r["term_end"] = _as_date(r.get("term_end"))
         ev = _rows(frames, "events")
         for r in ev:
             r["timestamp"] = _as_dt(r["timestamp"])
@@ -175,7 +176,8 @@ def reference_features(w: World, account: str, a: date) -> dict[str, Any]:
             con += 1
     out["contractions_365d"] = con
     out["expansions_365d"] = exp
-    ends = [r["end_date"] for r in covering if r["end_date"] is not None]
+    # the renewal date known at signing (term_end), never the end_date a row stopped on
+    ends = [r["term_end"] for r in covering if r["term_end"] is not None and r["term_end"] >= a]
     out["days_to_renewal"] = (min(ends) - a).days if ends else None
     if "orders" in w.present:
         out["orders_amount_90d"] = sum(
@@ -397,6 +399,12 @@ def random_world(seed: int, n_accounts: int = 20) -> dict[str, pd.DataFrame]:
                     "mrr": mrr,
                     "plan": rng.choice(plans),
                     "seats": rng.choice([None, 3, 10]),
+                    # the term end known at signing: mostly the length signed for, at
+                    # times missing, or running on after the row stopped
+                    "term_end": rng.choice(
+                        [start + timedelta(days=length)] * 3
+                        + [None, start + timedelta(days=length + 30)]
+                    ),
                 }
             )
             if rng.random() < 0.15:  # an add-on, sometimes free

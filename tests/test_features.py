@@ -246,12 +246,43 @@ def test_spine_takes_paying_accounts_created_before_the_as_of_date():
                 "start_date": [d(-100), d(-100), A, d(-5), d(-1)],
                 "end_date": [A, d(-1), None, None, None],
                 "mrr": [10.0, 10.0, 10.0, 10.0, 10.0],
+                "term_end": [A, d(-1), None, None, None],
             }
         ),
     }
     df = build_features(Dataset.from_frames(frames), [A])
     assert list(df.account_id) == ["ends_on_a", "new_late"]
     assert list(df.days_to_renewal.fillna(-1)) == [0, -1]
+
+
+def test_renewal_timing_reads_term_end_never_the_end_date():
+    """A cancellation-dated export writes end_date only for rows that stopped.
+
+    Reading it as a renewal date would give "days to renewal" to exactly the accounts
+    that are about to leave (a perfect leak): only the term end known at signing counts.
+    """
+    d = lambda k: A + timedelta(days=k)  # noqa: E731
+    frames = {
+        "accounts": pd.DataFrame(
+            {"account_id": ["leaves", "stays", "renews"], "created_at": [datetime(2024, 1, 1)] * 3}
+        ),
+        "subscriptions": pd.DataFrame(
+            {
+                "account_id": ["leaves", "stays", "renews"],
+                "start_date": [d(-100)] * 3,
+                "end_date": [d(40), None, None],  # the day it stopped, written afterwards
+                "mrr": [10.0] * 3,
+                "term_end": [None, None, d(20)],  # known at signing
+            }
+        ),
+    }
+    df = build_features(Dataset.from_frames(frames), [A]).set_index("account_id")
+    assert df.days_to_renewal.isna().to_dict() == {
+        "leaves": True,
+        "renews": False,
+        "stays": True,
+    }
+    assert df.loc["renews", "days_to_renewal"] == 20
 
 
 def test_absent_tables_give_null_features():

@@ -35,7 +35,7 @@ def mid(tmp_path_factory):
 def _mrr_on(subs: pd.DataFrame, day: date) -> pd.Series:
     """MRR per account on ``day`` (0 for accounts without a covering row)."""
     d = pd.Timestamp(day)
-    cover = subs[(subs.start_date <= d) & (subs.end_date > d)]
+    cover = subs[(subs.start_date <= d) & (subs.end_date.isna() | (subs.end_date > d))]
     return cover.groupby("account_id").mrr.sum()
 
 
@@ -137,7 +137,9 @@ def test_contract_rules_hold(mid):
             if not col.nullable:
                 assert frame[col.name].notna().all(), (name, col.name)
     assert (subs.mrr >= 0).all()
-    assert (subs.end_date > subs.start_date).all()
+    assert (subs.term_end > subs.start_date).all()
+    ended = subs.end_date.notna()
+    assert (subs.end_date[ended] == subs.term_end[ended]).all()
     assert nps.score.between(0, 10).all()
     assert (tk.contacts >= 1).all()
     assert tk.csat.dropna().between(1, 5).all()
@@ -172,7 +174,11 @@ def test_subscriptions_are_point_in_time(mid):
     subs, acc = t["subscriptions"], t["accounts"]
     end = pd.Timestamp(summary.end)
     assert (subs.start_date < end).all()
-    assert (subs.end_date > end).any()  # terms signed before the end may run past it
+    # terms signed before the end may run past it: their stop is not known yet
+    running = subs.term_end >= end
+    assert running.any()
+    assert subs.end_date[running].isna().all()
+    assert (subs.end_date[~running] == subs.term_end[~running]).all()
     # accounts created before start have a term running at start
     start = pd.Timestamp(summary.start)
     old = set(acc.account_id[acc.created_at < pd.Timestamp(summary.start, tz="UTC")])
@@ -219,7 +225,7 @@ def test_start_mid_month(tmp_path):
     t = _read(summary)
     subs = t["subscriptions"]
     assert (subs.start_date < pd.Timestamp(summary.end)).all()
-    assert (subs.end_date > subs.start_date).all()
+    assert (subs.term_end > subs.start_date).all()
     ev = t["events"]
     assert ev.timestamp.min() >= pd.Timestamp(summary.start, tz="UTC")
     assert ev.timestamp.max() < pd.Timestamp(summary.end, tz="UTC")
@@ -240,7 +246,7 @@ def test_mrr_movements_all_occur(mid):
     assert ((prev > 0) & (cur == 0)).any(), "churn"
     assert ((prev == 0) & (cur > 0) & paid_before).any(), "reactivation"
     # annual contracts mix with monthly ones
-    length = (subs.end_date - subs.start_date).dt.days
+    length = (subs.term_end - subs.start_date).dt.days
     assert (length.between(28, 31)).any()
     assert (length.between(365, 366)).any()
 
@@ -269,7 +275,10 @@ def test_churners_use_the_product_less_before_they_leave(mid):
         hi = pd.Timestamp(as_of, tz="UTC")
         used = ev[(ev.timestamp >= lo) & (ev.timestamp < hi)].groupby("account_id").size()
         seats = (
-            subs[(subs.start_date <= pd.Timestamp(as_of)) & (subs.end_date > pd.Timestamp(as_of))]
+            subs[
+                (subs.start_date <= pd.Timestamp(as_of))
+                & (subs.end_date.isna() | (subs.end_date > pd.Timestamp(as_of)))
+            ]
             .groupby("account_id")
             .seats.sum()
         )
@@ -289,7 +298,7 @@ def test_churners_use_the_product_less_before_they_leave(mid):
 def test_health_reaches_tickets_and_nps(mid):
     summary, t = mid
     subs = t["subscriptions"]
-    last = subs.groupby("account_id").end_date.max()
+    last = subs.groupby("account_id").term_end.max()
     churned = set(last[last < pd.Timestamp(summary.end)].index)
     nps = t["nps"]
     by = nps.groupby(nps.account_id.isin(churned)).score.mean()

@@ -23,7 +23,8 @@ from churnrisk.validate import (
 
 ACCOUNTS = "account_id,created_at\nA1,2026-01-01\nA2,2026-01-02\n"
 SUBSCRIPTIONS = (
-    "account_id,start_date,end_date,mrr\nA1,2026-01-01,,100\nA2,2026-01-01,2026-03-01,50\n"
+    "account_id,start_date,end_date,mrr,term_end\n"
+    "A1,2026-01-01,,100,2027-01-01\nA2,2026-01-01,2026-03-01,50,2026-03-01\n"
 )
 
 
@@ -68,7 +69,15 @@ def test_clean_source_gives_exit_code_0_and_no_problems(tmp_path):
     assert result.dataset.absent == frozenset(report.absent)
     assert not (tmp_path / "q").exists()
     subs = result.dataset.frame("subscriptions")
-    assert list(subs.columns) == ["account_id", "start_date", "end_date", "mrr", "plan", "seats"]
+    assert list(subs.columns) == [
+        "account_id",
+        "start_date",
+        "end_date",
+        "mrr",
+        "plan",
+        "seats",
+        "term_end",
+    ]
     assert subs["mrr"].tolist() == [100.0, 50.0]
     assert subs["plan"].isna().all()
     assert result.dataset.frame("events").empty
@@ -89,6 +98,7 @@ def test_contract_types_in_dataset(tmp_path):
         "mrr": "DOUBLE",
         "plan": "VARCHAR",
         "seats": "BIGINT",
+        "term_end": "DATE",
     }
     assert result.dataset.con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
 
@@ -900,3 +910,47 @@ def test_row_numbers_on_a_large_csv(tmp_path):
     result = load(src)
     assert result.report.problems == [Problem("events", n - 10, "value", Rule.UNPARSEABLE, "oops")]
     assert result.report.tables["events"] == TableReport(rows=n, valid=n - 1, quarantined=1)
+
+
+# ------------------------------------------------------------------ what the dates mean
+
+
+def test_a_cancellation_dated_export_is_named_in_one_line(tmp_path):
+    # end_date only on the row that stopped: read as a stop, renewal timing is off
+    subs = "account_id,start_date,end_date,mrr\nA1,2025-01-01,,100\nA2,2025-01-01,2025-06-01,50\n"
+    report = load(_write(tmp_path, subscriptions=subs)).report
+    assert report.warnings == [
+        "subscriptions.end_date is set only on the 1 of 2 rows that stopped, as in a"
+        " cancellation-dated export: it is read as the day each row stopped, and renewal"
+        " timing is off: add term_end (the renewal date known at signing) to turn it on"
+    ]
+
+
+def test_end_dates_after_the_data_are_named_as_term_ends(tmp_path):
+    # the last day observed is 2026-01-02 (an account's creation): 2027 is a term end
+    subs = "account_id,start_date,end_date,mrr\nA1,2026-01-01,2027-01-01,100\nA2,2026-01-01,,5\n"
+    report = load(_write(tmp_path, subscriptions=subs)).report
+    assert report.warnings == [
+        "subscriptions.end_date: 1 of 2 rows stop after the last day observed (2026-01-02),"
+        " so they are term ends known at signing, not stops; they are read only as stops"
+        " and renewal timing is off: give them as term_end too"
+    ]
+
+
+def test_no_note_when_term_end_is_given(tmp_path):
+    subs = (
+        "account_id,start_date,end_date,mrr,term_end\n"
+        "A1,2026-01-01,,100,2027-01-01\nA2,2026-01-01,2026-03-01,50,2026-03-01\n"
+    )
+    assert load(_write(tmp_path, subscriptions=subs)).report.warnings == []
+
+
+def test_term_end_must_come_after_the_start(tmp_path):
+    subs = (
+        "account_id,start_date,end_date,mrr,term_end\n"
+        "A1,2026-01-01,,100,2027-01-01\nA2,2026-01-01,,50,2026-01-01\n"
+    )
+    report = load(_write(tmp_path, subscriptions=subs)).report
+    assert report.problems == [
+        Problem("subscriptions", 2, "term_end", Rule.END_NOT_AFTER_START, "2026-01-01")
+    ]

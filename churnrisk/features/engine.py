@@ -272,8 +272,12 @@ def mrr_moves(subs: ir.Table) -> ir.Table:
 def _subscriptions(ds: TableSet, sp: ir.Table) -> ir.Table:
     """Billing features from ``subscriptions`` (with ``accounts`` as the fallback).
 
-    Uses the rows signed before ``a`` (``start_date < a``); their ``end_date`` is the
-    term's renewal date, known at signing. The state is read on the day before ``a``.
+    Uses the rows signed before ``a`` (``start_date < a``). The state is read on the day
+    before ``a``: a row covers that day unless it stopped by then, which is known at
+    ``a`` whatever the export writes in ``end_date`` later. ``end_date`` itself is never
+    read as a value (in a cancellation-dated export it exists only for rows that
+    stopped); the renewal date comes from ``term_end``, the term end known at signing:
+    the nearest one on or after ``a`` among the covering rows, NULL without one.
     """
     subs = ds.table("subscriptions")
     j = lookback(sp, subs, "start_date", None)
@@ -285,7 +289,7 @@ def _subscriptions(ds: TableSet, sp: ir.Table) -> ir.Table:
         mrr=j.mrr.sum(where=cov),
         _mrr_91=j.mrr.sum(where=covers(j, quarter_ago)),
         _seats=j.seats.sum(where=cov),
-        _renewal=j.end_date.min(where=cov),
+        _renewal=j.term_end.min(where=cov & (j.term_end >= j.as_of)),
         _top_mrr=j.mrr.max(where=with_plan),
     )
     r = agg.select(_t_account=agg.account_id, _t_as_of=agg.as_of, _t_mrr=agg._top_mrr)

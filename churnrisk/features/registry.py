@@ -171,7 +171,7 @@ FEATURES: tuple[Feature, ...] = (
         None,
         "int",
         "subscriptions",
-        "Days until the nearest subscription term ends",
+        "Days until the nearest subscription term ends (term_end)",
     ),
     _f("orders_amount_90d", "billing", 90, "float", "orders", "One-off order amount, last 90 days"),
     # account ------------------------------------------------------------------------------
