@@ -281,7 +281,7 @@ def features_describe(name: Annotated[str, typer.Argument(help="A feature name."
     from churnrisk.features import get_feature
 
     f = get_feature(name)
-    for key in ("name", "family", "window_days", "dtype", "table", "meaning"):
+    for key in ("name", "family", "window_days", "dtype", "table", "actionable", "meaning"):
         out.print(f"{key:12} {getattr(f, key, None)}")
 
 

@@ -42,6 +42,11 @@ class Feature:
     table
         The contract table it needs: when that optional table is absent from the data
         set, the feature is NULL (never 0).
+    actionable
+        Whether customer success can act on what it measures (usage, engagement,
+        tickets, NPS, billing changes), as opposed to context: who the account is and
+        where it stands in its contract (size, plan, tenure, segment, renewal timing).
+        Drivers of a score are ranked among the actionable features apart from context.
     """
 
     name: str
@@ -50,12 +55,28 @@ class Feature:
     meaning: str
     dtype: Dtype
     table: str
+    actionable: bool = True
+
+
+CONTEXT: frozenset[str] = frozenset(
+    {
+        "mrr",
+        "tenure_days",
+        "plan",
+        "seats",
+        "days_to_renewal",
+        "segment",
+        "industry",
+        "region",
+    }
+)
+"""Features that describe the account or its contract rather than its behaviour."""
 
 
 def _f(
     name: str, family: Family, window: int | None, dtype: Dtype, table: str, meaning: str
 ) -> Feature:
-    return Feature(name, family, window, meaning, dtype, table)
+    return Feature(name, family, window, meaning, dtype, table, actionable=name not in CONTEXT)
 
 
 FEATURES: tuple[Feature, ...] = (
