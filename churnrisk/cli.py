@@ -473,6 +473,17 @@ def print_leaderboard(result: Any) -> None:
             out.print(f"[dim]note: {note}[/]")
 
 
+AllowLeakOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-leak",
+        help="A feature the leak audit may let through although it alone separates"
+        " churners from stayers (repeat for several); check first that it is known in"
+        " advance.",
+    ),
+]
+
+
 @app.command()
 def train(
     data: DataArg,
@@ -481,6 +492,7 @@ def train(
         bool, typer.Option("--force", help="Make the new models champion whatever the gate says.")
     ] = False,
     quarantine: QuarantineOpt = None,
+    allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest, train and register the churn and CLV models; promote them if not worse."""
     from churnrisk.pipeline import train as run_train
@@ -495,6 +507,7 @@ def train(
         tracker=tracker,
         fingerprint=fingerprint(data),
         force=force,
+        allow_leaks=allow_leak or (),
         step=_steps(),
     )
     print_leaderboard(outcome.backtest)
@@ -520,8 +533,10 @@ def backtest(
         Literal["json", "table"], typer.Option("--format", help="Output format.")
     ] = "table",
     quarantine: QuarantineOpt = None,
+    allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest the configuration over time beside the baselines, and record the run."""
+    from churnrisk.models.audit import check_leaks
     from churnrisk.models.backtest import backtest as run_backtest
     from churnrisk.pipeline import backtest_figures, training_panel
     from churnrisk.tracking import fingerprint
@@ -531,6 +546,8 @@ def backtest(
     step = _steps()
     step("building the panel")
     panel = training_panel(result.dataset, run)
+    step("auditing the features for leaks")
+    check_leaks(panel, allow=allow_leak or ())
     step("backtesting the model and the baselines")
     bt = run_backtest(panel, run)
     tracker = _tracker()

@@ -7,7 +7,7 @@ split or a parameter of its own. Tracking is reached only through a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
@@ -18,6 +18,7 @@ from churnrisk.config import RunConfig
 from churnrisk.dataset import Dataset, observation_end, observation_start
 from churnrisk.errors import ConfigError, DataError
 from churnrisk.features import as_of_dates, build_features
+from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, train_models
 from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
@@ -124,11 +125,14 @@ def train(
     tracker: Tracker,
     fingerprint: str,
     force: bool = False,
+    allow_leaks: Iterable[str] = (),
     step: Step = _quiet,
 ) -> TrainOutcome:
     """Backtest, train, record and gate one configuration on a data set.
 
-    1. Build the labelled panel of every monthly as-of date.
+    1. Build the labelled panel of every monthly as-of date, and audit it for leaks
+       (:func:`~churnrisk.models.audit.check_leaks`): a feature that alone separates
+       churners from stayers stops the run.
     2. Backtest the configuration on it (rolling origin, one label horizon of gap).
     3. Train the churn and CLV models on every labelled row.
     4. Record the run in MLflow and register both models.
@@ -149,6 +153,8 @@ def train(
         Fingerprint of the input data (:func:`churnrisk.tracking.fingerprint`).
     force
         Promote whatever the gate says.
+    allow_leaks
+        Features the leak audit lets through (the user checked them).
     step
         Called with a short message as each step starts (the CLI shows them).
     """
@@ -156,6 +162,8 @@ def train(
 
     step("building the training panel")
     panel = training_panel(ds, config)
+    step("auditing the features for leaks")
+    check_leaks(panel, allow=allow_leaks)
     step("backtesting the model and the baselines")
     result = backtest(panel, config)
     step("training the churn and CLV models")
