@@ -1,158 +1,45 @@
-"""A synthetic B2B SaaS world with planted, documented churn signal.
+"""Synthetic B2B worlds with planted, documented churn mechanisms.
 
-:func:`generate_world` writes the seven contract tables (see :mod:`churnrisk.contract`)
-for a software company selling per-seat subscriptions, observed over ``months`` months
-from ``start``. Everything is drawn from seeded NumPy generators, so the same arguments
-give byte-identical files on every machine, in every time zone.
+:func:`generate_world` writes the contract tables (see :mod:`churnrisk.contract`) of a
+company observed over ``months`` months from ``start``. Everything is drawn from seeded
+NumPy generators, so the same arguments give byte-identical files on every machine, in
+every time zone.
 
-The model
----------
-**Latent account health.** Every account carries a health ``h`` (about standard
-normal), a monthly random walk that reverts slowly (10 % a month) towards a level set by
-its segment, plan and whether it was referred (Enterprise, enterprise plan and referred
-accounts sit higher), with Gaussian steps (sd 0.3) and occasional shocks: a sudden drop
-(about 4 % of months, e.g. the champion leaves) or lift (about 2 %). Daily health is
-the linear interpolation between month starts. Health is never written; every table
-below is a noisy view of it:
+A world has a **shape**: a business with its own churn mechanism, its own export (which
+optional tables and columns exist, what event types and priorities are called, how
+billing is written) and its own default size. Each shape's module documents what drives
+churn, what each table shows of it and what a model can and cannot see:
 
-- **subscriptions** -- churn is decided only at renewal dates, with
-  ``logit p = base(billing) - 1.5 h + small-seat bump + new-account bump + noise``
-  (monthly contracts renew every month with a low per-renewal risk, annual ones once a
-  year with a high one, so an upcoming annual renewal is risky). Because health is a
-  walk, the health that decides a renewal is visible in the months before it. Renewals
-  of healthy accounts expand (more seats, plan upgrades, switches to annual billing),
-  renewals of unhealthy ones contract (fewer seats, downgrades); annual contracts also
-  expand mid-term through add-on rows. Churned accounts come back with a small monthly
-  probability, higher when healthy (a reactivation), and their health jumps up by 0.6.
-- **events** -- each seat slot is a user with its own activity level (heavy-tailed)
-  times an account activity level (independent of health: usage *level* is a noisy
-  signal, its *trend* a better one). The chance that a user is active on a day scales
-  with ``2 * sigmoid(1.1 h)``, the weekday (weekends about 5x quieter, the year-end
-  holidays quieter) and the number of seats in force; an active user-day is a session
-  of ``1 + Poisson(2.2 exp(0.35 h))`` events in local business hours of the account's
-  region. So falling health shows as fewer events, fewer distinct users (DAU/MAU
-  decline) and shorter sessions. A little usage trails for ten days after churn.
-- **tickets** -- a daily Poisson rate that grows with ``sqrt(seats)`` and
-  ``exp(-0.7 h)``; low health also shifts priority towards high/urgent, lowers the
-  first-contact resolution share (``P(contacts == 1) = sigmoid(0.9 + 0.9 h)``),
-  lengthens resolution and lowers CSAT (1-5, answered for about 55 % of resolved
-  tickets). Tickets still open at the period end have no ``resolved_at``.
-- **nps** -- roughly quarterly survey waves per account; each user answers a wave with
-  probability 0.15. ``score = round(7.8 + 1.6 h + user bias + noise)`` clipped to 0-10,
-  with a comment for about a third of answers.
-- **orders** -- an onboarding invoice for new Mid-Market and Enterprise accounts, and
-  one-off purchases (training, add-on packs, services) at a rate that rises with health.
-- **costs** -- per account and month of presence: usage-driven serving cost plus a
-  per-seat cost plus the customer-success cost of the segment.
+- ``default`` (:mod:`churnrisk.worlds.saas`): per-seat SaaS, churn at renewal from a
+  latent account health that usage, tickets and NPS reflect.
 
-Accounts exist before ``start`` (their running contract term began before it) and new
-ones arrive during the period, at a slowly growing rate. ``accounts.plan`` and
-``accounts.seats`` are the values at sign-up; the current plan and seats are those of
-the subscription rows. Each subscription row is one contract term (monthly: a month;
-annual: twelve months) or a mid-term add-on row running from the change date to the
-same term end, with ``plan``, ``seats`` and ``mrr`` of the added seats only. Its
-``term_end`` is known on the day the row starts; its ``end_date``, the day it stopped,
-is written only for rows that stopped before the export was taken (a term still running
-at the end has none yet), as a billing export writes it. MRR on a day is the sum over
-rows covering it; churn is a term end with no row following.
-
-With the defaults (5,000 accounts, 24 months: about 9-10 million events) monthly logo
-churn is about 2.3 %, and on simple 30/90-day window features (usage and its trend,
-distinct users, tickets, CSAT, NPS, MRR, days to renewal) trained on earlier monthly
-as-of dates and tested on later ones, gradient boosting reaches a ROC-AUC of about 0.82
-for churn within 90 days and logistic regression about 0.77-0.79.
+Every shape obeys the contract's date meanings: a row's ``end_date`` is the day it
+stopped paying and is written only when that day is before the end of the export;
+``term_end``, where a shape writes it, is known on the day the row starts. Churn is MRR
+falling to zero; nothing is observed before an account's creation or after ``end``.
 """
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from churnrisk.contract import TABLES, Kind
 from churnrisk.errors import ConfigError
+from churnrisk.worlds import saas
+from churnrisk.worlds.base import Calendar, Shape, Sink, add_months, draw_accounts
 
-__all__ = ["GenerateSummary", "generate_world"]
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
+__all__ = ["BATCH_SIZE", "SHAPES", "GenerateSummary", "Shape", "add_months", "generate_world"]
 
 BATCH_SIZE = 500
 """Accounts simulated together; part of the seeding scheme, so changing it changes worlds."""
 
-_DAY = 86_400
-_PRE_MONTHS = 36  # accounts existing at start were created up to this many months before
-_TAIL_DAYS = 10  # days of trailing usage after churn
-
-SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
-_SEGMENT_P = np.array([0.6, 0.3, 0.1])
-PLANS = ("starter", "growth", "enterprise")
-PRICE_PER_SEAT = np.array([12.0, 29.0, 59.0])  # list price per seat per month
-_ANNUAL_DISCOUNT = 0.85
-_PLAN_P = np.array([[0.6, 0.35, 0.05], [0.2, 0.6, 0.2], [0.0, 0.35, 0.65]])  # by segment
-_ANNUAL_P = np.array([0.15, 0.5, 0.85])  # share of annual contracts by segment
-_SEATS_MEDIAN = np.array([4.0, 15.0, 50.0])
-_SEATS_SIGMA = np.array([0.5, 0.5, 0.6])
-_CAC_MEDIAN = np.array([600.0, 4000.0, 20000.0])
-_HEALTH_LEVEL = np.array([-0.1, 0.1, 0.3])  # by segment
-_PLAN_HEALTH = np.array([-0.1, 0.0, 0.1])
-_CS_COST = np.array([5.0, 40.0, 150.0])  # customer-success cost per account-month
-INDUSTRIES = (
-    "Software",
-    "Financial Services",
-    "Healthcare",
-    "Retail",
-    "Manufacturing",
-    "Education",
-    "Media",
-    "Logistics",
-    "Professional Services",
-    "Public Sector",
-)
-REGIONS = ("North America", "EMEA", "APAC", "LATAM")
-_REGION_P = np.array([0.45, 0.35, 0.15, 0.05])
-_REGION_UTC_OFFSET_H = np.array([-5, 1, 8, -3])
-OWNERS = (  # customer-success managers, by segment
-    ("Ava Brooks", "Liam Chen", "Noah Diaz"),
-    ("Mia Fischer", "Omar Haddad", "Sofia Rossi"),
-    ("Grace Okafor", "Lucas Martin"),
-)
-EVENT_TYPES = ("login", "report_view", "dashboard_edit", "export", "api_call", "invite_user")
-_EVENT_P = np.array([0.0, 0.45, 0.15, 0.1, 0.25, 0.05])  # events after the first of a session
-_TIMED_EVENTS = np.array([False, True, True, True, True, False])  # carry a duration value
-PRIORITIES = ("low", "normal", "high", "urgent")
-_PRIORITY_P = np.array([0.35, 0.45, 0.15, 0.05])
-_RESOLVE_HOURS = np.array([30.0, 20.0, 8.0, 3.0])
-_NAME_A = ("Blue", "North", "Bright", "Iron", "Silver", "Green", "Swift", "Clear", "Red", "Nova")
-_NAME_B = ("Harbor", "Peak", "Field", "Stone", "River", "Bridge", "Forge", "Grid", "Leaf", "Wave")
-_NAME_C = ("Labs", "Systems", "Group", "Analytics", "Health", "Logistics", "Partners", "Works")
-_COMMENTS = (
-    (
-        "Too expensive for what we use",
-        "Support takes too long to answer",
-        "Reports are slow and often wrong",
-        "We are evaluating other tools",
-        "Missing integrations we need",
-    ),
-    ("Does the job", "Good overall, a few rough edges", "Onboarding could be easier"),
-    (
-        "Great product, the team loves it",
-        "Dashboards save us hours every week",
-        "Support is fast and helpful",
-        "The API is excellent",
-    ),
-)
+SHAPES: dict[str, Shape] = {s.name: s for s in (saas.SHAPE,)}
+"""Every world shape, by name, the default first."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +57,9 @@ class GenerateSummary:
     end
         Exclusive end of the observed period (``start`` plus ``months`` months).
     files
-        The files written, one per contract table, in contract order.
+        The files written, one per table of the shape's export, in contract order.
+    shape
+        The world's shape.
     """
 
     out: Path
@@ -178,53 +67,56 @@ class GenerateSummary:
     start: date
     end: date
     files: list[Path]
+    shape: str = "default"
 
 
-def add_months(day: date, months: int) -> date:
-    """Return ``day`` moved by ``months`` calendar months, clipped to the month's end.
+def _whole(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{name} must be a whole number >= {low}, got {value!r}")
 
-    Parameters
-    ----------
-    day
-        The date to move.
-    months
-        Number of months to add (may be negative).
 
-    Returns
-    -------
-    date
-        The same day of the month ``months`` later, or that month's last day.
-    """
-    y, m = divmod(day.year * 12 + day.month - 1 + months, 12)
-    return date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
+def _resolve(shape: str, accounts: int | None, months: int | None) -> tuple[Shape, int, int]:
+    """Return the shape and the size asked for, its defaults filling what is not given."""
+    if shape not in SHAPES:
+        raise ConfigError(f"shape must be one of {', '.join(SHAPES)}, got {shape!r}")
+    spec = SHAPES[shape]
+    accounts = spec.accounts if accounts is None else accounts
+    months = spec.months if months is None else months
+    _whole("accounts", accounts, 1)
+    _whole("months", months, 1)
+    return spec, accounts, months
 
 
 def generate_world(
     out: Path,
     *,
-    accounts: int = 5000,
-    months: int = 24,
+    shape: str = "default",
+    accounts: int | None = None,
+    months: int | None = None,
     start: date = date(2024, 11, 1),
     seed: int = 0,
     fmt: Literal["csv", "parquet"] = "parquet",
     progress: Callable[[int], None] | None = None,
 ) -> GenerateSummary:
-    """Generate a synthetic B2B SaaS world and write it as contract tables.
+    """Generate a synthetic B2B world of one shape and write it as contract tables.
 
-    The model (latent account health and how each table depends on it) is described
-    in the module docstring. Accounts are simulated in batches of :data:`BATCH_SIZE`,
-    each with its own generator seeded from ``(seed, batch index)``; events are written
-    batch by batch, so memory stays bounded whatever the size.
+    The shapes and their churn mechanisms are described in the module docstring and in
+    each shape's module. Accounts are simulated in batches of :data:`BATCH_SIZE`, each
+    with its own generator seeded from ``(seed, batch index)`` and the shape's stream;
+    tables are written batch by batch, so memory stays bounded whatever the size.
 
     Parameters
     ----------
     out
         Folder to write ``<table>.csv`` or ``<table>.parquet`` files into (created if
         missing; existing files of the same name are replaced).
+    shape
+        A name in :data:`SHAPES`.
     accounts
-        Number of accounts (>= 1), those existing at ``start`` and those arriving later.
+        Number of accounts (>= 1), those existing at ``start`` and those arriving later;
+        default: the shape's.
     months
-        Length of the observed period in months (>= 1).
+        Length of the observed period in months (>= 1); default: the shape's.
     start
         First day of the observed period.
     seed
@@ -245,785 +137,38 @@ def generate_world(
     ConfigError
         When an argument is not valid.
     """
-    if isinstance(accounts, bool) or not isinstance(accounts, int) or accounts < 1:
-        raise ConfigError(f"accounts must be a whole number >= 1, got {accounts!r}")
-    if isinstance(months, bool) or not isinstance(months, int) or months < 1:
-        raise ConfigError(f"months must be a whole number >= 1, got {months!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"seed must be a whole number >= 0, got {seed!r}")
+    spec, accounts, months = _resolve(shape, accounts, months)
+    _whole("seed", seed, 0)
     if fmt not in ("csv", "parquet"):
         raise ConfigError(f"fmt must be 'csv' or 'parquet', got {fmt!r}")
     if isinstance(start, datetime) or not isinstance(start, date):
         raise ConfigError(f"start must be a date (not a datetime), got {start!r}")
 
-    cal = _Calendar(start, months)
-    world = _draw_accounts(accounts, cal, seed)
+    cal = Calendar(start, months)
+    draws = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, *spec.stream)))
+    world = draw_accounts(accounts, cal, draws, prefix=spec.id_prefix, width=spec.id_width)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sink = _Sink(out, fmt)
+    sink = Sink(out, fmt)
     next_ticket = 1
     try:
         for b, lo in enumerate(range(0, accounts, BATCH_SIZE)):
             hi = min(lo + BATCH_SIZE, accounts)
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, b)))
-            tables = _simulate_batch(rng, cal, world, lo, hi, next_ticket)
-            next_ticket += tables["tickets"].num_rows
+            key = (1, b, *spec.stream)
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
+            tables = spec.simulate(rng, cal, world, lo, hi, next_ticket)
+            if "tickets" in tables:
+                next_ticket += tables["tickets"].num_rows
             sink.write(tables)
             if progress is not None:
                 progress(hi - lo)
     finally:
         sink.close()
     return GenerateSummary(
-        out=out, rows=dict(sink.rows), start=start, end=cal.end, files=list(sink.files)
+        out=out,
+        rows=dict(sink.rows),
+        start=start,
+        end=cal.end,
+        files=list(sink.files),
+        shape=spec.name,
     )
-
-
-class _Calendar:
-    """Day and month arithmetic of one world; days are integers counted from ``start``."""
-
-    def __init__(self, start: date, months: int) -> None:
-        self.start = start
-        self.end = add_months(start, months)
-        self.months = months
-        self.days = (self.end - start).days
-        self.start_d = np.datetime64(start, "D")
-        self.epoch_day = int(self.start_d.astype(np.int64))  # days since 1970-01-01
-        base = np.datetime64(start, "M")
-        # month starts for month index k in [-_PRE_MONTHS, months + 14)
-        self.k_lo = -_PRE_MONTHS
-        ks = np.arange(self.k_lo, months + 14)
-        firsts = (base + ks).astype("datetime64[D]")
-        self._month_start = (firsts - self.start_d).astype(np.int64)
-        all_days = np.arange(self.days)
-        self.dates = self.start_d + all_days
-        self.weekday = (all_days + self.epoch_day + 3) % 7  # Monday = 0
-        month_of = self.dates.astype("datetime64[M]")
-        self.day_of_month = (self.dates - month_of.astype("datetime64[D]")).astype(np.int64) + 1
-        self.month_index = (month_of - base).astype(np.int64)  # 0 = month holding start
-        month_no = month_of.astype(np.int64) % 12 + 1
-        self.holiday = ((month_no == 12) & (self.day_of_month >= 24)) | (
-            (month_no == 1) & (self.day_of_month == 1)
-        )
-
-    def split(self, days: IntArray) -> tuple[IntArray, IntArray]:
-        """Month index and day of month (1-31) of any day numbers."""
-        dates = self.start_d + days
-        months = dates.astype("datetime64[M]")
-        dom = (dates - months.astype("datetime64[D]")).astype(np.int64) + 1
-        k = (months - np.datetime64(self.start, "M")).astype(np.int64)
-        return k, dom
-
-    def month_start(self, k: IntArray | int) -> Any:
-        """Day number of the first day of month index ``k``."""
-        return self._month_start[np.asarray(k) - self.k_lo]
-
-    def renewal(self, k: IntArray | int, anchor: IntArray) -> IntArray:
-        """Day number of the anchor day (1-28) in month index ``k``."""
-        return np.asarray(self.month_start(k) + anchor - 1, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class _World:
-    """Account facts drawn for the whole world at once (ids follow creation order)."""
-
-    created_day: IntArray  # day number of creation (negative: before start)
-    created_sec: IntArray  # creation time, seconds from start 00:00 UTC
-    referred: IntArray  # index of the referring account, or -1
-    ids: list[str]
-
-
-def _draw_accounts(n: int, cal: _Calendar, seed: int) -> _World:
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
-    n_new = round(n * cal.months / (cal.months + 30))
-    parts = []
-    for lo, hi, count in (
-        (int(cal.month_start(-_PRE_MONTHS)), 0, n - n_new),
-        (0, cal.days, n_new),
-    ):
-        cand = np.arange(lo, hi, dtype=np.int64)
-        cand = cand[cal.split(cand)[1] <= 28]  # anchor days 1-28 exist in every month
-        weight = np.exp(cand / 900.0)  # a growing company: more sign-ups lately
-        parts.append(rng.choice(cand, size=count, p=weight / weight.sum()))
-    day = np.concatenate(parts)
-    sec = rng.integers(7 * 3600, 19 * 3600, size=n)
-    order = np.lexsort((sec, day))
-    day = day[order]
-    created_sec = day * _DAY + sec[order]
-    referred = np.full(n, -1, dtype=np.int64)
-    later = np.arange(1, n)
-    picked = later[rng.random(n - 1) < 0.1]
-    referred[picked] = (rng.random(picked.size) * picked).astype(np.int64)
-    width = len(str(n))
-    return _World(day, created_sec, referred, [f"A{i + 1:0{width}d}" for i in range(n)])
-
-
-def _sigmoid(x: Any) -> Any:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-@dataclass
-class _Rows:
-    """Subscription rows of one batch, collected month by month."""
-
-    acc: list[IntArray]
-    start: list[IntArray]
-    end: list[IntArray]
-    plan: list[IntArray]
-    seats: list[IntArray]
-    mrr: list[FloatArray]
-
-    def add(
-        self,
-        mask: BoolArray,
-        start: IntArray,
-        end: IntArray,
-        plan: IntArray,
-        seats: IntArray,
-        mrr: FloatArray,
-    ) -> None:
-        idx = np.flatnonzero(mask)
-        self.acc.append(idx)
-        self.start.append(start[idx])
-        self.end.append(end[idx])
-        self.plan.append(plan[idx])
-        self.seats.append(seats[idx])
-        self.mrr.append(np.round(mrr[idx], 2))
-
-    def arrays(self) -> dict[str, Any]:
-        return {
-            k: np.concatenate(getattr(self, k))
-            for k in ("acc", "start", "end", "plan", "seats", "mrr")
-        }
-
-
-def _simulate_batch(
-    rng: np.random.Generator, cal: _Calendar, world: _World, lo: int, hi: int, first_ticket: int
-) -> dict[str, pa.Table]:
-    """Simulate accounts ``lo:hi`` and return their rows of every contract table."""
-    n = hi - lo
-    acc = np.arange(n)
-    days = cal.days
-    cday = world.created_day[lo:hi]
-    csec = world.created_sec[lo:hi]
-    ck, anchor = cal.split(cday)
-    pre = cday < 0
-
-    # static attributes
-    seg = rng.choice(3, size=n, p=_SEGMENT_P)
-    plan0 = (rng.random(n)[:, None] > np.cumsum(_PLAN_P, axis=1)[seg][:, :-1]).sum(axis=1)
-    annual0 = rng.random(n) < _ANNUAL_P[seg]
-    seats0 = np.maximum(
-        1,
-        np.round(_SEATS_MEDIAN[seg] * np.exp(rng.normal(0.0, _SEATS_SIGMA[seg]))).astype(np.int64),
-    )
-    region = rng.choice(4, size=n, p=_REGION_P)
-    tz_sec = _REGION_UTC_OFFSET_H[region] * 3600
-    industry = rng.integers(0, len(INDUSTRIES), size=n)
-    owner_pick = rng.integers(0, 6, size=n)
-    owner = [
-        OWNERS[s][o % len(OWNERS[s])]
-        for s, o in zip(seg.tolist(), owner_pick.tolist(), strict=True)
-    ]
-    referred = world.referred[lo:hi] >= 0
-    cac = np.round(
-        _CAC_MEDIAN[seg] * np.exp(rng.normal(0.0, 0.4, size=n)) * np.where(referred, 0.5, 1.0), 2
-    )
-    name_parts = rng.integers(0, 10, size=(n, 3))
-    names = [
-        f"{_NAME_A[a]} {_NAME_B[b]} {_NAME_C[c % len(_NAME_C)]}" for a, b, c in name_parts.tolist()
-    ]
-    activity = np.exp(rng.normal(0.0, 0.45, size=n))  # usage level, independent of health
-    user_ratio = rng.uniform(0.6, 1.0, size=n)  # share of seats that are real users
-
-    hd = _health(rng, cal, seg, plan0, referred)
-    rows, churns = _subscriptions(rng, cal, hd, ck, anchor, pre, seg, plan0, annual0, seats0)
-
-    # day-level state from the rows
-    seats_day = _interval_sum(n, days, rows["acc"], rows["start"], rows["end"], rows["seats"])
-    present = seats_day > 0
-    c_acc, c_day = churns
-    tail = (
-        _interval_sum(n, days, c_acc, c_day, c_day + _TAIL_DAYS, np.ones_like(c_acc)) > 0
-    ) & ~present
-    users_day = np.where(
-        present,
-        np.ceil(user_ratio[:, None] * seats_day).astype(np.int64),
-        np.where(tail, 2, 0),
-    )
-
-    observed = np.maximum(csec, 0)  # nothing before creation nor before start
-    ev = _events(rng, cal, hd, present, tail, users_day, activity, tz_sec, observed)
-    tickets = _tickets(rng, cal, hd, seats_day, present, tz_sec, observed)
-    nps = _nps(rng, cal, hd, present, users_day, tz_sec, observed)
-    orders = _orders(rng, cal, hd, present, seg, cday, observed, tz_sec)
-    costs = _costs(cal, present, seats_day, ev["acc"], ev["month"], seg)
-
-    ids = pa.array(world.ids[lo:hi], pa.string())
-    n_users = users_day.max(axis=1)
-    u_acc = np.repeat(acc, n_users)
-    u_slot = np.arange(u_acc.size) - np.repeat(np.cumsum(n_users) - n_users, n_users)
-    user_ids = pa.array(
-        [
-            f"{world.ids[lo + a]}-U{s + 1:03d}"
-            for a, s in zip(u_acc.tolist(), u_slot.tolist(), strict=True)
-        ],
-        pa.string(),
-    )
-    user_base = np.cumsum(n_users) - n_users  # first user index of each account
-    ref = world.referred[lo:hi]
-    all_ids = pa.array(world.ids, pa.string())
-
-    n_tickets = tickets["acc"].size
-    width = max(7, len(str(first_ticket + n_tickets - 1)))
-    ticket_ids = [f"T{i:0{width}d}" for i in range(first_ticket, first_ticket + n_tickets)]
-
-    return {
-        "accounts": _table(
-            "accounts",
-            {
-                "account_id": ids,
-                "created_at": _ts(cal, csec),
-                "name": pa.array(names, pa.string()),
-                "plan": _pick(PLANS, plan0),
-                "segment": _pick(SEGMENTS, seg),
-                "industry": _pick(INDUSTRIES, industry),
-                "region": _pick(REGIONS, region),
-                "owner": pa.array(owner, pa.string()),
-                "seats": pa.array(seats0, pa.int64()),
-                "acquisition_cost": pa.array(cac, pa.float64()),
-                "referred_by": all_ids.take(pa.array(np.where(ref >= 0, ref, 0), mask=ref < 0)),
-            },
-        ),
-        "subscriptions": _table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": _dates(cal, rows["start"]),
-                # a row's stop is known once it has happened: a term still running when
-                # the export is taken has no end_date yet, only its term_end
-                "end_date": _dates(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "plan": _pick(PLANS, rows["plan"]),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": _dates(cal, rows["end"]),
-            },
-        ),
-        "events": _table(
-            "events",
-            {
-                "account_id": ids.take(ev["acc"]),
-                "user_id": user_ids.take(user_base[ev["acc"]] + ev["slot"]),
-                "timestamp": _ts(cal, ev["ts"]),
-                "event_type": _pick(EVENT_TYPES, ev["type"]),
-                "value": pa.array(ev["value"], pa.float64(), mask=np.isnan(ev["value"])),
-            },
-        ),
-        "tickets": _table(
-            "tickets",
-            {
-                "ticket_id": pa.array(ticket_ids, pa.string()),
-                "account_id": ids.take(tickets["acc"]),
-                "created_at": _ts(cal, tickets["created"]),
-                "resolved_at": _ts(cal, tickets["resolved"], mask=tickets["resolved"] < 0),
-                "priority": _pick(PRIORITIES, tickets["priority"]),
-                "contacts": pa.array(tickets["contacts"], pa.int64()),
-                "csat": pa.array(tickets["csat"], pa.int64(), mask=tickets["csat"] < 1),
-            },
-        ),
-        "nps": _table(
-            "nps",
-            {
-                "account_id": ids.take(nps["acc"]),
-                "responded_at": _ts(cal, nps["ts"]),
-                "score": pa.array(nps["score"], pa.int64()),
-                "user_id": user_ids.take(user_base[nps["acc"]] + nps["slot"]),
-                "comment": pa.array(nps["comment"], pa.string()),
-            },
-        ),
-        "orders": _table(
-            "orders",
-            {
-                "account_id": ids.take(orders["acc"]),
-                "ordered_at": _ts(cal, orders["ts"]),
-                "amount": pa.array(orders["amount"], pa.float64()),
-            },
-        ),
-        "costs": _table(
-            "costs",
-            {
-                "account_id": ids.take(costs["acc"]),
-                "month": _dates(cal, costs["month"]),
-                "amount": pa.array(costs["amount"], pa.float64()),
-            },
-        ),
-    }
-
-
-def _health(
-    rng: np.random.Generator, cal: _Calendar, seg: IntArray, plan: IntArray, referred: BoolArray
-) -> FloatArray:
-    """Daily latent health, shape (accounts, days): a mean-reverting walk with shocks."""
-    n = seg.size
-    level = _HEALTH_LEVEL[seg] + _PLAN_HEALTH[plan] + 0.2 * referred
-    steps = cal.months + 2
-    h = np.empty((n, steps))
-    h[:, 0] = level + 0.2 + rng.normal(0.0, 0.8, size=n)
-    for k in range(1, steps):
-        u = rng.random(n)
-        shock = np.where(
-            u < 0.04,
-            rng.normal(-1.2, 0.4, size=n),
-            np.where(u > 0.98, rng.normal(0.8, 0.3, size=n), 0.0),
-        )
-        prev = h[:, k - 1]
-        h[:, k] = prev + 0.1 * (level - prev) + rng.normal(0.0, 0.3, size=n) + shock
-    # interpolate between month starts
-    mk = cal.month_index
-    m0 = cal.month_start(mk)
-    frac = (np.arange(cal.days) - m0) / (cal.month_start(mk + 1) - m0)
-    return np.asarray(h[:, mk] * (1.0 - frac) + h[:, mk + 1] * frac)
-
-
-def _subscriptions(
-    rng: np.random.Generator,
-    cal: _Calendar,
-    hd: FloatArray,
-    ck: IntArray,
-    anchor: IntArray,
-    pre: BoolArray,
-    seg: IntArray,
-    plan0: IntArray,
-    annual0: BoolArray,
-    seats0: IntArray,
-) -> tuple[dict[str, Any], tuple[IntArray, IntArray]]:
-    """Contract terms month by month; ``hd`` is updated in place on reactivation."""
-    n = ck.size
-    acc = np.arange(n)
-    days = cal.days
-    plan = plan0.copy()
-    annual = annual0.copy()
-    seats = seats0.copy()
-    grown = np.round(seats0 * np.exp(rng.normal(0.1, 0.25, size=n))).astype(np.int64)
-    seats[pre] = np.maximum(1, grown[pre])
-    never = -(10**6)
-    active = np.zeros(n, dtype=bool)
-    term_end_k = np.full(n, never, dtype=np.int64)
-    term_start = np.zeros(n, dtype=np.int64)
-    term_end = np.zeros(n, dtype=np.int64)
-    churn_k = np.full(n, never, dtype=np.int64)
-    rows = _Rows([], [], [], [], [], [])
-    churn_acc: list[IntArray] = []
-    churn_day: list[IntArray] = []
-
-    def price() -> FloatArray:
-        return np.asarray(PRICE_PER_SEAT[plan] * np.where(annual, _ANNUAL_DISCOUNT, 1.0))
-
-    def begin_term(mask: BoolArray, k: IntArray, first: IntArray) -> None:
-        """Start a full term at month index ``k`` for ``mask``; ``first`` is its start day."""
-        end_k = k + np.where(annual, 12, 1)
-        end = cal.renewal(np.where(mask, end_k, 0), anchor)
-        rows.add(mask, first, end, plan, seats, seats * price())
-        active[mask] = True
-        term_end_k[mask] = end_k[mask]
-        term_start[mask] = first[mask]
-        term_end[mask] = end[mask]
-
-    # accounts existing at start: the term running at start began before it
-    k1 = np.where(cal.renewal(0, anchor) >= 0, 0, 1)
-    end_k = np.where(annual, ck + 12 * -((ck - k1) // 12), k1)
-    start_k = np.where(pre, end_k - np.where(annual, 12, 1), 0)
-    begin_term(pre, start_k, cal.renewal(start_k, anchor))
-
-    for k in range(cal.months + 1):
-        kk = np.full(n, k, dtype=np.int64)
-        r = cal.renewal(k, anchor)
-        inside = (r >= 0) & (r < days)
-        h = hd[acc, np.clip(r, 0, days - 1)]
-        u = rng.random((n, 8))
-
-        new = (ck == k) & ~pre
-        begin_term(new, kk, r)
-
-        due = active & (term_end_k == k) & inside & ~new
-        logit = (
-            np.where(annual, -2.6, -4.8)
-            - 1.5 * h
-            + 0.6 * (seats <= 3)
-            + 0.3 * (seats <= 10)
-            + 0.5 * (k - ck < 4)
-            + rng.normal(0.0, 0.5, size=n)
-        )
-        churn = due & (u[:, 0] < _sigmoid(logit))
-        active[churn] = False
-        churn_k[churn] = k
-        churn_acc.append(np.flatnonzero(churn))
-        churn_day.append(r[churn])
-
-        renew = due & ~churn
-        p_up = np.where(annual, 0.25, 0.02) * np.exp(0.6 * h)
-        p_down = np.where(annual, 0.15, 0.015) * np.exp(-0.7 * h)
-        expand = renew & (u[:, 1] < p_up)
-        contract = renew & ~expand & (u[:, 1] < p_up + p_down) & (seats > 1)
-        seats = np.where(expand, np.ceil(seats * (1.1 + 0.4 * u[:, 2])).astype(np.int64), seats)
-        shrunk = np.floor(seats * (0.6 + 0.3 * u[:, 2])).astype(np.int64)
-        seats = np.where(contract, np.maximum(1, shrunk), seats)
-        upgrade = renew & (plan < 2) & (u[:, 3] < np.where(annual, 0.08, 0.01) * np.exp(0.4 * h))
-        downgrade = (
-            renew
-            & ~upgrade
-            & (plan > 0)
-            & (u[:, 3] > 1 - np.where(annual, 0.05, 0.006) * np.exp(-0.6 * h))
-        )
-        plan = plan + upgrade - downgrade
-        annual = annual | (renew & ~annual & (h > 0) & (u[:, 4] < 0.02))
-        begin_term(renew, kk, r)
-
-        # mid-term add-on seats on annual contracts: a row to the same term end
-        m_lo = max(int(cal.month_start(k)), 0)
-        m_hi = min(int(cal.month_start(k + 1)), days)
-        first = np.maximum(m_lo, term_start + 1)
-        last = np.minimum(m_hi, term_end)
-        addon = (
-            active & annual & ~renew & ~new & (last > first) & (u[:, 5] < 0.025 * np.exp(0.6 * h))
-        )
-        add_day = first + np.floor(u[:, 6] * (last - first)).astype(np.int64)
-        added = np.ceil(seats * (0.05 + 0.25 * u[:, 7])).astype(np.int64)
-        rows.add(addon, add_day, term_end, plan, added, added * price())
-        seats = seats + np.where(addon, added, 0)
-
-        # reactivation of accounts that left at least three months ago
-        back = (
-            ~active
-            & (churn_k > never)
-            & (k - churn_k >= 3)
-            & inside
-            & ~new
-            & (rng.random(n) < 0.02 * np.exp(0.5 * h))
-        )
-        if back.any():
-            annual = annual & ~back
-            seats = np.where(
-                back, np.maximum(1, np.round(seats * rng.uniform(0.5, 1.0, size=n))), seats
-            )
-            seats = seats.astype(np.int64)
-            hd += 0.6 * (back[:, None] & (np.arange(days)[None, :] >= r[:, None]))
-            begin_term(back, kk, r)
-    return rows.arrays(), (np.concatenate(churn_acc), np.concatenate(churn_day))
-
-
-def _interval_sum(
-    n: int, days: int, acc: IntArray, start: IntArray, end: IntArray, value: IntArray
-) -> IntArray:
-    """Sum of ``value`` over half-open day intervals, per account and day (n, days)."""
-    diff = np.zeros((n, days + 1), dtype=np.int64)
-    np.add.at(diff, (acc, np.clip(start, 0, days)), value)
-    np.add.at(diff, (acc, np.clip(end, 0, days)), -value)
-    return np.cumsum(diff[:, :days], axis=1)
-
-
-def _local_times(rng: np.random.Generator, size: int, lo_h: float, hi_h: float) -> IntArray:
-    """Seconds after local midnight, uniform within ``[lo_h, hi_h)`` hours."""
-    return rng.integers(int(lo_h * 3600), int(hi_h * 3600), size=size)
-
-
-def _events(
-    rng: np.random.Generator,
-    cal: _Calendar,
-    hd: FloatArray,
-    present: BoolArray,
-    tail: BoolArray,
-    users_day: IntArray,
-    activity: FloatArray,
-    tz_sec: IntArray,
-    csec: IntArray,
-) -> dict[str, Any]:
-    """Product events, generated month by month for every user slot of the batch."""
-    n = activity.size
-    n_users = users_day.max(axis=1)
-    u_acc = np.repeat(np.arange(n), n_users)
-    u_slot = np.arange(u_acc.size) - np.repeat(np.cumsum(n_users) - n_users, n_users)
-    u_prop = 0.08 * activity[u_acc] * np.exp(rng.normal(-0.3, 0.8, size=u_acc.size))
-    u_prop = np.minimum(np.where(u_slot == 0, 2.0 * u_prop, u_prop), 0.9)
-    day_factor = np.where(cal.weekday >= 5, 0.2, 1.0) * np.where(cal.holiday, 0.4, 1.0)
-    account_day = 2.0 * _sigmoid(1.1 * hd) * (present + 0.3 * tail)
-    out: dict[str, list[Any]] = {k: [] for k in ("acc", "slot", "ts", "type", "value", "month")}
-    for k in range(cal.months + 1):
-        d0 = max(int(cal.month_start(k)), 0)
-        d1 = min(int(cal.month_start(k + 1)), cal.days)
-        if d1 <= d0:
-            continue
-        p = (
-            u_prop[:, None]
-            * day_factor[None, d0:d1]
-            * account_day[u_acc, d0:d1]
-            * (u_slot[:, None] < users_day[u_acc, d0:d1])
-        )
-        ui, di = np.nonzero(rng.random(p.shape) < p)
-        a = u_acc[ui]
-        d = di + d0
-        per = 1 + rng.poisson(2.2 * np.exp(0.35 * hd[a, d]))
-        total = int(per.sum())
-        first = np.cumsum(per) - per
-        gaps = np.cumsum(rng.exponential(150.0, size=total))
-        offset = gaps - np.repeat(gaps[first], per)
-        morning = rng.random(a.size) < 0.5
-        local = np.where(
-            morning,
-            rng.normal(10.5 * 3600, 1.5 * 3600, a.size),
-            rng.normal(14.5 * 3600, 2 * 3600, a.size),
-        )
-        session = d * _DAY + np.clip(local, 6 * 3600, 22 * 3600) - tz_sec[a]
-        ts = np.repeat(session, per) + offset
-        ev_acc = np.repeat(a, per)
-        etype = rng.choice(len(EVENT_TYPES), size=total, p=_EVENT_P)
-        etype[first] = np.where(rng.random(a.size) < 0.85, 0, etype[first])
-        value = np.round(np.exp(rng.normal(np.log(40.0), 1.0, size=total)), 1)
-        value = np.where(_TIMED_EVENTS[etype], value, np.nan)
-        ts = ts.astype(np.int64)
-        keep = (ts >= csec[ev_acc]) & (ts < cal.days * _DAY)
-        out["acc"].append(ev_acc[keep])
-        out["slot"].append(np.repeat(u_slot[ui], per)[keep])
-        out["ts"].append(ts[keep])
-        out["type"].append(etype[keep])
-        out["value"].append(value[keep])
-        out["month"].append(np.full(int(keep.sum()), k, dtype=np.int64))
-    res = {k: np.concatenate(v) for k, v in out.items()}
-    order = np.lexsort((res["slot"], res["ts"], res["acc"]))
-    return {k: v[order] for k, v in res.items()}
-
-
-def _tickets(
-    rng: np.random.Generator,
-    cal: _Calendar,
-    hd: FloatArray,
-    seats_day: IntArray,
-    present: BoolArray,
-    tz_sec: IntArray,
-    csec: IntArray,
-) -> dict[str, Any]:
-    """Support tickets; unhealthy accounts file more, more urgent and harder ones."""
-    rate = 0.012 * np.sqrt(seats_day) * np.exp(-0.7 * hd) * present
-    rate = rate * np.where(cal.weekday >= 5, 0.3, 1.0)[None, :]
-    count = rng.poisson(rate)
-    ai, di = np.nonzero(count)
-    rep = count[ai, di]
-    a = np.repeat(ai, rep)
-    d = np.repeat(di, rep)
-    h = hd[a, d]
-    created = d * _DAY + _local_times(rng, a.size, 8, 18) - tz_sec[a]
-    tilt = _PRIORITY_P[None, :] * np.exp(np.outer(-h, [0.0, 0.0, 0.5, 0.8]))
-    cum = np.cumsum(tilt / tilt.sum(axis=1, keepdims=True), axis=1)
-    priority = (rng.random(a.size)[:, None] > cum[:, :-1]).sum(axis=1)
-    first_contact = rng.random(a.size) < _sigmoid(0.9 + 0.9 * h)
-    contacts = np.where(first_contact, 1, 1 + rng.geometric(0.5, size=a.size))
-    hours = (
-        _RESOLVE_HOURS[priority]
-        * np.exp(rng.normal(0.0, 1.0, size=a.size) - 0.2 * h)
-        * contacts**0.7
-    )
-    resolved = created + np.maximum(60, np.round(hours * 3600)).astype(np.int64)
-    end = cal.days * _DAY
-    open_ = (resolved >= end) | (rng.random(a.size) < 0.01)
-    resolved = np.where(open_, -1, resolved)
-    score = np.round(
-        4.4 + 0.7 * h - 0.35 * (contacts - 1) - 0.3 * (priority == 3) + rng.normal(0, 0.9, a.size)
-    )
-    csat = np.where(~open_ & (rng.random(a.size) < 0.55), np.clip(score, 1, 5), 0).astype(np.int64)
-    keep = (created >= csec[a]) & (created < end)
-    order = np.lexsort((a[keep], created[keep]))
-    return {
-        "acc": a[keep][order],
-        "created": created[keep][order],
-        "resolved": resolved[keep][order],
-        "priority": priority[keep][order],
-        "contacts": contacts[keep][order].astype(np.int64),
-        "csat": csat[keep][order],
-    }
-
-
-def _nps(
-    rng: np.random.Generator,
-    cal: _Calendar,
-    hd: FloatArray,
-    present: BoolArray,
-    users_day: IntArray,
-    tz_sec: IntArray,
-    csec: IntArray,
-) -> dict[str, Any]:
-    """Quarterly NPS waves per account; some users answer each wave."""
-    n = hd.shape[0]
-    n_users = users_day.max(axis=1)
-    u_acc = np.repeat(np.arange(n), n_users)
-    u_slot = np.arange(u_acc.size) - np.repeat(np.cumsum(n_users) - n_users, n_users)
-    bias = rng.normal(0.0, 1.0, size=u_acc.size)
-    offset = np.asarray(rng.integers(20, 111, size=n), dtype=np.int64)
-    waves = offset[:, None] + 91 * np.arange(cal.days // 91 + 1)[None, :]
-    wave = waves[u_acc]  # (users, waves)
-    ok = wave < cal.days
-    wd = np.minimum(wave, cal.days - 1)
-    ok &= present[u_acc[:, None], wd] & (u_slot[:, None] < users_day[u_acc[:, None], wd])
-    ok &= rng.random(wave.shape) < 0.15
-    ui, wi = np.nonzero(ok)
-    a = u_acc[ui]
-    day = wave[ui, wi] + rng.integers(0, 14, size=ui.size)
-    h = hd[a, np.minimum(day, cal.days - 1)]
-    score = np.clip(np.round(7.8 + 1.6 * h + bias[ui] + rng.normal(0.0, 1.3, size=ui.size)), 0, 10)
-    score = score.astype(np.int64)
-    ts = day * _DAY + _local_times(rng, ui.size, 9, 20) - tz_sec[a]
-    band = np.where(score <= 6, 0, np.where(score <= 8, 1, 2))
-    pick = rng.integers(0, 5, size=ui.size)
-    says = rng.random(ui.size) < 0.33
-    comment = [
-        _COMMENTS[b][p % len(_COMMENTS[b])] if s else None
-        for b, p, s in zip(band.tolist(), pick.tolist(), says.tolist(), strict=True)
-    ]
-    keep = (ts >= csec[a]) & (ts < cal.days * _DAY)
-    order = np.lexsort((u_slot[ui][keep], ts[keep], a[keep]))
-    idx = np.flatnonzero(keep)[order]
-    return {
-        "acc": a[idx],
-        "slot": u_slot[ui][idx],
-        "ts": ts[idx],
-        "score": score[idx],
-        "comment": [comment[i] for i in idx.tolist()],
-    }
-
-
-def _orders(
-    rng: np.random.Generator,
-    cal: _Calendar,
-    hd: FloatArray,
-    present: BoolArray,
-    seg: IntArray,
-    cday: IntArray,
-    csec: IntArray,
-    tz_sec: IntArray,
-) -> dict[str, Any]:
-    """Onboarding invoices and one-off purchases (training, add-on packs, services)."""
-    rate = np.array([0.0015, 0.004, 0.01])[seg][:, None] * np.exp(0.3 * hd) * present
-    rate = rate * np.where(cal.weekday >= 5, 0.1, 1.0)[None, :]
-    count = rng.poisson(rate)
-    ai, di = np.nonzero(count)
-    rep = count[ai, di]
-    a = np.repeat(ai, rep)
-    kind = rng.choice(3, size=a.size, p=[0.4, 0.4, 0.2])
-    amount = np.array([800.0, 300.0, 3000.0])[kind] * np.exp(rng.normal(0.0, 0.5, size=a.size))
-    ts = np.repeat(di, rep) * _DAY + _local_times(rng, a.size, 9, 17) - tz_sec[a]
-    onboard = np.flatnonzero((cday >= 0) & (seg >= 1))
-    o_amount = np.array([0.0, 2000.0, 10000.0])[seg[onboard]] * np.exp(
-        rng.normal(0.0, 0.3, size=onboard.size)
-    )
-    o_ts = csec[onboard] + rng.integers(3600, 5 * _DAY, size=onboard.size)
-    a = np.concatenate([a, onboard])
-    ts = np.concatenate([ts, o_ts])
-    amount = np.round(np.concatenate([amount, o_amount]), 2)
-    keep = (ts >= csec[a]) & (ts < cal.days * _DAY)
-    order = np.lexsort((ts[keep], a[keep]))
-    return {"acc": a[keep][order], "ts": ts[keep][order], "amount": amount[keep][order]}
-
-
-def _costs(
-    cal: _Calendar,
-    present: BoolArray,
-    seats_day: IntArray,
-    ev_acc: IntArray,
-    ev_month: IntArray,
-    seg: IntArray,
-) -> dict[str, Any]:
-    """Monthly cost to serve: usage, seats and customer success, for months of presence."""
-    n = present.shape[0]
-    ks = np.arange(cal.months + 1)
-    first = np.maximum(cal.month_start(ks), 0)
-    inside = first < cal.days
-    ks, first = ks[inside], first[inside]
-    length = (cal.month_start(ks + 1) - cal.month_start(ks)).astype(np.float64)
-    present_days = np.add.reduceat(present.astype(np.int64), first, axis=1)
-    seat_days = np.add.reduceat(seats_day, first, axis=1)
-    events = np.bincount(ev_acc * ks.size + ev_month, minlength=n * ks.size).reshape(n, ks.size)
-    amount = 0.0004 * events + (0.9 * seat_days + _CS_COST[seg][:, None] * present_days) / length
-    ai, mi = np.nonzero(present_days > 0)
-    return {"acc": ai, "month": cal.month_start(ks[mi]), "amount": np.round(amount[ai, mi], 2)}
-
-
-_ARROW_TYPES = {
-    Kind.STRING: pa.string(),
-    Kind.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    Kind.DATE: pa.date32(),
-    Kind.INTEGER: pa.int64(),
-    Kind.FLOAT: pa.float64(),
-}
-
-
-def _schema(name: str, fmt: str) -> pa.Schema:
-    """Arrow schema of a contract table as written (CSV holds timestamps as text)."""
-    fields = []
-    for col in TABLES[name].columns:
-        typ = _ARROW_TYPES[col.kind]
-        if fmt == "csv" and col.kind is Kind.TIMESTAMP:
-            typ = pa.string()
-        fields.append(pa.field(col.name, typ))
-    return pa.schema(fields)
-
-
-def _table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
-    return pa.Table.from_arrays(
-        [columns[c.name] for c in TABLES[name].columns], schema=_schema(name, "parquet")
-    )
-
-
-def _ts(cal: _Calendar, sec: IntArray, mask: BoolArray | None = None) -> pa.Array:
-    """Timestamps from seconds after ``start`` 00:00 UTC."""
-    us = (np.asarray(sec, dtype=np.int64) + cal.epoch_day * _DAY) * 1_000_000
-    return pa.array(us, pa.timestamp("us", tz="UTC"), mask=mask)
-
-
-def _dates(cal: _Calendar, day: IntArray, *, unknown: BoolArray | None = None) -> pa.Array:
-    """Return day numbers as dates; ``unknown`` days are written empty."""
-    values = (np.asarray(day) + cal.epoch_day).astype(np.int32)
-    return pa.array(values, pa.date32(), mask=unknown)
-
-
-def _pick(labels: tuple[str, ...], idx: IntArray) -> pa.Array:
-    return pa.array(labels, pa.string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
-
-
-class _Sink:
-    """One open writer per contract table; each batch is appended to every table."""
-
-    def __init__(self, out: Path, fmt: str) -> None:
-        self.fmt = fmt
-        self.rows: dict[str, int] = {}
-        self.files: list[Path] = []
-        self._writers: dict[str, Any] = {}
-        for name in TABLES:
-            path = out / f"{name}.{fmt}"
-            schema = _schema(name, fmt)
-            if fmt == "parquet":
-                writer = pq.ParquetWriter(path, schema, compression="zstd", compression_level=3)
-            else:
-                options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-                writer = pacsv.CSVWriter(path, schema, write_options=options)
-            self._writers[name] = writer
-            self.rows[name] = 0
-            self.files.append(path)
-
-    def write(self, tables: dict[str, pa.Table]) -> None:
-        for name, table in tables.items():
-            if self.fmt == "csv":
-                table = pa.Table.from_arrays(
-                    [
-                        pc.strftime(
-                            col.cast(pa.timestamp("s", tz="UTC")), format="%Y-%m-%dT%H:%M:%SZ"
-                        )
-                        if pa.types.is_timestamp(col.type)
-                        else col
-                        for col in table.columns
-                    ],
-                    schema=_schema(name, "csv"),
-                )
-            self._writers[name].write_table(table)
-            self.rows[name] += table.num_rows
-
-    def close(self) -> None:
-        for writer in self._writers.values():
-            writer.close()
