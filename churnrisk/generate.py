@@ -12,6 +12,23 @@ churn, what each table shows of it and what a model can and cannot see:
 
 - ``default`` (:mod:`churnrisk.worlds.saas`): per-seat SaaS, churn at renewal from a
   latent account health that usage, tickets and NPS reflect.
+- ``short-history`` (:mod:`churnrisk.worlds.support`): 12 months of an IT-operations
+  tool; churn follows a bad support experience (missed targets, bounced and abandoned
+  tickets), while usage says nothing.
+- ``small-book`` (:mod:`churnrisk.worlds.champion`): 300 accounts of a team workspace;
+  an account leaves at renewal once the user who championed it has left.
+- ``renewal-pricing`` (:mod:`churnrisk.worlds.pricing`): monthly and annual billing;
+  churn at renewal from price shocks (a first-term discount expiring, a list price rise)
+  weighed against how many of the paid seats are used.
+- ``event-mix`` (:mod:`churnrisk.worlds.crm`): a CRM with 25 event types and deal
+  amounts; leaving accounts export, remove users and disconnect integrations while their
+  event count holds, so counts alone mislead.
+- ``cancellation-dated`` (:mod:`churnrisk.worlds.cancel`): a card-billed self-serve tool
+  exported as paying spells, ``end_date`` only once cancelled, no ``term_end``; churn on
+  any day, from lapsed projects and failed payments.
+
+Shapes share only plumbing (:mod:`churnrisk.worlds.base`, :mod:`churnrisk.worlds.kit`);
+each draws from its own random streams, so adding a shape changes no other shape's world.
 
 Every shape obeys the contract's date meanings: a row's ``end_date`` is the day it
 stopped paying and is written only when that day is before the end of the export;
@@ -30,7 +47,7 @@ from typing import Literal
 import numpy as np
 
 from churnrisk.errors import ConfigError
-from churnrisk.worlds import saas
+from churnrisk.worlds import cancel, champion, crm, pricing, saas, support
 from churnrisk.worlds.base import Calendar, Shape, Sink, add_months, draw_accounts
 
 __all__ = ["BATCH_SIZE", "SHAPES", "GenerateSummary", "Shape", "add_months", "generate_world"]
@@ -38,7 +55,10 @@ __all__ = ["BATCH_SIZE", "SHAPES", "GenerateSummary", "Shape", "add_months", "ge
 BATCH_SIZE = 500
 """Accounts simulated together; part of the seeding scheme, so changing it changes worlds."""
 
-SHAPES: dict[str, Shape] = {s.name: s for s in (saas.SHAPE,)}
+SHAPES: dict[str, Shape] = {
+    s.name: s
+    for s in (saas.SHAPE, support.SHAPE, champion.SHAPE, pricing.SHAPE, crm.SHAPE, cancel.SHAPE)
+}
 """Every world shape, by name, the default first."""
 
 
@@ -146,7 +166,10 @@ def generate_world(
 
     cal = Calendar(start, months)
     draws = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0, *spec.stream)))
-    world = draw_accounts(accounts, cal, draws, prefix=spec.id_prefix, width=spec.id_width)
+    company = np.random.SeedSequence(seed, spawn_key=(2, *spec.stream))
+    world = draw_accounts(
+        accounts, cal, draws, prefix=spec.id_prefix, width=spec.id_width, company=company
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sink = Sink(out, fmt)

@@ -41,7 +41,7 @@ class Shape:
     name
         What ``--shape`` calls it.
     summary
-        One line for ``churnrisk generate --help``: the business and what drives churn.
+        A few words for ``churnrisk generate --help``: the business and what drives churn.
     accounts, months
         Its default size.
     simulate
@@ -135,17 +135,27 @@ class World:
     created_sec: IntArray  # creation time, seconds from start 00:00 UTC
     referred: IntArray  # index of the referring account, or -1
     ids: list[str]
+    company: np.random.SeedSequence
+    """Seeds draws that concern the whole company (a month's support load, a price
+    change): every batch makes the same draws from it."""
 
 
 def draw_accounts(
-    n: int, cal: Calendar, rng: np.random.Generator, *, prefix: str = "A", width: int = 0
+    n: int,
+    cal: Calendar,
+    rng: np.random.Generator,
+    *,
+    company: np.random.SeedSequence,
+    prefix: str = "A",
+    width: int = 0,
 ) -> World:
     """Draw when each of ``n`` accounts was created and who referred it.
 
     Accounts existing at the start were created up to :data:`PRE_MONTHS` months before
     it, the others arrive during the observed months; sign-ups grow slowly over time and
     fall on days 1-28 of a month (so every month has each account's anniversary day).
-    Ids are ``prefix`` and a zero-padded number of at least ``width`` digits.
+    Ids are ``prefix`` and a zero-padded number of at least ``width`` digits;
+    ``company`` is kept for the company-wide draws of the shape.
     """
     n_new = round(n * cal.months / (cal.months + 30))
     parts = []
@@ -167,7 +177,8 @@ def draw_accounts(
     picked = later[rng.random(n - 1) < 0.1]
     referred[picked] = (rng.random(picked.size) * picked).astype(np.int64)
     digits = max(width, len(str(n)))
-    return World(day, created_sec, referred, [f"{prefix}{i + 1:0{digits}d}" for i in range(n)])
+    ids = [f"{prefix}{i + 1:0{digits}d}" for i in range(n)]
+    return World(day, created_sec, referred, ids, company)
 
 
 def sigmoid(x: Any) -> Any:

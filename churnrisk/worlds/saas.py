@@ -686,10 +686,7 @@ def _costs(
 
 SHAPE = Shape(
     name="default",
-    summary=(
-        "per-seat SaaS, 5,000 accounts x 24 months, monthly and annual terms; churn at"
-        " renewal follows a latent account health seen in usage, tickets and NPS"
-    ),
+    summary="per-seat SaaS; renewal churn follows a latent health",
     accounts=5000,
     months=24,
     simulate=simulate,
