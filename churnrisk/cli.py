@@ -149,11 +149,31 @@ def _load_spark(data: Path, master: str, quarantine: Path | None) -> tuple[Any, 
 # --------------------------------------------------------------------------- generate
 
 
-@app.command()
+def _shapes_epilog() -> str:
+    """Return the shapes for ``generate --help``: one line each, kept as written."""
+    from churnrisk.generate import SHAPES
+
+    entries = [
+        f"  {spec.name:<19}{spec.accounts:>6,} x {spec.months:<3} {spec.summary}"
+        for spec in SHAPES.values()
+    ]
+    return "\b\nShapes (--shape NAME): default accounts x months, what drives churn\n" + "\n".join(
+        entries
+    )
+
+
+@app.command(epilog=_shapes_epilog())
 def generate(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the tables into.")],
-    accounts: Annotated[int, typer.Option(help="Number of accounts.")] = 5000,
-    months: Annotated[int, typer.Option(help="Months of history.")] = 24,
+    shape: Annotated[
+        str, typer.Option(metavar="NAME", help="The world's shape (listed below).")
+    ] = "default",
+    accounts: Annotated[
+        int | None, typer.Option(help="Number of accounts [default: the shape's].")
+    ] = None,
+    months: Annotated[
+        int | None, typer.Option(help="Months of history [default: the shape's].")
+    ] = None,
     start: Annotated[str, typer.Option(help="First day of the history (YYYY-MM-DD).")] = (
         "2024-11-01"
     ),
@@ -162,29 +182,35 @@ def generate(
         Literal["csv", "parquet"], typer.Option("--format", help="File format.")
     ] = "parquet",
 ) -> None:
-    """Write a synthetic B2B SaaS world: all seven contract tables, with planted churn signal."""
-    summary = _generate(out_dir, accounts, months, _parse_date(start, "--start"), seed, fmt)
+    """Write a synthetic B2B world of one shape: its tables, with a documented churn mechanism."""
+    summary = _generate(
+        out_dir, accounts, months, _parse_date(start, "--start"), seed, fmt, shape=shape
+    )
     total = sum(summary.rows.values())
     out.print(
         f"generated {summary.rows['accounts']:,} accounts and {total:,} rows in all"
-        f" ({summary.start} to {summary.end}, {fmt}) in {summary.out}"
+        f" ({summary.shape} world, {summary.start} to {summary.end}, {fmt}) in {summary.out}"
     )
 
 
 def _generate(
     out_dir: Path,
-    accounts: int,
-    months: int,
+    accounts: int | None,
+    months: int | None,
     start: date,
     seed: int,
     fmt: Literal["csv", "parquet"],
+    *,
+    shape: str = "default",
 ) -> Any:
-    from churnrisk.generate import generate_world
+    from churnrisk.generate import SHAPES, generate_world
 
+    total = accounts if accounts is not None else getattr(SHAPES.get(shape), "accounts", None)
     with _progress() as progress:
-        task = progress.add_task("generating accounts", total=accounts)
+        task = progress.add_task("generating accounts", total=total)
         return generate_world(
             out_dir,
+            shape=shape,
             accounts=accounts,
             months=months,
             start=start,

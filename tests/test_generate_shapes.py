@@ -423,3 +423,33 @@ def test_cancellation_dated_lapsed_accounts_go_quiet_before_they_cancel(worlds):
     quiet_c = np.mean([_before(ev, "timestamp", a, d, 30).empty for a, d in churners])
     quiet_s = np.mean([_before(ev, "timestamp", a, d, 30).empty for a, d in stayers])
     assert quiet_c > 4 * quiet_s
+
+
+# --- the command line -------------------------------------------------------------------
+
+
+def test_generate_help_lists_every_shape_on_one_line(capsys):
+    assert invoke(["generate", "--help"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name, spec in SHAPES.items():
+        (line,) = [x for x in lines if x.split()[:1] == [name]]
+        assert f"{spec.accounts:,} x {spec.months}" in line
+        assert spec.summary in line
+
+
+def test_generate_writes_the_shape_asked_for(tmp_path, capsys):
+    args = ["generate", "--out", tmp_path, "--shape", "small-book", "--accounts", 30]
+    assert invoke([*args, "--months", 3]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("generated 30 accounts")
+    assert "(small-book world, 2024-11-01 to 2025-02-01, parquet)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "accounts.parquet", "events.parquet", "nps.parquet", "subscriptions.parquet",
+    ]  # fmt: skip
+
+
+def test_generate_refuses_an_unknown_shape_in_one_line(tmp_path, capsys):
+    assert invoke(["generate", "--out", tmp_path, "--shape", "flat"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: shape must be one of default, short-history")
+    assert "\n" not in err
