@@ -76,7 +76,9 @@ from churnrisk.worlds.kit import (
     active_days,
     company_names,
     day_factor,
+    events_table,
     observed,
+    select,
     session_times,
     slots,
 )
@@ -269,16 +271,7 @@ def simulate(
                 "plan": label_array(PLANS, plan[s_acc]),
             },
         ),
-        "events": table(
-            "events",
-            {
-                "account_id": ids.take(pa.array(ev["acc"])),
-                "user_id": user_ids.take(pa.array(ev["user"])),
-                "timestamp": ts_array(cal, ev["ts"]),
-                "event_type": label_array(EVENT_TYPES, ev["type"]),
-                "value": pa.array(ev["value"], pa.float64(), mask=np.isnan(ev["value"])),
-            },
-        ),
+        "events": events_table(cal, ids, user_ids, ev, EVENT_TYPES),
         "orders": table(
             "orders",
             {
@@ -342,15 +335,8 @@ def _events(
     user = np.concatenate([user, owner[b_acc]])
     value = np.where(etype == _FAILED, price[acc], np.nan)
     keep = observed(cal, csec, acc, ts)
-    order = np.lexsort((user[keep], ts[keep], acc[keep]))
-    return {
-        "acc": acc[keep][order],
-        "user": user[keep][order],
-        "ts": ts[keep][order],
-        "type": etype[keep][order],
-        "value": value[keep][order],
-        "users": (u_acc, u_slot),
-    }
+    columns = {"acc": acc, "user": user, "ts": ts, "type": etype, "value": value}
+    return {**select(keep, (user, ts, acc), **columns), "users": (u_acc, u_slot)}
 
 
 SHAPE = Shape(

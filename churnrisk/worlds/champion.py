@@ -57,7 +57,6 @@ from churnrisk.worlds.base import (
     IntArray,
     Shape,
     World,
-    date_array,
     interval_sum,
     label_array,
     local_times,
@@ -71,9 +70,12 @@ from churnrisk.worlds.kit import (
     active_days,
     company_names,
     day_factor,
+    events_table,
     observed,
+    select,
     session_times,
     slots,
+    term_table,
 )
 
 INDUSTRIES = ("Agency", "Nonprofit", "Legal", "Architecture", "Consulting", "Biotech")
@@ -119,7 +121,6 @@ def simulate(
     nps = _nps(rng, cal, people, led, paying, tz_sec, csec)
     ids = pa.array(world.ids[lo:hi], pa.string())
     users = pa.array([f"u{j + 1:03d}" for j in people["number"]], pa.string())
-    rows = terms.rows.arrays()
     return {
         "accounts": table(
             "accounts",
@@ -131,33 +132,15 @@ def simulate(
                 "seats": pa.array(seats, pa.int64()),
             },
         ),
-        "subscriptions": table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": date_array(cal, rows["start"]),
-                "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": date_array(cal, rows["end"]),
-            },
-        ),
-        "events": table(
-            "events",
-            {
-                "account_id": ids.take(ev["acc"]),
-                "user_id": users.take(pa.array(ev["person"])),
-                "timestamp": ts_array(cal, ev["ts"]),
-                "event_type": label_array(EVENT_TYPES, ev["type"]),
-            },
-        ),
+        "subscriptions": term_table(cal, ids, terms.rows.arrays(), None),
+        "events": events_table(cal, ids, users, ev, EVENT_TYPES),
         "nps": table(
             "nps",
             {
                 "account_id": ids.take(nps["acc"]),
                 "responded_at": ts_array(cal, nps["ts"]),
                 "score": pa.array(nps["score"], pa.int64()),
-                "user_id": users.take(pa.array(nps["person"])),
+                "user_id": users.take(pa.array(nps["user"])),
             },
         ),
     }
@@ -265,6 +248,11 @@ def _led(cal: Calendar, people: dict[str, Any], n: int) -> dict[str, Any]:
     return {"led": led, "orphan_days": orphan_days, "since_change": last_change}
 
 
+def _within(people: dict[str, Any], first: str, last: str, day: Any) -> Any:
+    """Whether each person's ``[first, last)`` days hold ``day`` (one row per person)."""
+    return (people[first][:, None] <= day) & (day < people[last][:, None])
+
+
 def _terms(
     rng: np.random.Generator,
     cal: Calendar,
@@ -317,8 +305,8 @@ def _events(
 
     def prob(d0: int, d1: int) -> Any:
         d = np.arange(d0, d1)[None, :]
-        here = (people["join"][:, None] <= d) & (d < people["leave"][:, None])
-        champ = (people["champ_from"][:, None] <= d) & (d < people["champ_to"][:, None])
+        here = _within(people, "join", "leave", d)
+        champ = _within(people, "champ_from", "champ_to", d)
         p = np.where(champ, 0.4, 0.06 * np.minimum(level, 3.0)[:, None] * fade[acc, d0:d1])
         return np.asarray(p * here * factor[None, d0:d1] * paying[acc, d0:d1])
 
@@ -335,13 +323,7 @@ def _events(
     )
     ev_acc, ev_person = np.repeat(a, per), np.repeat(person, per)
     keep = observed(cal, csec, ev_acc, ts)
-    order = np.lexsort((ev_person[keep], ts[keep], ev_acc[keep]))
-    return {
-        "acc": ev_acc[keep][order],
-        "person": ev_person[keep][order],
-        "ts": ts[keep][order],
-        "type": etype[keep][order],
-    }
+    return select(keep, (ev_person, ts, ev_acc), acc=ev_acc, user=ev_person, ts=ts, type=etype)
 
 
 def _nps(
@@ -360,8 +342,8 @@ def _nps(
     pw = waves[people["acc"]]  # (people, waves)
     day = np.minimum(pw + rng.integers(0, 10, size=pw.shape), cal.days - 1)
     a = people["acc"][:, None]
-    here = (people["join"][:, None] <= day) & (day < people["leave"][:, None])
-    champ = (people["champ_from"][:, None] <= day) & (day < people["champ_to"][:, None])
+    here = _within(people, "join", "leave", day)
+    champ = _within(people, "champ_from", "champ_to", day)
     ok = (pw < cal.days) & here & paying[a, day]
     ok &= rng.random(pw.shape) < np.where(champ, 0.5, 0.2)
     pi, wi = np.nonzero(ok)
@@ -371,14 +353,9 @@ def _nps(
     orphaned = ~led["led"][acc, d]
     score = 8.2 + 1.0 * champ[pi, wi] - 2.2 * orphaned + bias + rng.normal(0, 1.2, pi.size)
     ts = d * DAY + local_times(rng, pi.size, 9, 20) - tz_sec[acc]
+    score = np.clip(np.round(score), 0, 10).astype(np.int64)
     keep = observed(cal, csec, acc, ts)
-    order = np.lexsort((pi[keep], ts[keep], acc[keep]))
-    return {
-        "acc": acc[keep][order],
-        "person": pi[keep][order],
-        "ts": ts[keep][order],
-        "score": np.clip(np.round(score), 0, 10).astype(np.int64)[keep][order],
-    }
+    return select(keep, (pi, ts, acc), acc=acc, user=pi, ts=ts, score=score)
 
 
 SHAPE = Shape(

@@ -57,7 +57,6 @@ from churnrisk.worlds.base import (
     IntArray,
     Shape,
     World,
-    date_array,
     label_array,
     local_times,
     sigmoid,
@@ -70,10 +69,14 @@ from churnrisk.worlds.kit import (
     active_days,
     company_names,
     day_factor,
+    events_table,
     observed,
+    select,
     session_times,
     slots,
+    term_table,
     ticket_ids,
+    tickets_table,
 )
 
 SEGMENTS = ("SMB", "Commercial", "Enterprise")
@@ -145,7 +148,6 @@ def simulate(
             for x, s in zip(u_acc, u_slot, strict=True)
         ]
     )
-    rows = terms.rows.arrays()
     return {
         "accounts": table(
             "accounts",
@@ -160,37 +162,9 @@ def simulate(
                 "seats": pa.array(a["seats"], pa.int64()),
             },
         ),
-        "subscriptions": table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": date_array(cal, rows["start"]),
-                "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "plan": label_array(PLANS, rows["plan"]),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": date_array(cal, rows["end"]),
-            },
-        ),
-        "events": table(
-            "events",
-            {
-                "account_id": ids.take(ev["acc"]),
-                "user_id": users.take(pa.array(ev["user"])),
-                "timestamp": ts_array(cal, ev["ts"]),
-                "event_type": label_array(EVENT_TYPES, ev["type"]),
-                "value": pa.array(ev["value"], pa.float64(), mask=np.isnan(ev["value"])),
-            },
-        ),
-        "tickets": table(
-            "tickets",
-            {
-                "ticket_id": ticket_ids(first_ticket, tk["acc"].size, prefix="CS-", width=6),
-                "account_id": ids.take(tk["acc"]),
-                "created_at": ts_array(cal, tk["created"]),
-                "resolved_at": ts_array(cal, tk["resolved"], mask=tk["resolved"] < 0),
-            },
-        ),
+        "subscriptions": term_table(cal, ids, terms.rows.arrays(), PLANS),
+        "events": events_table(cal, ids, users, ev, EVENT_TYPES),
+        "tickets": tickets_table(cal, ids, tk, ticket_ids(first_ticket, tk["acc"].size, "CS-", 6)),
     }
 
 
@@ -305,15 +279,8 @@ def _events(
     value = _values(rng, a, ev_acc, etype, s)
     user = np.repeat(ui, per)
     keep = observed(cal, csec, ev_acc, ts)
-    order = np.lexsort((user[keep], ts[keep], ev_acc[keep]))
-    return {
-        "acc": ev_acc[keep][order],
-        "user": user[keep][order],
-        "ts": ts[keep][order],
-        "type": etype[keep][order],
-        "value": value[keep][order],
-        "users": (u_acc, u_slot),
-    }
+    columns = {"acc": ev_acc, "user": user, "ts": ts, "type": etype, "value": value}
+    return {**select(keep, (user, ts, ev_acc), **columns), "users": (u_acc, u_slot)}
 
 
 def _values(
@@ -343,13 +310,13 @@ def _tickets(
     created = day * DAY + local_times(rng, acc.size, 8, 18) - a["tz_sec"][acc]
     hours = 20.0 * np.exp(rng.normal(0.0, 1.0, size=acc.size))
     resolved = created + np.round(hours * 3600).astype(np.int64) + 600
-    keep = observed(cal, csec, acc, created)
-    order = np.lexsort((acc[keep], created[keep]))
-    return {
-        "acc": acc[keep][order],
-        "created": created[keep][order],
-        "resolved": np.where(resolved >= cal.days * DAY, -1, resolved)[keep][order],
-    }
+    return select(
+        observed(cal, csec, acc, created),
+        (acc, created),
+        acc=acc,
+        created=created,
+        resolved=np.where(resolved >= cal.days * DAY, -1, resolved),
+    )
 
 
 SHAPE = Shape(

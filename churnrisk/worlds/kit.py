@@ -7,6 +7,7 @@ observed day, as in :mod:`churnrisk.worlds.base`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,11 @@ from churnrisk.worlds.base import (
     FloatArray,
     IntArray,
     Rows,
+    date_array,
     interval_sum,
+    label_array,
+    table,
+    ts_array,
 )
 
 NEVER = -(10**6)
@@ -185,3 +190,80 @@ def company_names(rng: np.random.Generator, n: int, words: tuple[tuple[str, ...]
         ],
         pa.string(),
     )
+
+
+def select(mask: BoolArray, keys: tuple[Any, ...], **columns: Any) -> dict[str, Any]:
+    """Return ``columns`` restricted to ``mask`` and sorted by ``keys``.
+
+    The last key sorts first, as :func:`numpy.lexsort` reads them.
+    """
+    order = np.lexsort(tuple(np.asarray(k)[mask] for k in keys))
+    return {name: np.asarray(v)[mask][order] for name, v in columns.items()}
+
+
+def term_table(
+    cal: Calendar, ids: pa.Array, rows: dict[str, Any], plans: tuple[str, ...] | None
+) -> pa.Table:
+    """Return the subscriptions of :class:`Terms` rows: one per term, ``term_end`` on each.
+
+    A row's stop is known once it has happened: a term still running when the export is
+    taken has no ``end_date`` yet, only its ``term_end``. ``plans`` names the plans
+    (``None``: the export has no plan column).
+    """
+    columns = {
+        "account_id": ids.take(pa.array(rows["acc"])),
+        "start_date": date_array(cal, rows["start"]),
+        "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
+        "mrr": pa.array(rows["mrr"], pa.float64()),
+        "seats": pa.array(rows["seats"], pa.int64()),
+        "term_end": date_array(cal, rows["end"]),
+    }
+    if plans is not None:
+        columns["plan"] = label_array(plans, rows["plan"])
+    return table("subscriptions", columns)
+
+
+def events_table(
+    cal: Calendar, ids: pa.Array, users: pa.Array, ev: dict[str, Any], types: tuple[str, ...]
+) -> pa.Table:
+    """Return the events table of ``acc``, ``user``, ``ts``, ``type`` and maybe ``value``.
+
+    ``user`` indexes ``users``; a NaN ``value`` is written empty, and an export without
+    values has no ``value`` column.
+    """
+    columns = {
+        "account_id": ids.take(pa.array(ev["acc"])),
+        "user_id": users.take(pa.array(ev["user"])),
+        "timestamp": ts_array(cal, ev["ts"]),
+        "event_type": label_array(types, ev["type"]),
+    }
+    if "value" in ev:
+        columns["value"] = pa.array(ev["value"], pa.float64(), mask=np.isnan(ev["value"]))
+    return table("events", columns)
+
+
+def tickets_table(
+    cal: Calendar,
+    ids: pa.Array,
+    tk: dict[str, Any],
+    ticket_id: pa.Array,
+    priorities: tuple[str, ...] | None = None,
+) -> pa.Table:
+    """Return the tickets table of ``acc``, ``created`` and ``resolved`` (-1: open).
+
+    ``priority`` (an index into ``priorities``), ``contacts`` and ``csat`` (0: not
+    answered) are written where the export has them.
+    """
+    columns = {
+        "ticket_id": ticket_id,
+        "account_id": ids.take(pa.array(tk["acc"])),
+        "created_at": ts_array(cal, tk["created"]),
+        "resolved_at": ts_array(cal, tk["resolved"], mask=tk["resolved"] < 0),
+    }
+    if priorities is not None:
+        columns["priority"] = label_array(priorities, tk["priority"])
+    if "contacts" in tk:
+        columns["contacts"] = pa.array(tk["contacts"], pa.int64())
+    if "csat" in tk:
+        columns["csat"] = pa.array(tk["csat"], pa.int64(), mask=tk["csat"] < 1)
+    return table("tickets", columns)

@@ -63,7 +63,6 @@ from churnrisk.worlds.base import (
     IntArray,
     Shape,
     World,
-    date_array,
     label_array,
     local_times,
     sigmoid,
@@ -75,10 +74,14 @@ from churnrisk.worlds.kit import (
     active_days,
     company_names,
     day_factor,
+    events_table,
     observed,
+    select,
     session_times,
     slots,
+    term_table,
     ticket_ids,
+    tickets_table,
 )
 
 SEGMENTS = ("SMB", "Mid-Market", "Enterprise")
@@ -128,7 +131,6 @@ def simulate(
     ev = _events(rng, cal, a, adoption, paying, csec)
     tk = _tickets(rng, cal, a, paying, notices, csec)
     ids = pa.array(world.ids[lo:hi], pa.string())
-    rows = terms.rows.arrays()
     u_acc, u_slot = ev["users"]
     users = pa.array([f"{world.ids[lo + x]}:{s + 1}" for x, s in zip(u_acc, u_slot, strict=True)])
     return {
@@ -146,37 +148,10 @@ def simulate(
                 "acquisition_cost": pa.array(a["cac"], pa.float64()),
             },
         ),
-        "subscriptions": table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": date_array(cal, rows["start"]),
-                "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "plan": label_array(PLANS, rows["plan"]),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": date_array(cal, rows["end"]),
-            },
-        ),
-        "events": table(
-            "events",
-            {
-                "account_id": ids.take(ev["acc"]),
-                "user_id": users.take(pa.array(ev["user"])),
-                "timestamp": ts_array(cal, ev["ts"]),
-                "event_type": label_array(EVENT_TYPES, ev["type"]),
-            },
-        ),
-        "tickets": table(
-            "tickets",
-            {
-                "ticket_id": ticket_ids(first_ticket, tk["acc"].size, prefix="SR", width=6),
-                "account_id": ids.take(tk["acc"]),
-                "created_at": ts_array(cal, tk["created"]),
-                "resolved_at": ts_array(cal, tk["resolved"], mask=tk["resolved"] < 0),
-                "priority": label_array(PRIORITIES, tk["priority"]),
-                "contacts": pa.array(tk["contacts"], pa.int64()),
-            },
+        "subscriptions": term_table(cal, ids, terms.rows.arrays(), PLANS),
+        "events": events_table(cal, ids, users, ev, EVENT_TYPES),
+        "tickets": tickets_table(
+            cal, ids, tk, ticket_ids(first_ticket, tk["acc"].size, "SR", 6), PRIORITIES
         ),
     }
 
@@ -325,14 +300,8 @@ def _events(
     etype[first] = 0
     ev_acc, user = np.repeat(acc, per), np.repeat(ui, per)
     keep = observed(cal, csec, ev_acc, ts)
-    order = np.lexsort((user[keep], ts[keep], ev_acc[keep]))
-    return {
-        "acc": ev_acc[keep][order],
-        "user": user[keep][order],
-        "ts": ts[keep][order],
-        "type": etype[keep][order],
-        "users": (u_acc, u_slot),
-    }
+    ev = select(keep, (user, ts, ev_acc), acc=ev_acc, user=user, ts=ts, type=etype)
+    return {**ev, "users": (u_acc, u_slot)}
 
 
 def _tickets(
@@ -354,15 +323,15 @@ def _tickets(
     contacts = np.where(rng.random(acc.size) < 0.6, 1, 1 + rng.geometric(0.5, size=acc.size))
     hours = np.array([30.0, 16.0, 6.0])[prio] * np.exp(rng.normal(0.0, 0.8, size=acc.size))
     resolved = created + np.maximum(600, np.round(hours * 3600 * contacts**0.5)).astype(np.int64)
-    keep = observed(cal, csec, acc, created)
-    order = np.lexsort((acc[keep], created[keep]))
-    return {
-        "acc": acc[keep][order],
-        "created": created[keep][order],
-        "resolved": np.where(resolved >= cal.days * DAY, -1, resolved)[keep][order],
-        "priority": prio[keep][order],
-        "contacts": contacts.astype(np.int64)[keep][order],
-    }
+    return select(
+        observed(cal, csec, acc, created),
+        (acc, created),
+        acc=acc,
+        created=created,
+        resolved=np.where(resolved >= cal.days * DAY, -1, resolved),
+        priority=prio,
+        contacts=contacts.astype(np.int64),
+    )
 
 
 SHAPE = Shape(

@@ -87,6 +87,7 @@ from churnrisk.worlds.base import (
     table,
     ts_array,
 )
+from churnrisk.worlds.kit import session_times, term_table
 
 _TAIL_DAYS = 10  # days of trailing usage after churn
 
@@ -248,20 +249,7 @@ def simulate(
                 "referred_by": all_ids.take(pa.array(np.where(ref >= 0, ref, 0), mask=ref < 0)),
             },
         ),
-        "subscriptions": table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": date_array(cal, rows["start"]),
-                # a row's stop is known once it has happened: a term still running when
-                # the export is taken has no end_date yet, only its term_end
-                "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "plan": label_array(PLANS, rows["plan"]),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": date_array(cal, rows["end"]),
-            },
-        ),
+        "subscriptions": term_table(cal, ids, rows, PLANS),
         "events": table(
             "events",
             {
@@ -501,24 +489,13 @@ def _events(
         a = u_acc[ui]
         d = di + d0
         per = 1 + rng.poisson(2.2 * np.exp(0.35 * hd[a, d]))
-        total = int(per.sum())
-        first = np.cumsum(per) - per
-        gaps = np.cumsum(rng.exponential(150.0, size=total))
-        offset = gaps - np.repeat(gaps[first], per)
-        morning = rng.random(a.size) < 0.5
-        local = np.where(
-            morning,
-            rng.normal(10.5 * 3600, 1.5 * 3600, a.size),
-            rng.normal(14.5 * 3600, 2 * 3600, a.size),
-        )
-        session = d * DAY + np.clip(local, 6 * 3600, 22 * 3600) - tz_sec[a]
-        ts = np.repeat(session, per) + offset
+        ts, first = session_times(rng, d, tz_sec[a], per)
+        total = ts.size
         ev_acc = np.repeat(a, per)
         etype = rng.choice(len(EVENT_TYPES), size=total, p=_EVENT_P)
         etype[first] = np.where(rng.random(a.size) < 0.85, 0, etype[first])
         value = np.round(np.exp(rng.normal(np.log(40.0), 1.0, size=total)), 1)
         value = np.where(_TIMED_EVENTS[etype], value, np.nan)
-        ts = ts.astype(np.int64)
         keep = (ts >= csec[ev_acc]) & (ts < cal.days * DAY)
         out["acc"].append(ev_acc[keep])
         out["slot"].append(np.repeat(u_slot[ui], per)[keep])

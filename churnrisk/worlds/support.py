@@ -62,7 +62,6 @@ from churnrisk.worlds.base import (
     IntArray,
     Shape,
     World,
-    date_array,
     label_array,
     local_times,
     sigmoid,
@@ -74,10 +73,14 @@ from churnrisk.worlds.kit import (
     active_days,
     company_names,
     day_factor,
+    events_table,
     observed,
+    select,
     session_times,
     slots,
+    term_table,
     ticket_ids,
+    tickets_table,
 )
 
 SEGMENTS = ("Startup", "Scale-up", "Enterprise")
@@ -227,17 +230,19 @@ def _handle(
     open_ = abandoned | (resolved >= end)
     score = np.round(4.5 - 1.3 * missed - 0.35 * (contacts - 1) + rng.normal(0, 0.8, size))
     answered = ~open_ & (rng.random(size) < 0.45)
-    order = np.lexsort((acc, created))
-    return {
-        "acc": acc[order],
-        "created": created[order],
-        "resolved": np.where(open_, -1, resolved)[order],
-        "priority": prio[order],
-        "contacts": contacts[order],
-        "csat": np.where(answered, np.clip(score, 1, 5), 0).astype(np.int64)[order],
-        "pain": pain[order],
-        "felt": felt[order],
-    }
+    csat = np.where(answered, np.clip(score, 1, 5), 0).astype(np.int64)
+    return select(
+        np.ones(size, dtype=bool),
+        (acc, created),
+        acc=acc,
+        created=created,
+        resolved=np.where(open_, -1, resolved),
+        priority=prio,
+        contacts=contacts,
+        csat=csat,
+        pain=pain,
+        felt=felt,
+    )
 
 
 def _frustration(tk: dict[str, Any], n: int, cal: Calendar) -> FloatArray:
@@ -310,17 +315,10 @@ def _events(
     ts, first = session_times(rng, day, a["tz_sec"][acc], per)
     etype = rng.choice(len(EVENT_TYPES), size=ts.size, p=_EVENT_P)
     etype[first] = np.where(rng.random(first.size) < 0.8, 0, etype[first])
-    ev_acc = np.repeat(acc, per)
-    user = np.repeat(ui, per)
+    ev_acc, user = np.repeat(acc, per), np.repeat(ui, per)
     keep = observed(cal, csec, ev_acc, ts)
-    order = np.lexsort((user[keep], ts[keep], ev_acc[keep]))
-    return {
-        "acc": ev_acc[keep][order],
-        "user": user[keep][order],
-        "ts": ts[keep][order],
-        "type": etype[keep][order],
-        "users": (u_acc, u_slot),
-    }
+    ev = select(keep, (user, ts, ev_acc), acc=ev_acc, user=user, ts=ts, type=etype)
+    return {**ev, "users": (u_acc, u_slot)}
 
 
 def _tables(
@@ -335,7 +333,6 @@ def _tables(
     first_ticket: int,
 ) -> dict[str, pa.Table]:
     ids = pa.array(world.ids[lo:hi], pa.string())
-    rows = terms.rows.arrays()
     u_acc, u_slot = ev["users"]
     user_ids = pa.array(
         [f"{world.ids[lo + x]}-U{s + 1:03d}" for x, s in zip(u_acc, u_slot, strict=True)],
@@ -355,38 +352,10 @@ def _tables(
                 "seats": pa.array(a["seats"], pa.int64()),
             },
         ),
-        "subscriptions": table(
-            "subscriptions",
-            {
-                "account_id": ids.take(rows["acc"]),
-                "start_date": date_array(cal, rows["start"]),
-                "end_date": date_array(cal, rows["end"], unknown=rows["end"] >= cal.days),
-                "mrr": pa.array(rows["mrr"], pa.float64()),
-                "plan": label_array(PLANS, rows["plan"]),
-                "seats": pa.array(rows["seats"], pa.int64()),
-                "term_end": date_array(cal, rows["end"]),
-            },
-        ),
-        "events": table(
-            "events",
-            {
-                "account_id": ids.take(ev["acc"]),
-                "user_id": user_ids.take(pa.array(ev["user"])),
-                "timestamp": ts_array(cal, ev["ts"]),
-                "event_type": label_array(EVENT_TYPES, ev["type"]),
-            },
-        ),
-        "tickets": table(
-            "tickets",
-            {
-                "ticket_id": ticket_ids(first_ticket, tk["acc"].size, prefix="INC-", width=6),
-                "account_id": ids.take(tk["acc"]),
-                "created_at": ts_array(cal, tk["created"]),
-                "resolved_at": ts_array(cal, tk["resolved"], mask=tk["resolved"] < 0),
-                "priority": label_array(PRIORITIES, tk["priority"]),
-                "contacts": pa.array(tk["contacts"], pa.int64()),
-                "csat": pa.array(tk["csat"], pa.int64(), mask=tk["csat"] < 1),
-            },
+        "subscriptions": term_table(cal, ids, terms.rows.arrays(), PLANS),
+        "events": events_table(cal, ids, user_ids, ev, EVENT_TYPES),
+        "tickets": tickets_table(
+            cal, ids, tk, ticket_ids(first_ticket, tk["acc"].size, "INC-", 6), PRIORITIES
         ),
     }
 
