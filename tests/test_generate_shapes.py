@@ -192,22 +192,29 @@ def test_dates_mean_what_the_contract_says(worlds, shape):
         assert (subs.term_end > subs.start_date).all()
         assert (subs.end_date[ended] == subs.term_end[ended]).all()
         assert (subs.term_end[~ended] >= end).all()
-    created = t["accounts"].set_index("account_id").created_at
+    created = _day(t["accounts"], "created_at").set_axis(t["accounts"].account_id)
     for name, column in {"events": "timestamp", "tickets": "created_at", "nps": "responded_at",
                          "orders": "ordered_at"}.items():  # fmt: skip
         if name in t:
-            frame = t[name]
-            assert (frame[column] >= created.loc[frame.account_id].to_numpy()).all(), name
-            assert (frame[column] < pd.Timestamp(summary.end, tz="UTC")).all(), name
+            at = _day(t[name], column)
+            assert (at.to_numpy() >= created.loc[t[name].account_id].to_numpy()).all(), name
+            assert (at < pd.Timestamp(summary.end)).all(), name
 
 
 # --- short-history: churn follows bad support -------------------------------------------
 
 
-def _before(frame: pd.DataFrame, column: str, acc: str, day: pd.Timestamp, days: int):
-    rows = frame.loc[frame.account_id == acc]
-    at = _day(rows, column)
-    return rows.loc[(at >= day - pd.Timedelta(days=days)) & (at < day)]
+class _ByAccount:
+    """A table's rows per account, for looking at the days before a date."""
+
+    def __init__(self, frame: pd.DataFrame, column: str):
+        self.groups = dict(tuple(frame.assign(_at=_day(frame, column)).groupby("account_id")))
+        self.empty = frame.iloc[:0].assign(_at=pd.Series(dtype="datetime64[us]"))
+
+    def before(self, acc: str, day: pd.Timestamp, days: int) -> pd.DataFrame:
+        """The account's rows in ``[day - days, day)``."""
+        rows = self.groups.get(acc, self.empty)
+        return rows.loc[(rows._at >= day - pd.Timedelta(days=days)) & (rows._at < day)]
 
 
 def _churners_and_stayers(summary, t, lead_days):
@@ -225,22 +232,23 @@ def _churners_and_stayers(summary, t, lead_days):
 
 def test_short_history_churners_had_bad_support_but_used_the_product_as_much(worlds):
     summary, t = worlds("short-history")
-    tk, ev, subs = t["tickets"], t["events"], t["subscriptions"]
+    terms = _ByAccount(t["subscriptions"], "start_date")
+    tk, ev = _ByAccount(t["tickets"], "created_at"), _ByAccount(t["events"], "timestamp")
     churners, stayers = _churners_and_stayers(summary, t, 120)
     assert len(churners) >= 60
 
     def profile(acc, day):
-        seats = subs.loc[(subs.account_id == acc) & (subs.start_date < day)].seats.iloc[-1]
-        w = _before(tk, "created_at", acc, day, 90)
+        seats = terms.before(acc, day, 10_000).seats.iloc[-1]
+        w = tk.before(acc, day, 90)
         bad = ((w.contacts > 1) | (w.csat <= 2) | w.resolved_at.isna()).sum()
-        used = len(_before(ev, "timestamp", acc, day, 60))
+        used = len(ev.before(acc, day, 60))
         return bad / np.sqrt(seats), used / seats
 
     c = np.array([profile(a, d) for a, d in churners]).mean(axis=0)
     s = np.array([profile(a, d) for a, d in stayers]).mean(axis=0)
     assert c[0] > 2 * s[0]  # bounced, badly rated or abandoned tickets per sqrt(seat)
     assert c[1] > 0.85 * s[1]  # events per seat: usage does not give them away
-    assert set(tk.priority) == {"P1", "P2", "P3", "P4"}
+    assert set(t["tickets"].priority) == {"P1", "P2", "P3", "P4"}
 
 
 def test_short_history_churn_is_a_monthly_term_not_renewed(worlds):
@@ -272,12 +280,12 @@ def test_small_book_one_champion_at_a_time_does_the_admin_work(worlds):
 
 def test_small_book_churners_had_lost_their_champion(worlds):
     summary, t = worlds("small-book")
-    adm = t["events"].loc[t["events"].event_type.isin(ADMIN)]
+    adm = _ByAccount(t["events"].loc[t["events"].event_type.isin(ADMIN)], "timestamp")
     churners, stayers = _churners_and_stayers(summary, t, 120)
     assert len(churners) >= 40
 
     def orphaned(acc, day):
-        return _before(adm, "timestamp", acc, day, 30).empty
+        return adm.before(acc, day, 30).empty
 
     share_c = np.mean([orphaned(a, d) for a, d in churners])
     share_s = np.mean([orphaned(a, d) for a, d in stayers])
@@ -369,13 +377,13 @@ def test_event_mix_vocabulary_and_values(worlds):
 
 def test_event_mix_churners_change_their_mix_while_their_volume_holds(worlds):
     summary, t = worlds("event-mix")
-    ev = t["events"]
+    ev = _ByAccount(t["events"], "timestamp")
     churners, _ = _churners_and_stayers(summary, t, 180)
     assert len(churners) >= 50
     rows = []
     for acc, day in churners:
-        late = _before(ev, "timestamp", acc, day, 60)
-        early = _before(ev, "timestamp", acc, day - pd.Timedelta(days=120), 60)
+        late = ev.before(acc, day, 60)
+        early = ev.before(acc, day - pd.Timedelta(days=120), 60)
         rows.append((len(early), len(late), early.event_type.isin(EXIT).mean(),
                      late.event_type.isin(EXIT).mean()))  # fmt: skip
     n_early, n_late, exit_early, exit_late = np.nanmean(np.array(rows), axis=0)
@@ -418,10 +426,11 @@ def test_cancellation_dated_churn_falls_on_any_day(worlds):
 
 def test_cancellation_dated_lapsed_accounts_go_quiet_before_they_cancel(worlds):
     summary, t = worlds("cancellation-dated")
-    ev = t["events"].loc[~t["events"].event_type.isin(["payment_failed", "card_updated"])]
+    product = t["events"].loc[~t["events"].event_type.isin(["payment_failed", "card_updated"])]
+    ev = _ByAccount(product, "timestamp")
     churners, stayers = _churners_and_stayers(summary, t, 60)
-    quiet_c = np.mean([_before(ev, "timestamp", a, d, 30).empty for a, d in churners])
-    quiet_s = np.mean([_before(ev, "timestamp", a, d, 30).empty for a, d in stayers])
+    quiet_c = np.mean([ev.before(a, d, 30).empty for a, d in churners])
+    quiet_s = np.mean([ev.before(a, d, 30).empty for a, d in stayers])
     assert quiet_c > 4 * quiet_s
 
 
