@@ -7,19 +7,19 @@ older than its export: accounts created before the first day have a term running
 The mechanism
 -------------
 **Frustration with support.** Each account runs into problems at its own rate: a
-lognormal "complexity" of its environment times ``sqrt(seats)``. Every problem is a
-ticket with a priority ``P1``-``P4`` and a response target (4, 24, 72 and 120 hours).
-How it goes depends on the support team's load that month (one company-wide factor,
-lognormal; some months are understaffed for everyone), on the plan (``business`` and
-``premium`` tickets are handled faster than ``team`` ones), on the account's complexity
-(complex set-ups bounce between agents) and on luck. A ticket hurts when it misses its
-target, needs more contacts, or is abandoned (about 1 %); its pain, weighted by priority
-(2.0, 1.2, 0.7, 0.4), lands on the day the ticket is resolved. About every three
-months an outage makes a fifth of the accounts open a ``P1`` on the same day. Pain
-accumulates into a frustration ``F`` that fades exponentially (45-day time constant,
-started 90 days before the export). At each monthly renewal the account leaves with
-``logit p = -4.9 + 1.1 F + 0.5 [seats <= 3] + noise (sd 0.4)``; otherwise its seats
-sometimes grow or shrink a little, whatever its frustration.
+lognormal "complexity" of its environment (sd 0.7) times ``sqrt(seats)``. Every problem
+is a ticket with a priority ``P1``-``P4`` and a response target (4, 24, 72 and 120
+hours). How it goes depends on the support team's load that month (one company-wide
+factor, lognormal, sd 0.25; some months are understaffed for everyone), on the plan
+(``business`` and ``premium`` tickets are handled faster than ``team`` ones), on the
+account's complexity (complex set-ups bounce between agents) and on luck. A ticket hurts
+when it misses its target, needs more contacts, or is abandoned (about 1 %); its pain,
+weighted by priority (2.0, 1.2, 0.7, 0.4), lands on the day the ticket is resolved.
+About every three months an outage makes a fifth of the accounts open a ``P1`` on the
+same day. Pain accumulates into a frustration ``F`` that fades exponentially (90-day
+time constant, started 180 days before the export). At each monthly renewal the account
+leaves with ``logit p = -5.5 + 1.0 F + 0.5 [seats <= 3] + noise (sd 0.4)``; otherwise
+its seats sometimes grow or shrink a little, whatever its frustration.
 
 What each table shows
 ---------------------
@@ -115,8 +115,8 @@ _NAMES = (
     ("Cloud", "Ops", "Data", "Net", "Stack", "Byte"),
     ("Inc", "GmbH", "Ltd", "Co"),
 )
-_WARMUP = 90  # days of tickets simulated before the export, so frustration is settled
-_FADE_DAYS = 45.0
+_WARMUP = 180  # days of tickets simulated before the export, so frustration is settled
+_FADE_DAYS = 90.0
 
 
 def simulate(
@@ -154,7 +154,7 @@ def _attributes(rng: np.random.Generator, n: int) -> dict[str, Any]:
         "region": region,
         "tz_sec": _UTC_OFFSET_H[region] * 3600,
         "owner": rng.integers(0, len(OWNERS), size=n),
-        "complexity": np.exp(rng.normal(0.0, 0.5, size=n)),
+        "complexity": np.exp(rng.normal(0.0, 0.7, size=n)),
         "activity": np.exp(rng.normal(0.0, 0.4, size=n)),
         "names": company_names(rng, n, _NAMES),
     }
@@ -164,7 +164,7 @@ def _support_load(world: World, cal: Calendar) -> dict[str, Any]:
     """Company-wide: the support team's load per month, and the outage days."""
     company = np.random.default_rng(world.company)
     k0 = int(cal.split(np.array([-_WARMUP]))[0][0])
-    load = np.exp(company.normal(0.0, 0.35, size=cal.months + 1 - k0))
+    load = np.exp(company.normal(0.0, 0.25, size=cal.months + 1 - k0))
     outages = np.sort(company.integers(-_WARMUP, cal.days, size=max(1, cal.months // 3)))
     return {"k0": k0, "load": load, "outages": outages}
 
@@ -282,7 +282,7 @@ def _terms(
         new = (ck == k) & (cday >= 0)
         terms.begin(new, kk, r, one, a["plan"], seats, price())
         f = frustration[np.arange(n), np.clip(r, 0, cal.days - 1)]
-        logit = -4.9 + 1.1 * f + 0.5 * (seats <= 3) + rng.normal(0.0, 0.4, size=n)
+        logit = -5.5 + 1.0 * f + 0.5 * (seats <= 3) + rng.normal(0.0, 0.4, size=n)
         churn = due & (rng.random(n) < sigmoid(logit))
         terms.stop(churn, r)
         renew = due & ~churn
