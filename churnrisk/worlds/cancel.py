@@ -242,12 +242,6 @@ def simulate(
     user_ids = pa.array(
         [f"{world.ids[lo + x]}_u{s + 1}" for x, s in zip(u_acc, u_slot, strict=True)]
     )
-    b_acc = log["bill_acc"]
-    b_ts = log["bill_day"] * DAY + local_times(rng, b_acc.size, 1, 6) - tz_sec[b_acc]
-    b_ts = np.maximum(b_ts, csec[b_acc] + 60)  # the first charge comes with the sign-up
-    bill = observed(cal, csec, b_acc, b_ts)
-    b_acc, b_ts = b_acc[bill], b_ts[bill]
-    b_order = np.lexsort((b_ts, b_acc))
     s_order = np.lexsort((log["spell_start"], log["spell_acc"]))
     s_acc, s_end = log["spell_acc"][s_order], log["spell_end"][s_order]
     return {
@@ -272,15 +266,32 @@ def simulate(
             },
         ),
         "events": events_table(cal, ids, user_ids, ev, EVENT_TYPES),
-        "orders": table(
-            "orders",
-            {
-                "account_id": ids.take(pa.array(b_acc[b_order])),
-                "ordered_at": ts_array(cal, b_ts[b_order]),
-                "amount": pa.array(_PRICE[plan[b_acc[b_order]]], pa.float64()),
-            },
-        ),
+        "orders": _invoices(rng, cal, log, ids, _PRICE[plan], tz_sec, csec),
     }
+
+
+def _invoices(
+    rng: np.random.Generator,
+    cal: Calendar,
+    log: dict[str, IntArray],
+    ids: pa.Array,
+    price: Any,
+    tz_sec: IntArray,
+    csec: IntArray,
+) -> pa.Table:
+    """Return the card charges that went through: an order of the plan's price each."""
+    acc = log["bill_acc"]
+    ts = log["bill_day"] * DAY + local_times(rng, acc.size, 1, 6) - tz_sec[acc]
+    ts = np.maximum(ts, csec[acc] + 60)  # the first charge comes with the sign-up
+    paid = select(observed(cal, csec, acc, ts), (ts, acc), acc=acc, ts=ts)
+    return table(
+        "orders",
+        {
+            "account_id": ids.take(pa.array(paid["acc"])),
+            "ordered_at": ts_array(cal, paid["ts"]),
+            "amount": pa.array(price[paid["acc"]], pa.float64()),
+        },
+    )
 
 
 def _events(
