@@ -135,3 +135,15 @@ def test_train_stops_on_a_leak_with_one_line(world: Path, tmp_path: Path, capsys
     line = err.strip().splitlines()[-1]
     assert line.startswith("error: the feature(s) days_to_renewal (ROC-AUC")
     assert "pass --allow-leak days_to_renewal" in line
+
+
+def test_the_cancellation_dated_world_has_no_leaking_feature(tmp_path: Path) -> None:
+    """Its end_date exists only for spells that stopped and it has no term_end: nothing
+    may read the outcome (the issue's telecom table gave one feature ROC-AUC 1.00)."""
+    generate_world(tmp_path, shape="cancellation-dated", accounts=800, months=18, seed=2)
+    result = load(tmp_path)
+    assert any("cancellation-dated export" in w for w in result.report.warnings)
+    panel = training_panel(result.dataset, RunConfig())
+    audit = check_leaks(panel)
+    assert audit[0].auc < 0.9, audit[:3]
+    assert panel["days_to_renewal"].isna().all()
