@@ -16,6 +16,7 @@ from churnrisk.models import (
 )
 from churnrisk.models import evaluation as ev
 from churnrisk.models.clv import lifetime_clv
+from churnrisk.models.slices import FitSlices, time_slices
 
 # Trees sized for the 600-account fixture: the defaults' 200-row leaves suit real panels.
 FAST = ChurnModelConfig(
@@ -32,10 +33,16 @@ def _slices(panel: pd.DataFrame):
     return train, cal, held
 
 
+def _fit(model: ChurnModel, train: pd.DataFrame, cal: pd.DataFrame) -> ChurnModel:
+    """Fit with the earlier half of ``cal``'s dates stopping, the later half calibrating."""
+    s = time_slices(pd.concat([train, cal]), cal["as_of"].nunique())
+    return model.fit(s.train, stop=s.stop, calibration=s.calibrate)
+
+
 @pytest.fixture(scope="module")
 def fitted(model_panel):
     train, cal, held = _slices(model_panel)
-    return ChurnModel(FAST, random_state=0).fit(train, calibration=cal), held
+    return _fit(ChurnModel(FAST, random_state=0), train, cal), held
 
 
 def test_calibration_improves_ece_on_held_out_rows(fitted):
@@ -83,25 +90,40 @@ def test_isotonic_calibration_is_monotone_and_inside_0_1(rows):
 def test_sigmoid_calibration_also_maps_to_rates(model_panel):
     train, cal, held = _slices(model_panel)
     cfg = FAST.model_copy(update={"calibration": "sigmoid"})
-    model = ChurnModel(cfg).fit(train, calibration=cal)
+    model = _fit(ChurnModel(cfg), train, cal)
     y = held["churned"].to_numpy(dtype="float64")
     assert ev.ece(y, model.predict_proba(held)) < ev.ece(y, model.predict_uncalibrated(held))
 
 
-def test_calibration_slice_must_be_later(model_panel):
+def test_fit_slices_are_disjoint_and_closed(model_panel):
     train, cal, _ = _slices(model_panel)
-    with pytest.raises(DataError, match="strictly later than the training rows"):
-        ChurnModel(FAST).fit(cal, calibration=train)
-    with pytest.raises(DataError, match="at least 2 as-of dates"):
-        ChurnModel(FAST).fit(train, calibration=cal.loc[cal["as_of"] == cal["as_of"].max()])
+    with pytest.raises(DataError, match="share 20 \\(account, as-of\\) rows"):
+        FitSlices(train, cal, cal.head(20).pipe(lambda r: pd.concat([r, train.head(0)])))
+    with pytest.raises(DataError, match="the stop slice holds no row"):
+        FitSlices(train, cal.head(0), cal)
+    with pytest.raises(DataError, match="hold out at least 2"):
+        time_slices(cal, 1)
+    with pytest.raises(DataError, match="need more than 2 as-of dates"):
+        time_slices(cal, 2)
     open_rows = cal.assign(churned=pd.array([None] * len(cal), "Int8"))
     with pytest.raises(DataError, match="open label window"):
-        ChurnModel(FAST).fit(train, calibration=open_rows)
+        _fit(ChurnModel(FAST), train, open_rows)
+
+
+def test_time_slices_hold_out_the_latest_dates(model_panel):
+    closed = model_panel.loc[model_panel["churned"].notna()]
+    dates = sorted(closed["as_of"].unique())
+    s = time_slices(closed, 4)
+    assert s.how == "time"
+    assert sorted(s.train["as_of"].unique()) == dates[:-4]
+    assert sorted(s.stop["as_of"].unique()) == dates[-4:-2]
+    assert sorted(s.calibrate["as_of"].unique()) == dates[-2:]
+    assert len(s.rows) == len(closed)
 
 
 def test_same_seed_same_probabilities(model_panel, fitted):
     train, cal, held = _slices(model_panel)
-    again = ChurnModel(FAST, random_state=0).fit(train, calibration=cal)
+    again = _fit(ChurnModel(FAST, random_state=0), train, cal)
     np.testing.assert_array_equal(fitted[0].predict_proba(held), again.predict_proba(held))
 
 
@@ -125,7 +147,7 @@ def test_planted_signal_is_recovered(planted_panel):
     train = planted_panel.loc[planted_panel["as_of"] <= dates[-4]]
     cal = planted_panel.loc[planted_panel["as_of"].isin(dates[-3:-1])]
     test = planted_panel.loc[planted_panel["as_of"] == dates[-1]]
-    model = ChurnModel(FAST).fit(train, calibration=cal)
+    model = _fit(ChurnModel(FAST), train, cal)
     y = test["churned"].to_numpy(dtype="float64")
     assert ev.roc_auc(y, model.predict_proba(test)) > 0.95
     churners = test.loc[test["churned"] == 1]

@@ -48,6 +48,7 @@ from churnrisk.models import evaluation as ev
 from churnrisk.models.baselines import LogisticBaseline, mrr_x12, usage_drop_score
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel
+from churnrisk.models.slices import time_slices
 
 CHURN_METRICS: tuple[str, ...] = (
     "roc_auc",
@@ -466,8 +467,10 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
         where = f"fold {i}"
         pool = _rows(panel, plan.churn_train_as_of, "churned")
         test = _rows(panel, plan.churn_test_as_of, "churned")
-        train, later = split_later(pool, config.churn.holdout_dates)
-        model = ChurnModel(config.churn, random_state=config.seed).fit(train, calibration=later)
+        s = time_slices(pool, config.churn.holdout_dates)
+        model = ChurnModel(config.churn, random_state=config.seed).fit(
+            s.train, stop=s.stop, calibration=s.calibrate
+        )
         logistic = LogisticBaseline(random_state=config.seed).fit(pool)
         pred = test[["account_id", "as_of", "churned", "revenue_next_12m", "mrr"]].assign(
             fold=i,

@@ -25,6 +25,7 @@ from churnrisk.errors import DataError
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv
 from churnrisk.models.frame import KEY_COLUMNS
+from churnrisk.models.slices import time_slices
 
 FORMAT_VERSION = 1
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -180,8 +181,10 @@ def train_models(
     if "churned" not in panel.columns or "revenue_next_12m" not in panel.columns:
         raise DataError("training needs a labelled panel (build_features with labels)")
     closed = panel.loc[panel["churned"].notna()]
-    train, later = split_later(closed, config.churn.holdout_dates)
-    churn = ChurnModel(config.churn, random_state=config.seed).fit(train, calibration=later)
+    s = time_slices(closed, config.churn.holdout_dates)
+    churn = ChurnModel(config.churn, random_state=config.seed).fit(
+        s.train, stop=s.stop, calibration=s.calibrate
+    )
     revenue = panel.loc[panel["revenue_next_12m"].notna()]
     c_train, c_valid = split_later(revenue, config.clv.valid_dates)
     clv = ClvModel(

@@ -1,18 +1,18 @@
 """The churn model: a calibrated LightGBM classifier of churn within the label horizon.
 
-Scheme (all splits by time, never by row):
+Scheme (the slices are cut by the plan, :mod:`churnrisk.models.slices`):
 
 * The booster is trained on the ``train`` rows. Churners are rare, so with the default
   ``imbalance="balanced"`` they are up-weighted by ``scale_pos_weight = negatives /
   positives`` (of the training rows), which helps the trees split on the minority class
   but inflates the raw probabilities.
-* The ``calibration`` rows must all be strictly later in ``as_of`` than every training row.
-  Their as-of dates are cut in two: the earlier half stops the boosting early (the number
-  of trees that ranks best there, ROC-AUC by default: log loss would be misled by the
-  weighting), the later half fits the calibration map from
-  raw scores (log-odds) to churn rates: isotonic regression by default, or Platt's
-  sigmoid. No calibration is ever fitted on rows the booster learned from, and the rows
-  that chose the number of trees do not fit the calibration map either.
+* The ``stop`` rows stop the boosting early (the number of trees that ranks best there,
+  ROC-AUC by default: log loss would be misled by the weighting); the ``calibration``
+  rows fit the calibration map from raw scores (log-odds) to churn rates: isotonic
+  regression by default, or Platt's sigmoid. The three slices are disjoint
+  (:class:`~churnrisk.models.slices.FitSlices`), so no calibration is ever fitted on rows
+  the booster learned from, and the rows that chose the number of trees do not fit the
+  calibration map either.
 """
 
 from __future__ import annotations
@@ -184,17 +184,20 @@ class ChurnModel:
         self.config = config
         self.random_state = random_state
 
-    def fit(self, train: pd.DataFrame, *, calibration: pd.DataFrame) -> ChurnModel:
-        """Fit the booster on ``train``; stop early and calibrate on the later slice.
+    def fit(
+        self, train: pd.DataFrame, *, stop: pd.DataFrame, calibration: pd.DataFrame
+    ) -> ChurnModel:
+        """Fit the booster on ``train``, stop it early on ``stop``, calibrate on ``calibration``.
 
         Parameters
         ----------
         train
             Label-closed panel rows the booster learns from.
+        stop
+            Label-closed rows that choose the number of boosting rounds.
         calibration
-            Label-closed rows, every one strictly later in ``as_of`` than every training
-            row, with at least two as-of dates: the earlier half of its dates stops the
-            boosting, the later half fits the calibration map.
+            Label-closed rows that fit the calibration map. The three slices are
+            disjoint; :class:`~churnrisk.models.slices.FitSlices` cuts them.
 
         Returns
         -------
@@ -204,28 +207,13 @@ class ChurnModel:
         Raises
         ------
         DataError
-            When a label is missing, the slices overlap in time, the later slice has one
-            as-of date only, or a slice holds one class only.
+            When a label is missing or a slice holds one class only.
         """
         cfg = self.config or ChurnModelConfig()
-        if len(train) == 0 or len(calibration) == 0:
-            raise DataError("the training and the calibration slices must both hold rows")
-        if calibration["as_of"].min() <= train["as_of"].max():
-            raise DataError(
-                f"the calibration slice must be strictly later than the training rows: it"
-                f" starts {calibration['as_of'].min():%Y-%m-%d}, training ends"
-                f" {train['as_of'].max():%Y-%m-%d}"
-            )
+        if len(train) == 0 or len(stop) == 0 or len(calibration) == 0:
+            raise DataError("the training, early-stopping and calibration slices must hold rows")
         y = _labels(train, "training")
-        cal_dates = np.sort(calibration["as_of"].unique())
-        if len(cal_dates) < 2:
-            raise DataError(
-                "the calibration slice needs at least 2 as-of dates (one to stop early,"
-                f" one to calibrate), it has {len(cal_dates)}"
-            )
-        cut = cal_dates[len(cal_dates) // 2]
-        stop = calibration.loc[calibration["as_of"] < cut]
-        fit_cal = calibration.loc[calibration["as_of"] >= cut]
+        fit_cal = calibration
         y_stop, y_cal = _labels(stop, "early-stopping"), _labels(fit_cal, "calibration")
         for what, arr in (("training", y), ("early-stopping", y_stop), ("calibration", y_cal)):
             if arr.min() == arr.max():
