@@ -19,11 +19,9 @@ Caches
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +30,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 import orjson
+from cachetools import LRUCache, TTLCache
 
 from churnrisk.errors import ChurnRiskError, ConfigError
-from churnrisk.store import mask_password
+from churnrisk.store import hash_key, mask_password
 
 if TYPE_CHECKING:
     from churnrisk.dataset import Dataset
@@ -202,6 +201,8 @@ class ChampionWatch:
 class ResponseCache:
     """A least-recently-used cache of serialised answers, bounded in bytes.
 
+    A thread-safe face on :class:`cachetools.LRUCache` sized by ``len`` of the bodies.
+
     Parameters
     ----------
     max_bytes
@@ -210,37 +211,25 @@ class ResponseCache:
 
     def __init__(self, max_bytes: int = 64 << 20) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
-        self._size = 0
+        self._items: LRUCache[Hashable, bytes] = LRUCache(maxsize=max_bytes, getsizeof=len)
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> bytes | None:
         """Return the cached body of ``key``, or ``None``."""
         with self._lock:
-            body = self._items.get(key)
-            if body is not None:
-                self._items.move_to_end(key)
-            return body
+            return self._items.get(key)
 
     def put(self, key: Hashable, body: bytes) -> None:
         """Cache ``body`` under ``key`` (a body larger than the whole cache is not kept)."""
         if len(body) > self.max_bytes:
             return
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._size -= len(old)
             self._items[key] = body
-            self._size += len(body)
-            while self._size > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                self._size -= len(dropped)
 
     def clear(self) -> None:
         """Forget every cached body."""
         with self._lock:
             self._items.clear()
-            self._size = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -309,44 +298,36 @@ class KeyCache:
     """Verified API keys by the SHA-256 of their text, for :data:`KEY_TTL` seconds.
 
     Rejections are cached too (so a client retrying a wrong key costs no look-up), in
-    a bounded table.
+    a bounded table: a thread-safe face on :class:`cachetools.TTLCache`.
     """
 
     def __init__(self, ttl: float = KEY_TTL, max_entries: int = 10_000) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._items: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._items: TTLCache[str, ApiKey | None] = TTLCache(
+            maxsize=max_entries, ttl=ttl, timer=time.monotonic
+        )
         self._lock = threading.Lock()
 
     @staticmethod
     def digest(key: str) -> str:
-        """Return the cache's name of a key (its SHA-256; the text is never kept)."""
-        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        """Return the cache's name of a key: the store's hash of it (the text is never kept)."""
+        return hash_key(key)
 
     def lookup(self, digest: str) -> ApiKey | object | None:
         """Return the cached verdict on a key, or ``_MISSING``."""
         with self._lock:
-            item = self._items.get(digest)
-            if item is None:
-                return _MISSING
-            expires, api_key = item
-            if time.monotonic() >= expires:
-                del self._items[digest]
-                return _MISSING
-            return api_key
+            return self._items.get(digest, _MISSING)
 
     def store(self, digest: str, api_key: ApiKey | None) -> None:
         """Cache the verdict on a key."""
         with self._lock:
-            self._items[digest] = (time.monotonic() + self.ttl, api_key)
-            self._items.move_to_end(digest)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            self._items[digest] = api_key
 
     def forget(self, key_id: str) -> None:
         """Drop the cached verdicts of one key id (after this process revoked it)."""
         with self._lock:
-            for digest in [d for d, (_, k) in self._items.items() if k and k.key_id == key_id]:
+            for digest in [d for d, k in self._items.items() if k and k.key_id == key_id]:
                 del self._items[digest]
 
     def clear(self) -> None:
@@ -465,7 +446,7 @@ class MetricsSource:
         self._lock = threading.Lock()
         self._dataset: Dataset | None = None
         self._loaded_for: Hashable = None
-        self._results: OrderedDict[tuple[str | None, str | None], bytes] = OrderedDict()
+        self._results: LRUCache[tuple[str | None, str | None], bytes] = LRUCache(max_entries)
 
     def source_for(self, run: RunRecord | None) -> Path | None:
         """Return the data source metrics are computed from while ``run`` is current.
@@ -555,13 +536,9 @@ class MetricsSource:
             ds = self._data(path, run)
             key = (period, segment)
             body = self._results.get(key)
-            if body is not None:
-                self._results.move_to_end(key)
-                return body
-            body = dumps(period_metrics(ds, period, segment=segment))
-            self._results[key] = body
-            while len(self._results) > self.max_entries:
-                self._results.popitem(last=False)
+            if body is None:
+                body = dumps(period_metrics(ds, period, segment=segment))
+                self._results[key] = body
             return body
 
 

@@ -329,9 +329,11 @@ def hash_key(key: str) -> str:
 
     A plain, unsalted SHA-256 is the right hash here: keys are 256-bit random secrets
     (``secrets.token_urlsafe(32)``), so there is no dictionary to attack and a slow
-    password hash (bcrypt, scrypt) would only slow down every request.
+    password hash (bcrypt, scrypt) would only slow down every request. Lone surrogates
+    (text no client can send as UTF-8, but a decoded header may hold) are hashed as
+    their code points, so any text has a hash and simply matches no key.
     """
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _key_id_of(key: str) -> str | None:
