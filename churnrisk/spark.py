@@ -11,7 +11,8 @@ Nothing here re-states a feature.
 Settings that matter (set by :func:`spark_session`, checked by :func:`load_spark`): the
 session time zone is UTC (a day is a UTC calendar day), shuffle partitions are sized
 for the job, Arrow is on for the few small collections to pandas, and in local mode
-adaptive query execution is off (measured faster on one machine).
+adaptive query execution is off (it re-plans in many small jobs, which one machine pays
+for; bench/RESULTS.md).
 
 pyspark is an optional dependency (``pip install churnrisk[spark]``): it is imported
 inside the functions, never at module import.
@@ -158,12 +159,10 @@ def spark_session(
         settings["spark.driver.memory"] = driver_memory
     if effective_master.startswith("local"):
         # One JVM runs every task: small memory pages keep the many operators of one
-        # feature query within the driver's memory (measured: 1 GB fails without it).
+        # feature query within the driver's memory (a 1 GB driver runs out without it).
         settings["spark.buffer.pageSize"] = "2m"
         # Adaptive execution re-plans the feature query stage by stage, in many small
-        # jobs; on one machine that costs more than it saves (measured on 37M events and
-        # 2 cores, with the events read without re-running their checks, paired runs:
-        # build 76 and 69 s against 94 and 80 s).
+        # jobs; on one machine that costs more than it saves (bench/RESULTS.md, Spark).
         settings["spark.sql.adaptive.enabled"] = "false"
     settings.update(conf or {})
     settings = {

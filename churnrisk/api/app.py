@@ -134,7 +134,7 @@ def create_app(
         # Everything loaded so far (pandas, SQLAlchemy, MLflow, the models) lives as long
         # as the process: move it out of the collector's sight, so that a full collection
         # walks only what requests create. Without this, full collections over the
-        # start-up objects stalled requests for up to ~190 ms (bench/RESULTS.md).
+        # start-up objects stall requests (bench/RESULTS.md has the tail it cost).
         gc.collect()
         gc.freeze()
         try:

@@ -374,8 +374,7 @@ class SingleFlight:
         With ``inline``, ``fn`` runs right here in the event loop: for calls of a fraction
         of a millisecond of CPU (one indexed SQLite read), where the hop to a thread and
         the GIL's hand-over between the loop and the thread cost more than the call and
-        make the tail (measured on the account detail over 80,000 accounts: p99 54 ms in
-        a thread, see bench/RESULTS.md for inline).
+        make the tail (bench/RESULTS.md compares the two on the account detail).
         """
         if inline:
             return fn(*args)
@@ -658,9 +657,8 @@ class ServiceState:
         """Return the state of an app, with as many store threads as suit the database.
 
         SQLite reads are CPU work in this process: two threads keep the GIL least
-        contended. A database server's reads are partly waiting: four threads (measured
-        on loopback with 100,000 accounts: more threads add no throughput, only a
-        longer tail).
+        contended. A database server's reads are partly waiting, so four threads overlap
+        the waits; more add no throughput, only a longer tail (bench/RESULTS.md).
         """
         sqlite = holder.store is None or holder.store.url.startswith("sqlite")
         return cls(

@@ -139,8 +139,8 @@ scores = sa.Table(
 FILTER_COLUMNS = ("churn_probability", "mrr", "risk_tier", "segment", "plan", "owner")
 """The at-risk list's filter columns. Each sort index carries them after its key, so a
 filtered walk in sort order is decided from the index and reads a table row only for the
-accounts of the page (measured over 100,000 accounts: sort by CLV with a minimum
-probability took 45 ms without them and 5 ms with them)."""
+accounts of the page instead of every account that passes the filter (bench/RESULTS.md
+has the timings)."""
 
 
 def _filters_but(index: str) -> list[sa.Column[Any]]:

@@ -895,8 +895,8 @@ class ScoreStore:
         """Refresh the planner's statistics (and PostgreSQL's visibility map) after a write.
 
         Without them the planner does not know how the runs' rows spread over the
-        indexes and may walk the wrong one: over 100,000 accounts, SQLite took 18 ms
-        instead of 1.3 ms for a page sorted by MRR at risk with a minimum probability.
+        indexes and may walk the wrong one, e.g. the sort index of a page sorted by MRR at
+        risk with a minimum probability, whose filter then reads most of the table.
         SQLite's statistics are sampled (``analysis_limit``), so this costs a fraction of
         a second at any size; PostgreSQL's visibility map also lets counts use index-only
         scans. The run is committed already, so a failure here is logged, not raised.
