@@ -387,3 +387,26 @@ def test_no_champion_is_a_clear_error(tracker):
         tracker.load_champion()
     with pytest.raises(ConfigError, match="no champion model"):
         tracker.model_info()
+
+
+def test_a_bundle_without_a_revenue_model_registers_the_churn_model_only(tracker, world):
+    models, panel = world["models"], world["panel"]
+    kw = {"panel": panel, "fingerprint": world["fp"]}
+    v1 = tracker.log_training(models, **kw)
+    tracker.promote(v1, models.backtest, gate=GateConfig())
+    assert aliases(tracker, CLV_MODEL) == {CHAMPION: v1.clv}
+
+    short = dataclasses.replace(models, clv=None)
+    v2 = tracker.log_training(short, **kw)
+    assert v2.clv == ""
+    assert len(tracker.client.search_model_versions(f"name='{CLV_MODEL}'")) == 1
+    decision = tracker.promote(v2, models.backtest, gate=GateConfig(), force=True)
+    assert decision.promoted
+    # the new champion has no CLV model: it is not paired with the old one
+    assert aliases(tracker, CHURN_MODEL) == {CHAMPION: v2.churn}
+    assert aliases(tracker, CLV_MODEL) == {}
+    assert tracker.champion_versions() == (v2.churn, "")
+    assert tracker.model_info()["clv_version"] == ""
+    loaded = tracker.load_champion()
+    assert loaded.clv is None
+    pd.testing.assert_frame_equal(loaded.predict(panel), short.predict(panel))
