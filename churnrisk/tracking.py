@@ -920,10 +920,11 @@ class Tracker:
             for kind, registered in _REGISTERED.items():
                 version = getattr(new, kind)
                 if not version:
-                    # no model of this kind was trained: a champion without one must not
-                    # be paired with an older run's
-                    if promoted and self._alias_version(registered, CHAMPION) is not None:
-                        client.delete_registered_model_alias(registered, CHAMPION)
+                    # no model of this kind was trained: the alias the new versions take
+                    # must not pair them with an older run's model of this kind
+                    alias = CHAMPION if promoted else CHALLENGER
+                    if self._alias_version(registered, alias) is not None:
+                        client.delete_registered_model_alias(registered, alias)
                     continue
                 if promoted:
                     client.set_registered_model_alias(registered, CHAMPION, version)
