@@ -544,11 +544,13 @@ def train(
         + ("" if d.promoted or force else "; `churnrisk train --force` overrides")
     )
     first, last = outcome.panel_dates
+    clv = f"churnrisk-clv v{outcome.versions.clv}" if outcome.versions.clv else "no CLV model"
     out.print(
         f"trained on {outcome.panel_rows:,} rows ({first} to {last}); run {outcome.versions.run_id}"
-        f" in {tracker.uri}; models churnrisk-churn v{outcome.versions.churn},"
-        f" churnrisk-clv v{outcome.versions.clv}"
+        f" in {tracker.uri}; models churnrisk-churn v{outcome.versions.churn}, {clv}"
     )
+    if outcome.clv_note:
+        out.print(outcome.clv_note)
 
 
 @app.command()

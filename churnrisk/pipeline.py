@@ -7,6 +7,7 @@ split or a parameter of its own. Tracking is reached only through a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,7 +21,7 @@ from churnrisk.errors import ConfigError, DataError
 from churnrisk.features import as_of_dates, build_features
 from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
-from churnrisk.models.bundle import ChurnRiskModels, train_models
+from churnrisk.models.bundle import ChurnRiskModels, can_train_clv, train_models
 from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
 from churnrisk.models.explain import Driver, drivers
 
@@ -61,6 +62,25 @@ def panel_dates(ds: Dataset, *, warmup_days: int = WARMUP_DAYS) -> list[date]:
             f"training panel; it needs at least {warmup_days} days plus a month"
         )
     return dates
+
+
+def clv_shortfall(ds: Dataset, panel: pd.DataFrame, config: RunConfig) -> str | None:
+    """Say in one line why no revenue model can be trained on ``panel``, or ``None``.
+
+    The revenue label of an as-of date closes ``revenue_months`` months after it, and the
+    revenue model needs ``valid_dates + 1`` such dates after the feature warm-up:
+    ``ceil(WARMUP_DAYS / month) + valid_dates + revenue_months`` months of history.
+    """
+    if can_train_clv(panel, config):
+        return None
+    month = 365 / 12
+    n = config.labels.revenue_months
+    need = math.ceil(WARMUP_DAYS / month) + config.clv.valid_dates + n
+    have = round((observation_end(ds) - observation_start(ds)).days / month)
+    return (
+        f"CLV model not trained: the {n}-month revenue label needs {need} months of"
+        f" history, the data has {have}; revenue_12m is MRR x expected months retained"
+    )
 
 
 def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
@@ -108,6 +128,8 @@ class TrainOutcome:
         The promotion gate's decision.
     panel_rows, panel_dates
         Size and first/last as-of date of the training panel.
+    clv_note
+        Why no CLV model was trained (:func:`clv_shortfall`), or ``None``.
     """
 
     models: ChurnRiskModels
@@ -116,6 +138,7 @@ class TrainOutcome:
     decision: GateDecision
     panel_rows: int
     panel_dates: tuple[date, date]
+    clv_note: str | None = None
 
 
 def train(
@@ -134,8 +157,10 @@ def train(
        (:func:`~churnrisk.models.audit.check_leaks`): a feature that alone separates
        churners from stayers stops the run.
     2. Backtest the configuration on it (rolling origin, one label horizon of gap).
-    3. Train the churn and CLV models on every labelled row.
-    4. Record the run in MLflow and register both models.
+    3. Train the churn and CLV models on every labelled row. When the revenue label
+       has closed on too few as-of dates, only the churn model is trained, revenue comes
+       from the survival view and ``clv_note`` says why (:func:`clv_shortfall`).
+    4. Record the run in MLflow and register the models.
     5. Gate: the new versions become ``champion`` only when they are not worse than the
        champion on the same backtest. When the champion was backtested on other data or
        with other backtest settings, its configuration is backtested again here, on
@@ -166,7 +191,8 @@ def train(
     check_leaks(panel, allow=allow_leaks)
     step("backtesting the model and the baselines")
     result = backtest(panel, config)
-    step("training the churn and CLV models")
+    note = clv_shortfall(ds, panel, config)
+    step("training the churn model" if note else "training the churn and CLV models")
     models = train_models(panel, config, backtest=result.to_dict())
     step("recording the run in MLflow")
     versions = tracker.log_training(
@@ -201,6 +227,7 @@ def train(
         decision=decision,
         panel_rows=len(panel),
         panel_dates=(dates.min().date(), dates.max().date()),
+        clv_note=note,
     )
 
 

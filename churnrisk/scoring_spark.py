@@ -53,6 +53,7 @@ _JSON = ("drivers", "change_drivers")
 _PREDICTED = ("churn_probability", "revenue_12m", "lifetime_clv", "mrr")
 _PREV = "_prev_"
 _BUNDLE_FILES = ("bundle.json", "churn.txt", "clv.txt")
+"""The files of a saved bundle (``clv.txt`` only when it has a revenue model)."""
 
 
 def _quiet(_: str) -> None:
@@ -76,7 +77,11 @@ def bundle_files(models: ChurnRiskModels) -> dict[str, str]:
     """Return the saved form of a bundle (its JSON and LightGBM text files) by file name."""
     with tempfile.TemporaryDirectory(prefix="churnrisk-") as tmp:
         folder = models.save(Path(tmp) / "bundle")
-        return {name: (folder / name).read_text(encoding="utf-8") for name in _BUNDLE_FILES}
+        return {
+            name: (folder / name).read_text(encoding="utf-8")
+            for name in _BUNDLE_FILES
+            if (folder / name).exists()
+        }
 
 
 _LOADED: dict[str, ChurnRiskModels] = {}
@@ -86,7 +91,7 @@ def _bundle(files: dict[str, str]) -> ChurnRiskModels:
     """Load a bundle from :func:`bundle_files` output, once per Python worker."""
     digest = hashlib.sha256()
     for name in _BUNDLE_FILES:
-        digest.update(files[name].encode("utf-8"))
+        digest.update(files.get(name, "").encode("utf-8"))
     key = digest.hexdigest()
     if key not in _LOADED:
         with tempfile.TemporaryDirectory(prefix="churnrisk-") as tmp:
@@ -141,7 +146,9 @@ def explain_batch(
     batch
         Per account: ``account_id``, the features as of ``as_of``, the predictions
         (``_pred_`` and ``churn_probability``, ``revenue_12m``, ``lifetime_clv``,
-        ``mrr``), ``_name``
+        ``mrr``; only ``_pred_churn_probability`` when the bundle has no revenue
+        model: the rest then come from :meth:`ChurnRiskModels.value
+        <churnrisk.models.bundle.ChurnRiskModels.value>`), ``_name``
         and ``_owner``, and, when there is a previous run, ``_prev_probability``,
         ``_prev_row`` (true when the account is on the previous panel) and the features
         as of ``previous_as_of`` prefixed ``_prev_``.
@@ -163,12 +170,14 @@ def explain_batch(
     batch = batch.reset_index(drop=True)
     panel = _as_panel(batch, features, as_of)
     ids = panel["account_id"].to_numpy(dtype=object)
-    predictions = pd.DataFrame(
-        {
-            name: batch[f"_pred_{name}"].to_numpy(dtype="float64", na_value=np.nan)
-            for name in _PREDICTED
-        }
-    )
+    predicted = {
+        name: batch[f"_pred_{name}"].to_numpy(dtype="float64", na_value=np.nan)
+        for name in _PREDICTED
+        if f"_pred_{name}" in batch.columns
+    }
+    if models.clv is None:
+        predicted |= models.value(panel, predicted["churn_probability"])
+    predictions = pd.DataFrame({name: predicted[name] for name in _PREDICTED})
     attributes = pd.DataFrame(
         {"name": _text(batch["_name"]), "owner": _text(batch["_owner"])},
         index=pd.Index(ids, dtype="string", name="account_id"),
@@ -227,7 +236,7 @@ def score_features_spark(
     as_of: date,
     config: ScoringConfig,
     churn_udf: Callable[..., Column],
-    clv_udf: Callable[..., Column],
+    clv_udf: Callable[..., Column] | None,
     attributes: DataFrame | None = None,
     previous: PreviousScores | None = None,
     step: Step = _quiet,
@@ -248,7 +257,9 @@ def score_features_spark(
         Tiers and driver counts.
     churn_udf, clv_udf
         :meth:`Tracker.spark_udf <churnrisk.tracking.Tracker.spark_udf>` of the
-        registered ``churn`` and ``clv`` versions.
+        registered ``churn`` and ``clv`` versions; ``clv_udf`` is ``None`` when the
+        bundle has no revenue model (revenue and value then come from the survival
+        view, on the executors).
     attributes
         ``account_id``, ``name``, ``owner`` (the accounts table); missing gives NULL.
     previous
@@ -282,12 +293,15 @@ def score_features_spark(
         F.lit(as_of).cast("timestamp").alias("as_of"),
         *(F.col(n) for n in models.feature_names),
     )
-    scored = now.withColumn("_churn", churn_udf(inputs)).withColumn("_clv", clv_udf(inputs))
+    scored = now.withColumn("_churn", churn_udf(inputs))
+    value = ("revenue_12m", "lifetime_clv", "mrr")
+    if clv_udf is not None:
+        scored = scored.withColumn("_clv", clv_udf(inputs))
     rows = scored.select(
         "account_id",
         *names,
         F.col("_churn.churn_probability").alias("_pred_churn_probability"),
-        *(F.col(f"_clv.{c}").alias(f"_pred_{c}") for c in ("revenue_12m", "lifetime_clv", "mrr")),
+        *(F.col(f"_clv.{c}").alias(f"_pred_{c}") for c in value if clv_udf is not None),
     )
     if attributes is not None:
         attrs = attributes.select(
@@ -383,7 +397,7 @@ def spark_scorer(
         The bundle of ``versions`` (``tracker.load_champion(version=...)``).
     tracker
         Where the registered models live; the UDFs load ``versions.churn`` and
-        ``versions.clv``.
+        ``versions.clv`` (none for ``clv`` when it is ``""``: no revenue model).
     versions
         The registered versions to score with.
     config
@@ -404,7 +418,9 @@ def spark_scorer(
         step(f"building features as of {day}{also} on Spark")
         panel = features(dates)
         churn_udf = tracker.spark_udf(session, kind="churn", version=versions.churn)
-        clv_udf = tracker.spark_udf(session, kind="clv", version=versions.clv)
+        clv_udf = (
+            tracker.spark_udf(session, kind="clv", version=versions.clv) if versions.clv else None
+        )
         scores = score_features_spark(
             panel,
             models,

@@ -624,7 +624,7 @@ class Tracker:
         figures: Mapping[str, Figure] | None = None,
         run_name: str | None = None,
     ) -> ModelVersions:
-        """Record one training run and register both models.
+        """Record one training run and register its models.
 
         Parameters
         ----------
@@ -649,7 +649,9 @@ class Tracker:
         -------
         ModelVersions
             The new ``churnrisk-churn`` and ``churnrisk-clv`` versions (no alias yet; see
-            :meth:`promote`) and the run id.
+            :meth:`promote`) and the run id. A bundle without a revenue model (data too
+            short for its label) registers no ``churnrisk-clv`` version: ``clv`` is
+            ``""``, and the churn model's bundle serves the survival view of revenue.
         """
         import mlflow
         from mlflow.models import infer_signature
@@ -678,6 +680,9 @@ class Tracker:
                 bundle_dir = Path(tmp) / "bundle"
                 models.save(bundle_dir)
                 for kind, registered in _REGISTERED.items():
+                    if kind == "clv" and models.clv is None:
+                        versions[kind] = ""
+                        continue
                     code = Path(tmp) / f"churnrisk_{kind}_model.py"
                     code.write_text(_CODE_TEMPLATE.format(kind=kind), encoding="utf-8")
                     out = scores.loc[:, list(PYFUNC_OUTPUTS[kind])]
@@ -914,6 +919,13 @@ class Tracker:
             client = self.client
             for kind, registered in _REGISTERED.items():
                 version = getattr(new, kind)
+                if not version:
+                    # no model of this kind was trained: the alias the new versions take
+                    # must not pair them with an older run's model of this kind
+                    alias = CHAMPION if promoted else CHALLENGER
+                    if self._alias_version(registered, alias) is not None:
+                        client.delete_registered_model_alias(registered, alias)
+                    continue
                 if promoted:
                     client.set_registered_model_alias(registered, CHAMPION, version)
                     if self._alias_version(registered, CHALLENGER) == version:

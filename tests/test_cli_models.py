@@ -159,3 +159,39 @@ def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypa
     finally:
         store.close()
     assert lines[-1] == f"demo done: everything is in {out_dir}"
+
+
+def test_train_without_a_closed_revenue_label_trains_the_churn_model_and_says_why(
+    tmp_path, monkeypatch, capsys
+):
+    # 18 months of history and a 36-month revenue window: no revenue label ever closes
+    world = tmp_path / "world"
+    args = ["generate", "--out", world, "--accounts", 300, "--months", 18, "--seed", 5]
+    assert invoke([*args, "--start", "2025-01-01"]) == 0
+    config = tmp_path / "long_revenue.toml"
+    config.write_text(QUICK + "\n[labels]\nrevenue_months = 36\n")
+    monkeypatch.setenv("CHURNRISK_DATA_DIR", str(tmp_path / "store"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    get_settings.cache_clear()
+    try:
+        capsys.readouterr()
+        assert invoke(["train", world, "--config", config]) == 0
+        out = capsys.readouterr().out
+        assert "models churnrisk-churn v1, no CLV model" in out
+        assert (
+            "CLV model not trained: the 36-month revenue label needs 40 months of history,"
+            " the data has 18; revenue_12m is MRR x expected months retained"
+        ) in out
+        assert invoke(["score", world]) == 0
+    finally:
+        get_settings.cache_clear()
+    store = ScoreStore(f"sqlite:///{tmp_path / 'store' / 'scores.db'}")
+    try:
+        run = store.current_run()
+        assert run.clv_version == ""
+        scores = store.run_scores(run.run_id)
+    finally:
+        store.close()
+    assert len(scores) > 0
+    assert (scores["revenue_12m"] >= scores["mrr"] - 1e-9).all()
+    assert (scores["lifetime_clv"] > 0).sum() > 0

@@ -6,10 +6,16 @@ import pandas as pd
 import pytest
 from conftest import make_planted_panel
 
-from churnrisk.config import BacktestConfig, ChurnModelConfig, ClvModelConfig, RunConfig
-from churnrisk.errors import ConfigError
+from churnrisk.config import (
+    BacktestConfig,
+    ChurnModelConfig,
+    ClvModelConfig,
+    LabelConfig,
+    RunConfig,
+)
+from churnrisk.errors import ConfigError, SchemaError
 from churnrisk.features.labels import revenue_window_days
-from churnrisk.models import backtest, plan_folds
+from churnrisk.models import backtest, mrr_run_rate, plan_folds
 from churnrisk.models.backtest import CHURN_METRICS, CLV_METRICS, clv_months_needed
 
 CONFIG = RunConfig(
@@ -24,7 +30,7 @@ def result(model_panel):
     return backtest(model_panel, CONFIG)
 
 
-def censored_planted_panel(months: int) -> pd.DataFrame:
+def censored_planted_panel(months: int, config: RunConfig = CONFIG) -> pd.DataFrame:
     """The planted panel over ``months`` of history from 2025-01-01, labels censored.
 
     Monthly as-of dates from 2025-01-01 up to the month before the end of observation
@@ -32,7 +38,7 @@ def censored_planted_panel(months: int) -> pd.DataFrame:
     """
     panel = make_planted_panel(n_accounts=300, n_dates=months)
     end = pd.Timestamp("2025-01-01") + pd.DateOffset(months=months)
-    lab = CONFIG.labels
+    lab = config.labels
     churn_open = panel["as_of"] + pd.Timedelta(days=lab.horizon_days + lab.grace_days) > end
     panel.loc[churn_open, "churned"] = pd.NA
     rev_open = panel["as_of"] + pd.Timedelta(days=revenue_window_days(lab)) > end
@@ -97,6 +103,26 @@ def test_clv_metrics_are_numbers_with_enough_history(long_result):
         for metrics in (block["model"], block["baselines"]["mrr_x12"]):
             assert all(isinstance(metrics[m], float) for m in CLV_METRICS), metrics
     assert not any("CLV metrics are null" in n for n in long_result.notes)
+
+
+def test_the_run_rate_is_mrr_times_the_window_in_months():
+    panel = pd.DataFrame({"mrr": [100.0, np.nan, 0.0]})
+    assert mrr_run_rate(panel, months=6).tolist() == [600.0, 0.0, 0.0]
+    with pytest.raises(SchemaError, match="needs the mrr column"):
+        mrr_run_rate(panel.rename(columns={"mrr": "x"}), months=12)
+    with pytest.raises(ConfigError, match="at least 1 month"):
+        mrr_run_rate(panel, months=0)
+
+
+def test_the_clv_baseline_is_the_run_rate_over_the_clv_target_window():
+    # a 6-month revenue target is compared with MRR x 6, not MRR x 12
+    config = CONFIG.model_copy(update={"labels": LabelConfig(revenue_months=6)})
+    panel = censored_planted_panel(clv_months_needed(config), config)
+    result = backtest(panel, config)
+    preds = result.clv_predictions
+    assert len(preds) > 0
+    np.testing.assert_array_equal(preds["mrr_x12"], 6 * preds["mrr"].fillna(0.0))
+    assert isinstance(result.to_dict()["clv"]["baselines"]["mrr_x12"]["mae"], float)
 
 
 def test_short_panel_gives_null_clv_with_the_months_needed(long_panel):

@@ -78,3 +78,29 @@ def test_input_example_is_keys_and_features(models, model_panel):
 def test_training_needs_labels(model_panel):
     with pytest.raises(DataError, match="needs a labelled panel"):
         train_models(model_panel.drop(columns="churned"), CONFIG)
+
+
+def test_value_never_contradicts_risk(models, model_panel):
+    out = models.predict(model_panel)
+    clv = CONFIG.clv
+    v = (1 + clv.annual_discount_rate) ** (-1 / 12)
+    floor = clv.margin * out["revenue_12m"] * np.mean(v ** np.arange(12))
+    assert (out["lifetime_clv"] >= floor * (1 - 1e-12)).all()
+
+
+def test_without_a_revenue_label_the_bundle_has_no_clv_model(model_panel, tmp_path):
+    panel = model_panel.assign(revenue_next_12m=np.nan)
+    models = train_models(panel, CONFIG)
+    assert models.clv is None
+    out = models.predict(panel)
+    p = out["churn_probability"].to_numpy()
+    # horizon 90 days: monthly retention (1 - p) ** (1 / 3); 12 months, the first paid
+    r = (1 - p) ** (1 / 3)
+    months = sum(r**t for t in range(12))
+    np.testing.assert_allclose(out["revenue_12m"], out["mrr"] * months, rtol=1e-12)
+    assert models.trained_as_of[0].isoformat() == "2024-11-01"
+    models.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["bundle.json", "churn.txt"]
+    back = ChurnRiskModels.load(tmp_path / "m")
+    assert back.clv is None
+    pd.testing.assert_frame_equal(out, back.predict(panel))

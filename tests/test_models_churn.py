@@ -15,7 +15,6 @@ from churnrisk.models import (
     global_importance,
 )
 from churnrisk.models import evaluation as ev
-from churnrisk.models.clv import lifetime_clv
 from churnrisk.models.slices import FitSlices, time_slices
 
 # Trees sized for the 600-account fixture: the defaults' 200-row leaves suit real panels.
@@ -180,26 +179,6 @@ def test_clv_model_predicts_non_negative_revenue(model_panel):
     assert ev.spearman(y, pred) > 0.8
     with pytest.raises(DataError, match="strictly later"):
         ClvModel(cfg).fit(valid, valid=train)
-
-
-def test_lifetime_clv_by_hand():
-    # horizon 30 days: monthly churn = p = 0.1, retention 0.9; monthly discount 1%
-    annual = 1.01**12 - 1
-    out = lifetime_clv(
-        [100.0, 0.0], [0.1, 0.5], horizon_days=30, margin=0.8, annual_discount_rate=annual
-    )
-    # sum_t 80 * 0.9^t / 1.01^t = 80 * 1.01 / (1.01 - 0.9)
-    assert out[0] == pytest.approx(80 * 1.01 / 0.11)
-    assert out[1] == 0.0
-    # a 90-day probability of 1 - 0.9^3 is the same monthly retention of 0.9
-    same = lifetime_clv(
-        [100.0], [1 - 0.9**3], horizon_days=90, margin=0.8, annual_discount_rate=annual
-    )
-    assert same[0] == pytest.approx(out[0])
-    with pytest.raises(ConfigError, match=r"in \[0, 1\]"):
-        lifetime_clv([1.0], [1.5], horizon_days=90, margin=0.8, annual_discount_rate=0.1)
-    with pytest.raises(ConfigError, match="annual_discount_rate > 0"):
-        lifetime_clv([1.0], [0.5], horizon_days=90, margin=0.8, annual_discount_rate=0.0)
 
 
 @pytest.mark.parametrize(

@@ -150,6 +150,58 @@ def test_spark_scorer_writes_the_duckdb_run(home, spark):
     assert out["spark"]["change_drivers"].map(len).eq(0).all()
 
 
+def test_spark_scorer_without_a_revenue_model_gives_the_duckdb_run(champion, spark, tmp_path):
+    """A champion trained without a revenue model: its value comes from the survival view,
+    computed on the executors, and equals the DuckDB engine's."""
+    import dataclasses
+
+    from churnrisk.features import build_features
+    from churnrisk.scoring import account_attributes, run_scoring
+    from churnrisk.scoring_spark import spark_scorer
+    from churnrisk.store import ScoreStore
+    from churnrisk.tracking import Tracker, tracking_uri
+    from churnrisk.validate import load
+
+    ds = load(champion / "world").dataset
+    models = dataclasses.replace(Tracker(tracking_uri(champion / "home")).load_champion(), clv=None)
+    tracker = Tracker(tracking_uri(tmp_path))
+    panel = build_features(ds, [date.fromisoformat(FIRST)])
+    versions = tracker.log_training(models, panel=panel, fingerprint="test")
+    tracker.promote(versions, {}, gate=models.config.gate, force=True)
+    assert versions.clv == ""
+    config = models.config.scoring
+    attributes = account_attributes(ds).reset_index()
+    scorer = spark_scorer(
+        spark,
+        models,
+        tracker=tracker,
+        versions=versions,
+        config=config,
+        features=duckdb_panel_on_spark(spark, ds),
+        attributes=lambda: spark.createDataFrame(attributes.astype(object)),
+    )
+    out = {}
+    for engine, using in (("duck", None), ("spark", scorer)):
+        db = ScoreStore(f"sqlite:///{tmp_path / f'{engine}.db'}")
+        db.upgrade()
+        try:
+            run = run_scoring(
+                ds,
+                models,
+                db,
+                as_of=date.fromisoformat(FIRST),
+                config=config,
+                versions=versions,
+                source="test",
+                scorer=using,
+            )
+            out[engine] = db.run_scores(run.run_id)
+        finally:
+            db.close()
+    assert_same_rows(out["duck"], out["spark"])
+    assert (out["spark"]["revenue_12m"] >= out["spark"]["mrr"] - 1e-9).all()
+
+
 def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert len(a) > 100
     assert a["account_id"].tolist() == b["account_id"].tolist()

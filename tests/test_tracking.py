@@ -387,3 +387,34 @@ def test_no_champion_is_a_clear_error(tracker):
         tracker.load_champion()
     with pytest.raises(ConfigError, match="no champion model"):
         tracker.model_info()
+
+
+def test_a_bundle_without_a_revenue_model_registers_the_churn_model_only(tracker, world):
+    models, panel = world["models"], world["panel"]
+    kw = {"panel": panel, "fingerprint": world["fp"]}
+    v1 = tracker.log_training(models, **kw)
+    tracker.promote(v1, models.backtest, gate=GateConfig())
+    assert aliases(tracker, CLV_MODEL) == {CHAMPION: v1.clv}
+
+    gate, champ = GateConfig(), metrics(0.5, 0.9)
+    worse = tracker.log_training(models, **kw)
+    assert not tracker.promote(worse, metrics(0.1, 0.5), gate=gate, champion_metrics=champ).promoted
+    assert aliases(tracker, CLV_MODEL) == {CHAMPION: v1.clv, CHALLENGER: worse.clv}
+
+    short = dataclasses.replace(models, clv=None)
+    v2 = tracker.log_training(short, **kw)
+    assert v2.clv == ""
+    assert len(tracker.client.search_model_versions(f"name='{CLV_MODEL}'")) == 2
+    assert not tracker.promote(v2, metrics(0.1, 0.5), gate=gate, champion_metrics=champ).promoted
+    # the new challenger has no CLV model: the older one is not its pair
+    assert aliases(tracker, CLV_MODEL) == {CHAMPION: v1.clv}
+    decision = tracker.promote(v2, models.backtest, gate=gate, force=True)
+    assert decision.promoted
+    # the new champion has no CLV model: it is not paired with the old one
+    assert aliases(tracker, CHURN_MODEL) == {CHAMPION: v2.churn}
+    assert aliases(tracker, CLV_MODEL) == {}
+    assert tracker.champion_versions() == (v2.churn, "")
+    assert tracker.model_info()["clv_version"] == ""
+    loaded = tracker.load_champion()
+    assert loaded.clv is None
+    pd.testing.assert_frame_equal(loaded.predict(panel), short.predict(panel))

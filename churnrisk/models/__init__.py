@@ -5,7 +5,7 @@ reads and writes files (the saved models), and nothing here imports mlflow.
 """
 
 from churnrisk.models.backtest import BacktestResult, FoldPlan, backtest, plan_folds
-from churnrisk.models.baselines import LogisticBaseline, mrr_x12, usage_drop_score
+from churnrisk.models.baselines import LogisticBaseline, mrr_run_rate, usage_drop_score
 from churnrisk.models.bundle import PREDICTION_COLUMNS, ChurnRiskModels, train_models
 from churnrisk.models.churn import Calibrator, ChurnModel
 from churnrisk.models.clv import ClvModel, lifetime_clv
@@ -28,7 +28,7 @@ __all__ = [
     "drivers_frame",
     "global_importance",
     "lifetime_clv",
-    "mrr_x12",
+    "mrr_run_rate",
     "plan_folds",
     "train_models",
     "usage_drop_score",

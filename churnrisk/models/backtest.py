@@ -19,8 +19,11 @@ little time for that (a 24-month world does), the CLV metrics are null and a not
 how many months of history the CLV backtest needs; the churn backtest still runs.
 
 Baselines are fitted on the same rows as the model (the logistic regression on all of
-them, as it needs no early stopping) and scored on the same test rows; "MRR x 12" on the
-CLV test rows.
+them, as it needs no early stopping) and scored on the same test rows; the run rate "MRR
+x revenue_months" (:func:`~churnrisk.models.baselines.mrr_run_rate`, the CLV target's own
+window) on the CLV test rows. It keeps the name ``mrr_x12`` in the results, the JSON and
+MLflow (``clv.baselines.mrr_x12.mae``) so that their shape and earlier runs stay
+comparable; with the default 12-month window it is exactly MRR x 12.
 
 Metrics. ROC-AUC, PR-AUC, Brier, ECE and top-decile lift over the test rows; precision,
 recall and MRR recall in the top K (K = ``capacity_k``, the accounts customer success can
@@ -45,7 +48,7 @@ from churnrisk.config import RunConfig
 from churnrisk.errors import ConfigError, DataError, MetricError
 from churnrisk.features.labels import revenue_window_days
 from churnrisk.models import evaluation as ev
-from churnrisk.models.baselines import LogisticBaseline, mrr_x12, usage_drop_score
+from churnrisk.models.baselines import LogisticBaseline, mrr_run_rate, usage_drop_score
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel
 from churnrisk.models.slices import time_slices
@@ -63,6 +66,7 @@ CHURN_METRICS: tuple[str, ...] = (
 CLV_METRICS: tuple[str, ...] = ("mae", "rmse", "spearman")
 CHURN_BASELINES: tuple[str, ...] = ("logistic", "usage_drop")
 CLV_BASELINES: tuple[str, ...] = ("mrr_x12",)
+"""The CLV baselines by result name: ``mrr_x12`` is MRR x ``revenue_months``."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ class BacktestResult:
     clv_predictions
         Pooled CLV test rows (empty without CLV folds): ``account_id``, ``as_of``,
         ``fold``, ``revenue_next_12m``, ``mrr``, ``clv_model`` (predicted 12-month
-        revenue), ``mrr_x12``.
+        revenue), ``mrr_x12`` (MRR x ``revenue_months``).
     notes
         Why any metric is NaN.
     """
@@ -489,7 +493,9 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
                 config.clv, random_state=config.seed, offset_months=config.labels.revenue_months
             ).fit(c_train, valid=c_valid)
             clv_pred = clv_test[["account_id", "as_of", "revenue_next_12m", "mrr"]].assign(
-                fold=i, clv_model=clv.predict(clv_test), mrr_x12=mrr_x12(clv_test)
+                fold=i,
+                clv_model=clv.predict(clv_test),
+                mrr_x12=mrr_run_rate(clv_test, months=config.labels.revenue_months),
             )[list(CLV_PREDICTION_COLUMNS)]
         else:
             clv_pred = _empty(CLV_PREDICTION_COLUMNS)

@@ -2,7 +2,8 @@
 
 * :class:`LogisticBaseline`: logistic regression on the same registered features.
 * :func:`usage_drop_score`: a transparent rule with no fitting.
-* :func:`mrr_x12`: "this year's revenue is twelve times this month's MRR".
+* :func:`mrr_run_rate`: "revenue over the next ``months`` months is ``months`` times this
+  month's MRR", the run rate over the CLV target's own window.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyp
 from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # type: ignore[import-untyped]
 
-from churnrisk.errors import DataError, NotFittedError, SchemaError
+from churnrisk.errors import ConfigError, DataError, NotFittedError, SchemaError
 from churnrisk.models.frame import FeatureFrame
 
 
@@ -114,14 +115,21 @@ def usage_drop_score(panel: pd.DataFrame) -> np.ndarray:
     return np.asarray(-trend - 0.01 * stick, dtype="float64")
 
 
-def mrr_x12(panel: pd.DataFrame) -> np.ndarray:
-    """Revenue over the next 12 months predicted as ``12 * mrr`` (currency units).
+def mrr_run_rate(panel: pd.DataFrame, *, months: int) -> np.ndarray:
+    """Revenue over the next ``months`` months predicted as ``months * mrr`` (currency units).
+
+    The run-rate baseline of the revenue model, over the same window as its target
+    (``LabelConfig.revenue_months``); missing MRR counts as 0.
 
     Raises
     ------
     SchemaError
         When ``mrr`` is absent.
+    ConfigError
+        When ``months < 1``.
     """
     if "mrr" not in panel.columns:
-        raise SchemaError("mrr_x12 needs the mrr column")
-    return np.asarray(12.0 * panel["mrr"].astype("float64").fillna(0.0).to_numpy())
+        raise SchemaError("mrr_run_rate needs the mrr column")
+    if months < 1:
+        raise ConfigError(f"the run rate needs a window of at least 1 month; got {months}")
+    return np.asarray(float(months) * panel["mrr"].astype("float64").fillna(0.0).to_numpy())

@@ -3,7 +3,8 @@
 A saved bundle is a folder:
 
 ``churn.txt``, ``clv.txt``
-    The LightGBM boosters in LightGBM's own text format.
+    The LightGBM boosters in LightGBM's own text format (``clv.txt`` only when a
+    revenue model was trained: data too short for the revenue label has none).
 ``bundle.json``
     Format version, run configuration, feature names, training window, backtest, and
     each model's metadata (feature frame with categories, calibration thresholds or
@@ -18,12 +19,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from churnrisk.config import RunConfig
 from churnrisk.errors import DataError
 from churnrisk.models.churn import ChurnModel, split_later
-from churnrisk.models.clv import ClvModel, lifetime_clv
+from churnrisk.models.clv import ClvModel, lifetime_clv, survival_revenue
 from churnrisk.models.frame import KEY_COLUMNS
 from churnrisk.models.slices import time_slices
 
@@ -47,7 +49,9 @@ class ChurnRiskModels:
     churn
         Calibrated churn model.
     clv
-        12-month revenue model.
+        Revenue model of the next ``revenue_months`` months, or ``None`` when the data
+        was too short for its label: ``revenue_12m`` then comes from the survival view
+        (:func:`~churnrisk.models.clv.survival_revenue`).
     config
         The resolved run configuration they were trained with.
     feature_names
@@ -59,7 +63,7 @@ class ChurnRiskModels:
     """
 
     churn: ChurnModel
-    clv: ClvModel
+    clv: ClvModel | None
     config: RunConfig
     feature_names: list[str]
     trained_as_of: tuple[date, date]
@@ -72,29 +76,58 @@ class ChurnRiskModels:
         -------
         pandas.DataFrame
             ``account_id``, ``as_of``, ``churn_probability`` (within the label horizon),
-            ``revenue_12m`` (predicted revenue over the next 12 months), ``lifetime_clv``
-            (:func:`~churnrisk.models.clv.lifetime_clv` from MRR and the probability) and
-            ``mrr``, one row per panel row, in panel order.
+            ``revenue_12m``, ``lifetime_clv`` and ``mrr`` as :meth:`value` gives them,
+            one row per panel row, in panel order.
         """
         p = self.churn.predict_proba(panel)
-        mrr = panel["mrr"].astype("float64").fillna(0.0).to_numpy()
-        life = lifetime_clv(
-            mrr,
-            p,
-            horizon_days=self.config.labels.horizon_days,
-            margin=self.config.clv.margin,
-            annual_discount_rate=self.config.clv.annual_discount_rate,
-        )
         return pd.DataFrame(
             {
                 "account_id": panel["account_id"].to_numpy(),
                 "as_of": panel["as_of"].to_numpy(),
                 "churn_probability": p,
-                "revenue_12m": self.clv.predict(panel),
-                "lifetime_clv": life,
-                "mrr": mrr,
+                **self.value(panel, p),
             }
         )
+
+    def value(self, panel: pd.DataFrame, p_churn: np.ndarray) -> dict[str, np.ndarray]:
+        """Return the window's revenue, lifetime value and MRR of each panel row.
+
+        One view of survival and MRR: ``revenue_12m`` is the revenue model's prediction
+        over the next ``revenue_months`` months, or, without a revenue model, MRR x
+        expected months retained (:func:`~churnrisk.models.clv.survival_revenue`);
+        ``lifetime_clv`` is :func:`~churnrisk.models.clv.lifetime_clv` of that revenue
+        and ``p_churn``, so it is never below the discounted margin of ``revenue_12m``.
+
+        Parameters
+        ----------
+        panel
+            Feature rows (``mrr`` and the revenue model's features).
+        p_churn
+            The churn model's probability of each row.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``revenue_12m``, ``lifetime_clv`` and ``mrr`` (missing MRR: 0).
+        """
+        labels = self.config.labels
+        mrr = panel["mrr"].astype("float64").fillna(0.0).to_numpy()
+        revenue = (
+            self.clv.predict(panel)
+            if self.clv is not None
+            else survival_revenue(
+                mrr, p_churn, horizon_days=labels.horizon_days, months=labels.revenue_months
+            )
+        )
+        life = lifetime_clv(
+            revenue,
+            p_churn,
+            horizon_days=labels.horizon_days,
+            revenue_months=labels.revenue_months,
+            margin=self.config.clv.margin,
+            annual_discount_rate=self.config.clv.annual_discount_rate,
+        )
+        return {"revenue_12m": revenue, "lifetime_clv": life, "mrr": mrr}
 
     def input_example(self, panel: pd.DataFrame, n: int = 5) -> pd.DataFrame:
         """Return the first ``n`` rows of ``panel`` as the models take them.
@@ -107,9 +140,13 @@ class ChurnRiskModels:
     def save(self, folder: Path) -> Path:
         """Write the bundle to ``folder`` (created if missing); return the folder."""
         folder.mkdir(parents=True, exist_ok=True)
-        churn, clv = self.churn.to_state(), self.clv.to_state()
+        churn = self.churn.to_state()
+        clv = self.clv.to_state() if self.clv is not None else None
         (folder / "churn.txt").write_text(churn["booster"], encoding="utf-8")
-        (folder / "clv.txt").write_text(clv["booster"], encoding="utf-8")
+        if clv is not None:
+            (folder / "clv.txt").write_text(clv["booster"], encoding="utf-8")
+        else:
+            (folder / "clv.txt").unlink(missing_ok=True)
         meta = {
             "format_version": FORMAT_VERSION,
             "config": self.config.model_dump(mode="json"),
@@ -117,7 +154,7 @@ class ChurnRiskModels:
             "trained_as_of": [d.isoformat() for d in self.trained_as_of],
             "backtest": self.backtest,
             "churn": churn["meta"],
-            "clv": clv["meta"],
+            "clv": clv["meta"] if clv is not None else None,
         }
         (folder / "bundle.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
@@ -134,7 +171,11 @@ class ChurnRiskModels:
         try:
             meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
             churn_txt = (folder / "churn.txt").read_text(encoding="utf-8")
-            clv_txt = (folder / "clv.txt").read_text(encoding="utf-8")
+            clv_txt = (
+                (folder / "clv.txt").read_text(encoding="utf-8")
+                if meta.get("clv") is not None
+                else None
+            )
         except (OSError, json.JSONDecodeError) as err:
             raise DataError(f"cannot read a model bundle in {folder}: {err}") from err
         if meta.get("format_version") != FORMAT_VERSION:
@@ -145,12 +186,30 @@ class ChurnRiskModels:
         first, last = (date.fromisoformat(d) for d in meta["trained_as_of"])
         return cls(
             churn=ChurnModel.from_state({"booster": churn_txt, "meta": meta["churn"]}),
-            clv=ClvModel.from_state({"booster": clv_txt, "meta": meta["clv"]}),
+            clv=(
+                ClvModel.from_state({"booster": clv_txt, "meta": meta["clv"]})
+                if clv_txt is not None
+                else None
+            ),
             config=RunConfig.model_validate(meta["config"]),
             feature_names=list(meta["feature_names"]),
             trained_as_of=(first, last),
             backtest=meta["backtest"],
         )
+
+
+def revenue_dates(panel: pd.DataFrame) -> int:
+    """Return how many as-of dates of ``panel`` carry a closed revenue label."""
+    return int(panel.loc[panel["revenue_next_12m"].notna(), "as_of"].nunique())
+
+
+def can_train_clv(panel: pd.DataFrame, config: RunConfig) -> bool:
+    """Whether ``panel`` holds enough revenue-labelled as-of dates for a revenue model.
+
+    It needs more than ``config.clv.valid_dates`` of them: the latest stop the booster
+    early, the earlier ones train it.
+    """
+    return revenue_dates(panel) > config.clv.valid_dates
 
 
 def train_models(
@@ -161,8 +220,10 @@ def train_models(
     The churn model trains on the label-closed rows except the latest
     ``config.churn.holdout_dates`` as-of dates, which stop it early and calibrate it; the
     CLV model trains on the revenue-labelled rows except the latest
-    ``config.clv.valid_dates``, which stop it early. The same panel and seed give the
-    same models.
+    ``config.clv.valid_dates``, which stop it early. When the panel is too short for
+    that (:func:`can_train_clv`: the revenue label has not closed on enough as-of
+    dates), the bundle has no CLV model and its revenue comes from the survival view.
+    The same panel and seed give the same models.
 
     Parameters
     ----------
@@ -176,7 +237,7 @@ def train_models(
     Raises
     ------
     DataError
-        When the panel has too few labelled as-of dates.
+        When the panel has too few label-closed as-of dates for the churn model.
     """
     if "churned" not in panel.columns or "revenue_next_12m" not in panel.columns:
         raise DataError("training needs a labelled panel (build_features with labels)")
@@ -186,17 +247,18 @@ def train_models(
         s.train, stop=s.stop, calibration=s.calibrate
     )
     revenue = panel.loc[panel["revenue_next_12m"].notna()]
-    c_train, c_valid = split_later(revenue, config.clv.valid_dates)
-    clv = ClvModel(
-        config.clv, random_state=config.seed, offset_months=config.labels.revenue_months
-    ).fit(c_train, valid=c_valid)
-    first = min(closed["as_of"].min(), revenue["as_of"].min())
-    last = max(closed["as_of"].max(), revenue["as_of"].max())
+    clv = None
+    if can_train_clv(panel, config):
+        c_train, c_valid = split_later(revenue, config.clv.valid_dates)
+        clv = ClvModel(
+            config.clv, random_state=config.seed, offset_months=config.labels.revenue_months
+        ).fit(c_train, valid=c_valid)
+    used = pd.concat([closed["as_of"], revenue["as_of"]]) if clv is not None else closed["as_of"]
     return ChurnRiskModels(
         churn=churn,
         clv=clv,
         config=config,
         feature_names=list(churn.frame_.feature_names_),
-        trained_as_of=(pd.Timestamp(first).date(), pd.Timestamp(last).date()),
+        trained_as_of=(pd.Timestamp(used.min()).date(), pd.Timestamp(used.max()).date()),
         backtest=backtest,
     )

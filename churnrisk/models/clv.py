@@ -9,8 +9,12 @@ departures (churn, expansion, contraction, one-off orders) and the prediction is
 median, which is what MAE rewards. Tweedie (mean, log link) and squared error remain
 available.
 
-:func:`lifetime_clv` turns MRR and the churn model's horizon probability into a lifetime
-value with a margin and a discount rate.
+:func:`lifetime_clv` turns the window's predicted revenue and the churn model's horizon
+probability into a lifetime value with a margin and a discount rate, so that value and
+risk tell one story: the lifetime value is never below the discounted margin of the
+window's revenue, and falls as the churn probability rises. Where no revenue model could
+be trained, :func:`survival_revenue` gives the window's revenue as MRR x expected months
+retained.
 """
 
 from __future__ import annotations
@@ -184,39 +188,116 @@ class ClvModel:
         return model
 
 
+def monthly_retention(p_churn_horizon: npt.ArrayLike, *, horizon_days: int) -> np.ndarray:
+    """Return the monthly retention implied by a churn probability over the horizon.
+
+    A constant hazard over months of 30 days: ``r = (1 - p) ** (30 / horizon_days)``.
+
+    Raises
+    ------
+    ConfigError
+        When ``horizon_days <= 0`` or a probability lies outside [0, 1].
+    """
+    if horizon_days <= 0:
+        raise ConfigError(f"the churn horizon must be > 0 days; got {horizon_days}")
+    p = np.asarray(p_churn_horizon, dtype="float64")
+    if np.any((p < 0) | (p > 1)):
+        raise ConfigError("churn probabilities must lie in [0, 1]")
+    return np.asarray((1.0 - p) ** (30.0 / horizon_days), dtype="float64")
+
+
+def expected_months_retained(
+    p_churn_horizon: npt.ArrayLike, *, horizon_days: int, months: int
+) -> np.ndarray:
+    r"""Return the expected number of months an account pays within a window of ``months``.
+
+    With the monthly retention ``r`` of :func:`monthly_retention` and the first month
+    (t = 0) paid in full: :math:`E = \sum_{t=0}^{n-1} r^t`, between 1 (``p = 1``) and
+    ``n`` (``p = 0``).
+
+    Raises
+    ------
+    ConfigError
+        When ``months < 1`` or as :func:`monthly_retention`.
+    """
+    if months < 1:
+        raise ConfigError(f"the revenue window must be at least 1 month; got {months}")
+    r = monthly_retention(p_churn_horizon, horizon_days=horizon_days)
+    powers = r[..., np.newaxis] ** np.arange(months)
+    return np.asarray(powers.sum(axis=-1), dtype="float64")
+
+
+def survival_revenue(
+    mrr: npt.ArrayLike, p_churn_horizon: npt.ArrayLike, *, horizon_days: int, months: int
+) -> np.ndarray:
+    """Return revenue over the next ``months`` as MRR x expected months retained.
+
+    The survival view of the window's revenue, used when no revenue model could be
+    trained (data too short for the revenue label): ``mrr * E`` with ``E`` from
+    :func:`expected_months_retained`. Missing MRR counts as 0.
+    """
+    m = np.nan_to_num(np.asarray(mrr, dtype="float64"), nan=0.0)
+    return m * expected_months_retained(p_churn_horizon, horizon_days=horizon_days, months=months)
+
+
 def lifetime_clv(
-    mrr: npt.ArrayLike,
+    revenue_window: npt.ArrayLike,
     p_churn_horizon: npt.ArrayLike,
     *,
     horizon_days: int,
+    revenue_months: int,
     margin: float,
     annual_discount_rate: float,
 ) -> np.ndarray:
-    r"""Return the discounted lifetime value of each account.
+    r"""Return the discounted lifetime value of each account, consistent with its revenue.
 
-    The churn probability over the horizon is turned into a monthly one (months of 30
-    days), assuming a constant hazard: ``q = 1 - (1 - p) ** (30 / horizon_days)``, so the
-    monthly retention is ``r = 1 - q``. With the monthly discount rate
-    ``d = (1 + annual_discount_rate) ** (1 / 12) - 1`` and the margin ``m``, the value is
-    the retention-weighted, discounted sum of monthly margins, the first month (t = 0)
-    counted in full:
+    One view of survival and revenue: the window's predicted revenue ``R`` (the revenue
+    model's, or :func:`survival_revenue`), the churn probability ``p`` over the horizon
+    and the margin ``m`` give the value in two parts, with the monthly discount factor
+    ``v = (1 + annual_discount_rate) ** (-1 / 12)``, the monthly retention ``r``
+    (:func:`monthly_retention`), the window of ``n = revenue_months`` months and the
+    expected months retained in it ``E`` (:func:`expected_months_retained`):
 
     .. math::
 
-        CLV = \sum_{t=0}^{\infty} m \cdot MRR \cdot \frac{r^t}{(1 + d)^t}
-            = m \cdot MRR \cdot \frac{1 + d}{1 + d - r}
+        CLV = \underbrace{m \, R \, \bar a}_{\text{the window}}
+            + \underbrace{m \, \frac{R}{E} \sum_{t=n}^{\infty} (r v)^t}_{\text{after it}},
+        \qquad \bar a = \frac{1}{n} \sum_{t=0}^{n-1} v^t,
+        \qquad \sum_{t=n}^{\infty} (r v)^t = \frac{(r v)^n}{1 - r v}.
 
-    (Gupta and Lehmann, "Customers as assets", Journal of Interactive Marketing 17(1),
-    2003, with margins received at the start of each period.)
+    The window: ``R`` already prices in the chance of leaving within it, so it is not
+    weighted by survival a second time; the model predicts a total, not a path, so it is
+    spread evenly over the window's months and discounted month by month (first month at
+    t = 0). After the window: a surviving account keeps paying its run rate ``R / E``
+    (revenue per expected paying month; for the survival view ``R = MRR x E`` that is
+    MRR itself), retained and discounted month by month as in Gupta and Lehmann
+    ("Customers as assets", Journal of Interactive Marketing 17(1), 2003, margins
+    received at the start of each period).
+
+    Invariants (tested with hypothesis):
+
+    * ``CLV >= m * R * ā``: lifetime value is never below the discounted margin of the
+      window's predicted revenue (the tail is >= 0). CLV is a margin, revenue is gross:
+      with ``m < 1`` an account likely to leave can still have CLV < R.
+    * For a fixed ``R``, CLV is non-increasing in ``p``: ``ā`` does not depend on ``p``
+      and the tail is ``m R v^n / ((1 - r v) \sum_{k=1}^{n} r^{-k})``, increasing in
+      ``r``.
+
+    Worked example: ``R = 300``, ``p = 0.5`` over 30 days (``r = 0.5``), ``n = 2``,
+    ``v = 0.8``, ``m = 0.5``: ``ā = (1 + 0.8) / 2 = 0.9``, window ``0.5 * 300 * 0.9 =
+    135``; ``E = 1.5``, run rate ``200``, tail ``0.5 * 200 * 0.4^2 / 0.6 = 80 / 3``;
+    ``CLV = 485 / 3 ≈ 161.67``.
 
     Parameters
     ----------
-    mrr
-        Monthly recurring revenue per account (currency units).
+    revenue_window
+        Predicted revenue over the next ``revenue_months`` months (currency units).
     p_churn_horizon
         Probability of churn within ``horizon_days``, in [0, 1].
     horizon_days
         Length of the churn horizon in days.
+    revenue_months
+        Length of the revenue window in months of 30 days (``LabelConfig.revenue_months``).
     margin
         Gross margin, in (0, 1].
     annual_discount_rate
@@ -225,7 +306,7 @@ def lifetime_clv(
     Returns
     -------
     numpy.ndarray
-        Lifetime value per account, in the currency of ``mrr``.
+        Lifetime value per account, in the currency of ``revenue_window``.
 
     Raises
     ------
@@ -237,10 +318,13 @@ def lifetime_clv(
             "lifetime_clv needs horizon_days > 0, 0 < margin <= 1 and"
             f" annual_discount_rate > 0; got {horizon_days}, {margin}, {annual_discount_rate}"
         )
-    p = np.asarray(p_churn_horizon, dtype="float64")
-    if np.any((p < 0) | (p > 1)):
-        raise ConfigError("churn probabilities must lie in [0, 1]")
-    m = np.asarray(mrr, dtype="float64")
-    retention = (1.0 - p) ** (30.0 / horizon_days)
-    d = (1.0 + annual_discount_rate) ** (1.0 / 12.0) - 1.0
-    return np.asarray(margin * m * (1.0 + d) / (1.0 + d - retention), dtype="float64")
+    revenue = np.nan_to_num(np.asarray(revenue_window, dtype="float64"), nan=0.0)
+    r = monthly_retention(p_churn_horizon, horizon_days=horizon_days)
+    months = expected_months_retained(
+        p_churn_horizon, horizon_days=horizon_days, months=revenue_months
+    )
+    v = (1.0 + annual_discount_rate) ** (-1.0 / 12.0)
+    annuity = float(np.mean(v ** np.arange(revenue_months)))
+    rv = r * v
+    tail = (revenue / months) * rv**revenue_months / (1.0 - rv)
+    return np.asarray(margin * (revenue * annuity + tail), dtype="float64")
