@@ -222,6 +222,30 @@ def test_planted_signal_is_recovered(planted_panel):
         drivers(model, test, top=0)
 
 
+def test_context_is_never_a_driver_and_is_reported_apart(planted_panel):
+    from churnrisk.features.registry import CONTEXT
+    from churnrisk.models.explain import context
+
+    dates = sorted(planted_panel["as_of"].unique())
+    train = planted_panel.loc[planted_panel["as_of"] <= dates[-4]]
+    cal = planted_panel.loc[planted_panel["as_of"].isin(dates[-3:-1])]
+    rows = planted_panel.loc[planted_panel["as_of"] == dates[-1]].head(30)
+    model = ChurnModel(FAST).fit(train, calibration=cal)
+    contrib = model.contributions(rows)
+    every = drivers(model, rows, top=len(contrib.columns), direction="both")
+    assert all(d.feature not in CONTEXT for row in every for d in row)
+    assert any(context(model, rows))  # the trees did split on some context feature
+    # every actionable feature with a push is a driver; every context one is context
+    for i, (row, ctx) in enumerate(zip(every, context(model, rows), strict=True)):
+        pushes = contrib.iloc[i].drop("bias")
+        moved = set(pushes.index[pushes != 0])
+        assert {d.feature for d in row} == moved - CONTEXT
+        assert [d.feature for d in ctx] == sorted(
+            moved & CONTEXT, key=lambda f: (-abs(pushes[f]), list(pushes.index).index(f))
+        )
+        assert [d.contribution for d in ctx] == [pushes[d.feature] for d in ctx]
+
+
 def test_clv_model_predicts_non_negative_revenue(model_panel):
     rev = model_panel.loc[model_panel["revenue_next_12m"].notna()]
     dates = sorted(rev["as_of"].unique())
