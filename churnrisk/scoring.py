@@ -5,8 +5,10 @@ account out, nothing written); :func:`run_scoring` is the job around it (finds t
 previous run in the score store, scores, writes the run in one transaction).
 
 Each account gets its churn probability, risk tier, MRR at risk, 12-month revenue and
-lifetime CLV, its top drivers (TreeSHAP contributions of the churn model, worded from
-the feature registry) and, against its previous run, the change in probability with the
+lifetime CLV, its top drivers among the features customer success can act on (TreeSHAP
+contributions of the churn model, worded from the feature registry), its context apart
+(size, plan, tenure, segment, renewal timing), its renewal date and days to it and,
+against its previous run, the change in probability with the
 features that moved it most ("why did this score change"). Everything is computed for
 all accounts at once with numpy; the only per-account Python is the building of the
 JSON driver items themselves.

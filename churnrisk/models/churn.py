@@ -47,6 +47,9 @@ class Calibrator:
         one probability). ``"sigmoid"``: ``1 / (1 + exp(-(a s + b)))`` (Platt scaling).
         ``"beta"``: beta calibration of the booster's probability ``q = sigmoid(s)``,
         ``logit p = a ln q - b ln(1 - q) + c`` with ``a, b >= 0`` (Kull et al., 2017).
+        ``Calibrator()`` alone is the step map, as it always was; the churn model uses
+        :attr:`ChurnModelConfig.calibration <churnrisk.config.ChurnModelConfig>`, whose
+        default (beta) bench/calibration.py chose.
 
     Notes
     -----
