@@ -43,6 +43,7 @@ demo: install
 bench: install sysdeps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/calibration.py
 	$(BIN)/python bench/worlds.py
 	$(BIN)/python bench/service.py
 	$(BIN)/python bench/load.py

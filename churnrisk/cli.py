@@ -612,16 +612,33 @@ def explain(
     day = _parse_date(as_of, "--as-of") if as_of else None
     result = _load(data)
     models = _tracker().load_champion()
-    score, found = explain_account(models, result.dataset, account_id, as_of=day, top=top)
+    score, found, context = explain_account(models, result.dataset, account_id, as_of=day, top=top)
+    renewal = score["renewal_date"]
+    renews = (
+        f"renews {renewal} (in {score['days_to_renewal']:,.0f} days)"
+        if renewal is not None
+        else "no known renewal date"
+    )
     out.print(
         f"{account_id} as of {str(score['as_of'])[:10]}: churn probability "
         f"{score['churn_probability']:.1%}, MRR {score['mrr']:,.2f}, "
-        f"12-month revenue {score['revenue_12m']:,.0f}, lifetime CLV {score['lifetime_clv']:,.0f}"
+        f"12-month revenue {score['revenue_12m']:,.0f}, lifetime CLV {score['lifetime_clv']:,.0f};"
+        f" {renews}"
     )
-    table = Table("driver", "contribution (log-odds)", title="what moves this score")
-    for d in found:
-        table.add_row(d.text, f"{d.contribution:+.3f}")
-    out.print(table)
+    labels = (
+        ("drivers: what CS can act on, moving this score", "driver", found),
+        (
+            "context: who the account is and where its contract stands (not a driver)",
+            "context",
+            context,
+        ),
+    )
+    for label, head, items in labels:
+        out.print(label, markup=False)
+        table = Table(head, "contribution (log-odds)")
+        for d in items:
+            table.add_row(d.text, f"{d.contribution:+.3f}")
+        out.print(table)
     from churnrisk.models.explain import global_importance
 
     overall = global_importance(models.churn).head(5)

@@ -36,6 +36,10 @@ class LabelConfig(BaseModel):
     revenue_months: int = Field(default=12, ge=1, le=60)
 
 
+CalibrationMethod = Literal["isotonic", "interpolated", "sigmoid", "beta"]
+"""The maps from raw scores to probabilities (:class:`churnrisk.models.Calibrator`)."""
+
+
 class ChurnModelConfig(BaseModel):
     """LightGBM churn classifier and its calibration.
 
@@ -55,8 +59,16 @@ class ChurnModelConfig(BaseModel):
         rows so that the rare churners weigh as much as the rest; ``"none"`` leaves the
         rows unweighted. Either way the calibration step maps scores back to rates.
     calibration
-        ``"isotonic"`` (monotone step function) or ``"sigmoid"`` (Platt scaling), fitted
-        on the raw scores of the later time slice, never on training rows.
+        The map from raw scores to probabilities, fitted on the raw scores of the later
+        time slice, never on training rows (:class:`churnrisk.models.Calibrator`):
+        ``"beta"`` (beta calibration, the default), ``"sigmoid"`` (Platt scaling on the
+        log-odds), ``"interpolated"`` (isotonic regression interpolated between its
+        block centres) or ``"isotonic"`` (isotonic step map). The first three are
+        strictly increasing, so they keep every difference the booster ranks; the step
+        map gives each of its blocks one probability, which ties most accounts. Beta
+        calibration holds Platt scaling as a special case and also fits a curved
+        relation between log-odds and churn rate, which data nobody here wrote may have
+        (bench/RESULTS.md, "Calibration maps", has the measurement behind the default).
     stopping_metric
         What early stopping watches on the later slice: ``"auc"`` (default) or
         ``"average_precision"`` rank, so they are not misled by the imbalance weighting;
@@ -85,7 +97,7 @@ class ChurnModelConfig(BaseModel):
     bagging_freq: int = Field(default=1, ge=0)
     lambda_l2: float = Field(default=1.0, ge=0)
     imbalance: Literal["balanced", "none"] = "balanced"
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: CalibrationMethod = "beta"
     stopping_metric: Literal["auc", "average_precision", "binary_logloss"] = "auc"
     holdout_dates: int = Field(default=2, ge=2)
     num_threads: int = Field(default=1, ge=1)

@@ -23,7 +23,7 @@ from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, can_train_clv, train_models
 from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
-from churnrisk.models.explain import Driver, drivers
+from churnrisk.models.explain import Driver, context, drivers
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -238,8 +238,8 @@ def explain_account(
     *,
     as_of: date | None = None,
     top: int = 5,
-) -> tuple[pd.Series, list[Driver]]:
-    """Score one account as of a date and return its score row and top risk drivers.
+) -> tuple[pd.Series, list[Driver], list[Driver]]:
+    """Score one account as of a date; return its score, its drivers and its context.
 
     Parameters
     ----------
@@ -254,11 +254,21 @@ def explain_account(
     top
         How many drivers in each direction.
 
+    Returns
+    -------
+    score, drivers, context
+        The bundle's prediction row with ``renewal_date`` and ``days_to_renewal`` added
+        (:func:`churnrisk.scoring.renewal_timing`); the top drivers among the actionable
+        features, risers first (:func:`churnrisk.models.drivers`); and the context
+        features apart, largest push first (:func:`churnrisk.models.explain.context`).
+
     Raises
     ------
     ConfigError
         When the account is not active on the day before ``as_of`` (no score).
     """
+    from churnrisk.scoring import renewal_timing
+
     day = as_of or observation_end(ds)
     panel = build_features(ds, [day])
     row = panel.loc[panel["account_id"] == account_id]
@@ -267,5 +277,8 @@ def explain_account(
             f"account {account_id!r} has no score as of {day}: it is unknown, not yet "
             "created, or not paying on the day before; try another --as-of"
         )
-    score = models.predict(row).iloc[0]
-    return score, drivers(models.churn, row, top=top, direction="both")[0]
+    score = models.predict(row).iloc[0].copy()
+    renewal_date, days = renewal_timing(row)
+    score["renewal_date"], score["days_to_renewal"] = renewal_date[0], days[0]
+    found = drivers(models.churn, row, top=top, direction="both")[0]
+    return score, found, context(models.churn, row)[0]

@@ -5,8 +5,10 @@ account out, nothing written); :func:`run_scoring` is the job around it (finds t
 previous run in the score store, scores, writes the run in one transaction).
 
 Each account gets its churn probability, risk tier, MRR at risk, 12-month revenue and
-lifetime CLV, its top drivers (TreeSHAP contributions of the churn model, worded from
-the feature registry) and, against its previous run, the change in probability with the
+lifetime CLV, its top drivers among the features customer success can act on (TreeSHAP
+contributions of the churn model, worded from the feature registry), its context apart
+(size, plan, tenure, segment, renewal timing), its renewal date and days to it and,
+against its previous run, the change in probability with the
 features that moved it most ("why did this score change"). Everything is computed for
 all accounts at once with numpy; the only per-account Python is the building of the
 JSON driver items themselves.
@@ -34,7 +36,12 @@ from churnrisk.dataset import Dataset, observation_end, quote
 from churnrisk.errors import ConfigError, DataError
 from churnrisk.features import build_features, get_feature
 from churnrisk.models.bundle import ChurnRiskModels
-from churnrisk.models.explain import format_value, top_contributions
+from churnrisk.models.explain import (
+    context_order,
+    format_value,
+    rank_actionable,
+    top_contributions,
+)
 from churnrisk.store import SCORE_COLUMNS
 
 if TYPE_CHECKING:
@@ -151,6 +158,10 @@ def driver_items(
 ) -> list[list[dict[str, Any]]]:
     """Return each row's top drivers as JSON items: ``top`` risers, then ``top`` lowerers.
 
+    Drivers are ranked among the actionable features only
+    (:attr:`~churnrisk.features.Feature.actionable`); context features are never drivers
+    (:func:`context_items` reports them).
+
     Parameters
     ----------
     panel
@@ -169,7 +180,29 @@ def driver_items(
         "direction", "text"}`` items, the risers largest first, then the lowerers most
         negative first (a feature with a zero contribution is neither).
     """
-    picked = top_contributions(contributions, top=top, direction="both")
+    ranked = rank_actionable(contributions, list(names))
+    picked = top_contributions(ranked, top=top, direction="both")
+    return _items(panel, names, contributions, picked)
+
+
+def context_items(
+    panel: pd.DataFrame, names: Sequence[str], contributions: np.ndarray
+) -> list[list[dict[str, Any]]]:
+    """Return each row's context features as JSON items, apart from its drivers.
+
+    Context is who the account is and where it stands in its contract (size, plan,
+    tenure, segment, renewal timing: the features that are not
+    :attr:`~churnrisk.features.Feature.actionable`). Items have the shape of
+    :func:`driver_items`'s, largest absolute contribution first (ties in feature
+    order); a context feature contributing exactly 0 is left out.
+    """
+    return _items(panel, names, contributions, context_order(contributions, list(names)))
+
+
+def _items(
+    panel: pd.DataFrame, names: Sequence[str], contributions: np.ndarray, picked: np.ndarray
+) -> list[list[dict[str, Any]]]:
+    """Return the JSON items of the picked cells (column positions, ``-1`` skipped)."""
     rows, slots = np.nonzero(picked >= 0)
     cols = picked[rows, slots]
     values, shown = _cells(panel, names, rows, cols)
@@ -190,6 +223,31 @@ def driver_items(
         for j, v, d, r, up in zip(cols.tolist(), values, shown, rounded, raises, strict=True)
     ]
     return _split(items, rows, len(panel))
+
+
+def renewal_timing(panel: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Return each row's renewal date and days to it, from ``days_to_renewal``.
+
+    The renewal date is ``as_of + days_to_renewal`` (the nearest end of a subscription
+    term known at the as-of date). A panel without the feature, or a row where it is
+    missing (no known term end), gives ``None`` and NaN.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``renewal_date`` (object: :class:`datetime.date` or ``None``) and
+        ``days_to_renewal`` (float64, NaN where missing), one element per row.
+    """
+    n = len(panel)
+    if "days_to_renewal" not in panel.columns:
+        return np.full(n, None, dtype=object), np.full(n, np.nan)
+    days = panel["days_to_renewal"].to_numpy(dtype="float64", na_value=np.nan)
+    known = np.isfinite(days)
+    as_of = pd.to_datetime(panel["as_of"]).to_numpy(dtype="datetime64[D]")
+    when = as_of + np.where(known, days, 0).astype("timedelta64[D]")
+    dates = np.full(n, None, dtype=object)
+    dates[known] = [d.item() for d in when[known]]
+    return dates, days
 
 
 def change_driver_items(
@@ -397,9 +455,9 @@ def _score(
     step("explaining each score (top drivers)")
     contrib = models.churn.contributions(panel)
     names = [c for c in contrib.columns if c != "bias"]
-    drivers = driver_items(
-        panel, names, contrib[names].to_numpy(dtype="float64"), top=config.top_drivers
-    )
+    values = contrib[names].to_numpy(dtype="float64")
+    drivers = driver_items(panel, names, values, top=config.top_drivers)
+    renewal_date, days_to_renewal = renewal_timing(panel)
 
     def attribute(column: str) -> pd.Series[Any]:
         if attributes is None or column not in attributes.columns:
@@ -423,6 +481,9 @@ def _score(
             "probability_change": np.full(n, np.nan),
             "drivers": _object_column(drivers),
             "change_drivers": _object_column([[] for _ in range(n)]),
+            "renewal_date": renewal_date,
+            "days_to_renewal": days_to_renewal,
+            "context": _object_column(context_items(panel, names, values)),
         }
     )
     return out[list(SCORE_COLUMNS)], contrib

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 PYSPARK_MISSING = "the Spark engine needs pyspark: pip install churnrisk[spark]"
 
 _TEXT = ("account_id", "name", "segment", "plan", "owner", "risk_tier")
-_JSON = ("drivers", "change_drivers")
+_JSON = ("drivers", "change_drivers", "context")
+_DATES = ("renewal_date",)
 _PREDICTED = ("churn_probability", "revenue_12m", "lifetime_clv", "mrr")
 _PREV = "_prev_"
 _BUNDLE_FILES = ("bundle.json", "churn.txt", "clv.txt")
@@ -210,12 +211,16 @@ def explain_batch(
 
 
 def _output_schema() -> Any:
-    from pyspark.sql.types import DoubleType, StringType, StructField, StructType
+    from pyspark.sql.types import DateType, DoubleType, StringType, StructField, StructType
 
     text = set(_TEXT) | set(_JSON)
-    return StructType(
-        [StructField(c, StringType() if c in text else DoubleType(), True) for c in SCORE_COLUMNS]
-    )
+
+    def kind(column: str) -> Any:
+        if column in text:
+            return StringType()
+        return DateType() if column in _DATES else DoubleType()
+
+    return StructType([StructField(c, kind(c), True) for c in SCORE_COLUMNS])
 
 
 # ---------------------------------------------------------------------------------------
@@ -366,6 +371,10 @@ def _from_spark(frame: pd.DataFrame) -> pd.DataFrame:
             data[name] = column
         elif name in _TEXT:
             data[name] = np.array(_text(out[name]), dtype=object)
+        elif name in _DATES:
+            data[name] = np.array(
+                [None if pd.isna(v) else pd.Timestamp(v).date() for v in out[name]], dtype=object
+            )
         else:
             data[name] = out[name].to_numpy(dtype="float64", na_value=np.nan)
     return pd.DataFrame(data, columns=list(SCORE_COLUMNS))

@@ -85,6 +85,9 @@ RUN2_ROWS = [
         previous_probability=0.40,
         probability_change=0.20,
         change_drivers=[CHANGE_A1],
+        renewal_date=date(2026, 12, 16),
+        days_to_renewal=45.0,
+        context=[driver("days_to_renewal", 0.3, 45), driver("seats", -0.05, 12)],
         drivers=[
             driver("dau_mau_30d", 0.4, 0.08),
             driver("tickets_90d", 0.1, 7),

@@ -283,6 +283,8 @@ def test_at_risk_first_page_shape_and_order(api: Api) -> None:
         "mrr_at_risk": 60.0,
         "revenue_12m": 450.0,
         "lifetime_clv": 900.0,
+        "renewal_date": "2026-12-16",
+        "days_to_renewal": 45,
         # risers only
         "drivers": [driver("dau_mau_30d", 0.4, 0.08), driver("tickets_90d", 0.1, 7)],
     }
@@ -536,6 +538,9 @@ def test_account_detail(api: Api) -> None:
         driver("tenure_days", -0.2, 400),
     ]
     assert body["change_drivers"] == [CHANGE_A1]
+    # context apart from the drivers, both directions, as stored
+    assert body["context"] == [driver("days_to_renewal", 0.3, 45), driver("seats", -0.05, 12)]
+    assert (body["renewal_date"], body["days_to_renewal"]) == ("2026-12-16", 45)
     assert (detail.churn_probability, detail.previous_probability) == (0.6, 0.4)
     assert detail.probability_change == 0.2
     assert (detail.run_id, detail.churn_version, detail.clv_version) == (RUN2_ID, "3", "2")
@@ -721,6 +726,8 @@ def test_export_csv(api: Api) -> None:
         "60.0",
         "450.0",
         "900.0",
+        "2026-12-16",
+        "45",
         "meaning of dau_mau_30d = 0.08, raises risk | meaning of tickets_90d = 7, raises risk",
         *tail,
     ]
@@ -1523,7 +1530,7 @@ def test_cli_store_upgrade_and_api_keys(cli_env: Path, capsys: pytest.CaptureFix
     db = cli_env / "data" / "scores.db"
     assert invoke(["store", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert out == f"score store sqlite:///{db} is at schema revision 0002\n"
+    assert out == f"score store sqlite:///{db} is at schema revision 0003\n"
 
     assert invoke(["apikey", "list"]) == 0
     assert "no API keys yet" in capsys.readouterr().out
@@ -1576,7 +1583,7 @@ def test_cli_serve_migrates_and_runs_uvicorn(
         f" sqlite:///{db}; metrics from {data}",
         "dashboard: http://127.0.0.1:8123/  API docs: http://127.0.0.1:8123/docs  (Ctrl+C stops)",
     ]
-    assert ScoreStore(f"sqlite:///{db}").revision() == "0002"
+    assert ScoreStore(f"sqlite:///{db}").revision() == "0003"
     assert os.environ["CHURNRISK_DATA"] == str(data)
     assert calls == [
         (

@@ -96,6 +96,10 @@ def test_explain_prints_the_score_and_worded_drivers(setting, store, capsys, tmp
     out = capsys.readouterr().out
     assert out.startswith(f"{account} as of 2026-10-01: churn probability ")
     assert " risk" in out
+    # drivers and context, each labelled; the renewal date beside the score
+    assert "drivers: what CS can act on" in out
+    assert "context: who the account is and where its contract stands (not a driver)" in out
+    assert "renews 20" in out or "no known renewal date" in out
     assert "the model's strongest drivers overall (share of gain): " in out
 
 

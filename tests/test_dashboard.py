@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ CSV_HEADER = [
     "mrr_at_risk",
     "revenue_12m",
     "lifetime_clv",
+    "renewal_date",
+    "days_to_renewal",
     "top_drivers",
     "as_of",
     "updated_at",
@@ -137,6 +139,7 @@ def feature_value(feature: str, i: int, p: float) -> float | int:
         "usage_trend_30d": round(0.2 - 0.8 * p, 2),
         "tenure_days": 200 + 9 * i,
         "seats": 5 + i % 20,
+        "days_to_renewal": days_to_renewal(i) or 0,
     }
     return values[feature]
 
@@ -149,10 +152,23 @@ def risers(i: int) -> list[str]:
     return [RISERS[(i + k) % len(RISERS)] for k in range(3)]
 
 
+def days_to_renewal(i: int) -> int | None:
+    """Days from the as-of date to account ``i``'s renewal; every sixth has none known."""
+    return None if i % 6 == 0 else (i * 13) % 120
+
+
 def drivers(i: int, p: float) -> list[dict[str, Any]]:
-    """Three risers then two lowerers, as the scoring job writes them."""
-    items = [(f, round(w * p, 4)) for f, w in zip(risers(i), WEIGHTS, strict=True)]
-    items += [("tenure_days", -0.3), ("seats", -0.1)]
+    """Three risers, as the scoring job writes them (context features are never drivers)."""
+    return _items(i, p, [(f, round(w * p, 4)) for f, w in zip(risers(i), WEIGHTS, strict=True)])
+
+
+def context(i: int, p: float) -> list[dict[str, Any]]:
+    """Renewal timing (when known), tenure and seats: context, largest push first."""
+    items = [("days_to_renewal", 0.4)] if days_to_renewal(i) is not None else []
+    return _items(i, p, [*items, ("tenure_days", -0.3), ("seats", -0.1)])
+
+
+def _items(i: int, p: float, items: list[tuple[str, float]]) -> list[dict[str, Any]]:
     out = []
     for feature, contribution in items:
         value = feature_value(feature, i, p)
@@ -207,6 +223,7 @@ def score_row(
         p = probability(i, run)
         previous = probability(i, run - 1) if run > 0 and i != N else None
     revenue = 12 * mrr(i) * (1 - p)
+    days = days_to_renewal(i)
     return {
         "account_id": account_id(i),
         "name": name or f"{WORDS[i % len(WORDS)]} {KINDS[i % len(KINDS)]}",
@@ -223,6 +240,9 @@ def score_row(
         "probability_change": None if previous is None else round(p - previous, 4),
         "drivers": drivers(i, p),
         "change_drivers": [] if previous is None else change_drivers(i, previous, p),
+        "renewal_date": None if days is None else AS_OF[run] + timedelta(days=days),
+        "days_to_renewal": None if days is None else float(days),
+        "context": context(i, p),
     }
 
 
@@ -370,6 +390,12 @@ def text(page: Any, testid: str) -> str:
     return page.get_by_test_id(testid).inner_text().strip()
 
 
+def in_days(days: float) -> str:
+    """How the dashboard words the days to a renewal."""
+    n = round(days)
+    return "today" if n == 0 else "in 1 day" if n == 1 else f"in {n:,} days"
+
+
 def money(value: float) -> str:
     return f"${value:,.0f}"
 
@@ -458,6 +484,13 @@ def test_list_loads_filters_sorts_and_pages(page: Any, service: Service) -> None
         top["meaning"],
         f"value {top['display']}",
     ]
+    # renewal timing beside the score, as context: the date and the days to it
+    renewal = cells.locator("[data-col=renewal]")
+    if first["renewal_date"] is None:
+        assert renewal.inner_text() == "—"
+    else:
+        assert renewal.get_attribute("data-value") == first["renewal_date"].isoformat()
+        assert renewal.inner_text().split("\n")[0] == in_days(first["days_to_renewal"])
 
     # load more with the cursor
     page.get_by_test_id("load-more").click()
@@ -628,6 +661,17 @@ def test_account_page_explains_risk_and_change(page: Any, service: Service) -> N
     first_driver = page.locator("[data-testid=driver-row]").first.inner_text()
     assert target["drivers"][0]["meaning"] in first_driver
     assert target["drivers"][0]["display"] in first_driver
+    # context apart, labelled, in the stored order; the renewal beside the KPIs
+    in_context = page.eval_on_selector_all(
+        "[data-testid=context-row]", "rows => rows.map(r => r.dataset.feature)"
+    )
+    assert in_context == [d["feature"] for d in target["context"]]
+    assert "Context" in page.get_by_test_id("drivers").inner_text()
+    renewal = page.get_by_test_id("account-renewal").inner_text()
+    if target["renewal_date"] is None:
+        assert "no known term end" in renewal
+    else:
+        assert f"{in_days(target['days_to_renewal'])} · context, not a driver" in renewal
 
     # why did it change: from / to and the change drivers with before → after
     summary = text(page, "change-summary")
@@ -715,6 +759,10 @@ def test_download_csv(page: Any, service: Service, tmp_path: Path) -> None:
         assert got["as_of"] == "2025-12-01"
         assert got["run_id"] == run.run_id
         assert got["churn_version"] == "3"
+        renewal = want["renewal_date"]
+        assert got["renewal_date"] == ("" if renewal is None else renewal.isoformat())
+        days = want["days_to_renewal"]
+        assert got["days_to_renewal"] == ("" if days is None else f"{days:.0f}")
         change = want["probability_change"]
         assert got["probability_change"] == ("" if change is None else str(change))
 

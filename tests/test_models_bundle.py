@@ -46,7 +46,7 @@ def test_save_load_round_trip_without_pickle(models, model_panel, tmp_path):
         "clv.txt",
     ]
     meta = json.loads((tmp_path / "m" / "bundle.json").read_text())
-    assert meta["churn"]["calibrator"]["method"] == "isotonic"
+    assert meta["churn"]["calibrator"]["method"] == "beta"
     back = ChurnRiskModels.load(tmp_path / "m")
     pd.testing.assert_frame_equal(models.predict(model_panel), back.predict(model_panel))
     np.testing.assert_array_equal(

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,6 +88,82 @@ def test_isotonic_calibration_is_monotone_and_inside_0_1(rows):
     assert (np.diff(cal.transform(grid)) >= 0).all()
 
 
+def test_interpolated_isotonic_runs_between_block_centres():
+    """Blocks (0, 1), (2, 3), (4, 5) at 0.5/3, 0.5, 2.5/3 sit at their centres 0.5, 2.5, 4.5."""
+    raw, y = np.arange(6.0), np.array([0, 0, 1, 0, 1, 1])
+    cal = Calibrator("interpolated").fit(raw, y)
+    assert cal.x_ == [0.5, 2.5, 4.5]
+    assert cal.y_ == pytest.approx([1 / 6, 0.5, 5 / 6], abs=1e-15)
+    np.testing.assert_allclose(
+        cal.transform(np.array([0.5, 1.5, 2.5, 3.5, 4.5])), [1 / 6, 1 / 3, 0.5, 2 / 3, 5 / 6]
+    )
+    # beyond the end centres the log-odds go on at Platt's slope on the same rows
+    slope = Calibrator("sigmoid").fit(raw, y).x_[0]
+    assert cal.params_["tail_slope"] == pytest.approx(slope)
+    logit = np.log(
+        cal.transform(np.array([5.0, -1.0])) / (1 - cal.transform(np.array([5.0, -1.0])))
+    )
+    np.testing.assert_allclose(logit, [np.log(5) + 0.5 * slope, -np.log(5) - 1.5 * slope])
+    # the step map ties 4.5 and 9.0; the interpolated one does not
+    step = Calibrator("isotonic").fit(raw, y)
+    assert step.transform(np.array([4.5]))[0] == step.transform(np.array([9.0]))[0]
+    assert cal.transform(np.array([4.5]))[0] < cal.transform(np.array([9.0]))[0] < 1
+
+
+def test_interpolated_isotonic_merges_blocks_softened_to_one_level():
+    """49 ones and a zero pool at 0.98; the last churner's block is softened to 0.98 too."""
+    raw = np.arange(51.0)
+    cal = Calibrator("interpolated").fit(raw, np.r_[np.ones(49), 0.0, 1.0])
+    assert cal.y_ == [0.98]
+    assert cal.x_ == [25.0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(-5, 5), st.booleans()), min_size=1, max_size=40))
+def test_interpolated_calibration_is_strictly_increasing_and_inside_0_1(rows):
+    raw = np.array([r for r, _ in rows])
+    y = np.array([float(c) for _, c in rows])
+    cal = Calibrator("interpolated").fit(raw, y)
+    assert (np.diff(cal.x_) > 0).all()
+    assert (np.diff(cal.y_) > 0).all()
+    p = cal.transform(np.linspace(-6, 6, 50))
+    assert (np.diff(p) >= 0).all()
+    assert ((p >= 0) & (p <= 1)).all()
+    # strictly increasing wherever float64 tells probabilities apart (a separable toy
+    # set gives Platt's tails a slope that saturates them)
+    shown = (p > 1e-12) & (p < 1 - 1e-12)
+    assert (np.diff(p[shown]) > 0).all()
+    assert ((np.asarray(cal.y_) > 0) & (np.asarray(cal.y_) < 1)).all()
+
+
+def test_beta_calibration_is_monotone_with_non_negative_shape(model_panel):
+    train, cal, held = _slices(model_panel)
+    model = ChurnModel(FAST.model_copy(update={"calibration": "beta"})).fit(train, calibration=cal)
+    state = model.calibrator_.to_dict()
+    assert state["method"] == "beta"
+    assert min(state["a"], state["b"]) >= 0
+    grid = np.linspace(-8, 8, 200)
+    assert (np.diff(model.calibrator_.transform(grid)) > 0).all()
+    y = held["churned"].to_numpy(dtype="float64")
+    assert ev.ece(y, model.predict_proba(held)) < ev.ece(y, model.predict_uncalibrated(held))
+
+
+@pytest.mark.parametrize("method", ["isotonic", "interpolated", "sigmoid", "beta"])
+def test_calibrators_round_trip_as_plain_numbers(method):
+    raw = np.linspace(-3, 3, 40)
+    y = (np.sin(raw * 7) + raw > 0).astype("float64")
+    cal = Calibrator(method).fit(raw, y)
+    data = json.loads(json.dumps(cal.to_dict()))
+    again = Calibrator.from_dict(data)
+    grid = np.linspace(-5, 5, 31)
+    np.testing.assert_array_equal(again.transform(grid), cal.transform(grid))
+
+
+def test_unknown_calibration_method_is_refused():
+    with pytest.raises(ConfigError, match="unknown calibration method 'spline'"):
+        Calibrator("spline").fit(np.arange(3.0), np.array([0.0, 1.0, 1.0]))  # type: ignore[arg-type]
+
+
 def test_sigmoid_calibration_also_maps_to_rates(model_panel):
     train, cal, held = _slices(model_panel)
     cfg = FAST.model_copy(update={"calibration": "sigmoid"})
@@ -163,6 +241,30 @@ def test_planted_signal_is_recovered(planted_panel):
     assert list(long.columns[:4]) == ["account_id", "as_of", "rank", "feature"]
     with pytest.raises(ConfigError, match="top must be >= 1"):
         drivers(model, test, top=0)
+
+
+def test_context_is_never_a_driver_and_is_reported_apart(planted_panel):
+    from churnrisk.features.registry import CONTEXT
+    from churnrisk.models.explain import context
+
+    dates = sorted(planted_panel["as_of"].unique())
+    train = planted_panel.loc[planted_panel["as_of"] <= dates[-4]]
+    cal = planted_panel.loc[planted_panel["as_of"].isin(dates[-3:-1])]
+    rows = planted_panel.loc[planted_panel["as_of"] == dates[-1]].head(30)
+    model = ChurnModel(FAST).fit(train, calibration=cal)
+    contrib = model.contributions(rows)
+    every = drivers(model, rows, top=len(contrib.columns), direction="both")
+    assert all(d.feature not in CONTEXT for row in every for d in row)
+    assert any(context(model, rows))  # the trees did split on some context feature
+    # every actionable feature with a push is a driver; every context one is context
+    for i, (row, ctx) in enumerate(zip(every, context(model, rows), strict=True)):
+        pushes = contrib.iloc[i].drop("bias")
+        moved = set(pushes.index[pushes != 0])
+        assert {d.feature for d in row} == moved - CONTEXT
+        assert [d.feature for d in ctx] == sorted(
+            moved & CONTEXT, key=lambda f: (-abs(pushes[f]), list(pushes.index).index(f))
+        )
+        assert [d.contribution for d in ctx] == [pushes[d.feature] for d in ctx]
 
 
 def test_clv_model_predicts_non_negative_revenue(model_panel):

@@ -91,7 +91,7 @@ NOW = hand_panel(
         ("a2", 0.5, 3, 0, "pro", "enterprise", 1000.0),
         ("a3", np.nan, 1, 1, None, None, 50.0),
     ],
-)
+).assign(days_to_renewal=[45.0, np.nan, 0.0])  # the term of a3 ends on the as-of date
 BEFORE = hand_panel(
     "2026-09-01",
     [
@@ -144,7 +144,8 @@ def test_score_panel_by_hand():
     assert out["change_drivers"].tolist() == [[], [], []]
 
     a1, a2, a3 = out["drivers"].tolist()
-    # a1: tickets 0.6, DAU/MAU 0.3, plan 0.1 raise (top 2 kept); seats -0.1 lowers
+    # drivers are ranked among the actionable features only: seats and plan are context.
+    # a1: tickets 0.6 and DAU/MAU 0.3 raise; no actionable feature lowers its risk
     assert a1 == [
         {
             "feature": "tickets_open",
@@ -164,6 +165,21 @@ def test_score_panel_by_hand():
             "direction": "raises",
             "text": "DAU/MAU, last 30 days = 0.05, raises risk",
         },
+    ]
+    # a2: nothing raises; DAU/MAU -0.6 lowers (plan -0.1 and seats -0.03 are context)
+    assert [(d["feature"], d["contribution"], d["direction"]) for d in a2] == [
+        ("dau_mau_30d", -0.6, "lowers"),
+    ]
+    # a3: a missing DAU/MAU is None / "missing"
+    assert [(d["feature"], d["value"], d["display"]) for d in a3] == [
+        ("tickets_open", 1, "1"),
+        ("dau_mau_30d", None, "missing"),
+    ]
+    assert a3[1]["text"] == "DAU/MAU, last 30 days = missing, raises risk"
+
+    # context apart, largest push first (ties in feature order); a zero push is left out
+    c1, c2, c3 = out["context"].tolist()
+    assert c1 == [
         {
             "feature": "seats",
             "meaning": "Paid seats",
@@ -173,21 +189,25 @@ def test_score_panel_by_hand():
             "direction": "lowers",
             "text": "Paid seats = 10, lowers risk",
         },
+        {
+            "feature": "plan",
+            "meaning": "Subscription plan",
+            "value": "basic",
+            "display": "basic",
+            "contribution": 0.1,
+            "direction": "raises",
+            "text": "Subscription plan = basic, raises risk",
+        },
     ]
-    # a2: nothing raises; DAU/MAU -0.6 and plan -0.1 lower most (seats -0.03 is third)
-    assert [(d["feature"], d["contribution"], d["direction"]) for d in a2] == [
-        ("dau_mau_30d", -0.6, "lowers"),
-        ("plan", -0.1, "lowers"),
-    ]
-    assert a2[1]["value"] == "pro"
-    assert a2[1]["text"] == "Subscription plan = pro, lowers risk"
-    # a3: a missing DAU/MAU is None / "missing"; the missing plan contributes 0: neither
-    assert [(d["feature"], d["value"], d["display"]) for d in a3] == [
-        ("tickets_open", 1, "1"),
-        ("dau_mau_30d", None, "missing"),
-        ("seats", 1, "1"),
-    ]
-    assert a3[1]["text"] == "DAU/MAU, last 30 days = missing, raises risk"
+    assert [(d["feature"], d["contribution"]) for d in c2] == [("plan", -0.1), ("seats", -0.03)]
+    assert c2[0]["text"] == "Subscription plan = pro, lowers risk"
+    assert [(d["feature"], d["contribution"]) for d in c3] == [("seats", -0.01)]
+    assert_plain_json(out["context"].tolist())
+
+    # renewal timing: as-of 2026-10-01 plus days_to_renewal; none when it is unknown
+    assert out["renewal_date"].tolist() == [date(2026, 11, 15), None, date(2026, 10, 1)]
+    assert out["days_to_renewal"].tolist()[::2] == [45.0, 0.0]
+    assert math.isnan(out["days_to_renewal"].iloc[1])
     assert_plain_json(out["drivers"].tolist())
 
 

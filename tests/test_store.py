@@ -89,12 +89,12 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_upgrade_from_empty_is_idempotent(fresh_url: str) -> None:
     store = ScoreStore(fresh_url)
     try:
-        assert store.head_revision() == HEAD_REVISION == "0002"
+        assert store.head_revision() == HEAD_REVISION == "0003"
         store.upgrade()
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         store.check_schema()
         store.upgrade()  # already at head: nothing to do
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         tables = set(sa.inspect(store.engine).get_table_names())
         assert tables == {"score_runs", "scores", "run_totals", "api_keys", VERSION_TABLE}
         indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("scores")}
@@ -159,9 +159,9 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
     fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_store(fresh_url) as store:
-        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0003")
+        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0004")
         with pytest.raises(
-            StoreError, match=r"revision 0002, older than 0003: run `churnrisk"
+            StoreError, match=r"revision 0003, older than 0004: run `churnrisk"
         ) as older:
             store.check_schema()
         assert (
@@ -269,6 +269,9 @@ def test_write_and_read_round_trip_with_json_and_nulls(store: ScoreStore) -> Non
                 probability_change=0.25,
                 drivers=DRIVERS,
                 change_drivers=CHANGE_DRIVERS,
+                renewal_date=date(2026, 10, 31),
+                days_to_renewal=30.0,
+                context=[driver("days_to_renewal", 0.25, 30)],
             ),
             score_row("a2", 0.125, name=None, segment=None, plan=None, owner=None),
         ],
@@ -300,6 +303,9 @@ def test_write_and_read_round_trip_with_json_and_nulls(store: ScoreStore) -> Non
             "probability_change": 0.25,
             "drivers": DRIVERS,
             "change_drivers": CHANGE_DRIVERS,
+            "renewal_date": date(2026, 10, 31),
+            "days_to_renewal": 30.0,
+            "context": [driver("days_to_renewal", 0.25, 30)],
         },
         {
             "run_id": run.run_id,
@@ -318,6 +324,9 @@ def test_write_and_read_round_trip_with_json_and_nulls(store: ScoreStore) -> Non
             "probability_change": None,
             "drivers": score_row("x", 0)["drivers"],
             "change_drivers": [],
+            "renewal_date": None,
+            "days_to_renewal": None,
+            "context": [],
         },
     ]
     assert page.run == run
@@ -1146,9 +1155,53 @@ def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) 
     assert "run_totals" not in sa.inspect(store.engine).get_table_names()
     assert store.revision() == "0001"
     store.upgrade()
-    assert store.revision() == "0002"
+    assert store.revision() == "0003"
     assert count_rows(store, "run_totals") == 4  # high and low of each run
     assert store.trend() == before
+
+
+def test_upgrading_from_0002_keeps_stored_scores_with_no_renewal_or_context(
+    store: ScoreStore,
+) -> None:
+    from alembic import command
+
+    run = write_sample_run(
+        store,
+        "2026-10-01",
+        T0,
+        [
+            score_row(
+                "a1",
+                0.3,
+                renewal_date=date(2026, 11, 15),
+                days_to_renewal=45.0,
+                context=[driver("days_to_renewal", 0.3, 45)],
+            ),
+            score_row("a2", 0.05),
+        ],
+    )
+    config = store._alembic_config()
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("scores")}
+    assert {"renewal_date", "days_to_renewal", "context"}.isdisjoint(columns)
+    store.upgrade()
+    assert store.revision() == "0003"
+    got = store.run_scores(run.run_id, columns=["account_id", "renewal_date", "context"])
+    assert got["renewal_date"].tolist() == [None, None]
+    assert got["context"].tolist() == [[], []]
+    # a run written now keeps them
+    later = write_sample_run(
+        store,
+        "2026-11-01",
+        T0 + timedelta(days=30),
+        [score_row("a1", 0.3, renewal_date=date(2026, 11, 15), days_to_renewal=14.0)],
+    )
+    again = store.run_scores(later.run_id, columns=["renewal_date", "days_to_renewal"])
+    assert again.to_dict("records") == [
+        {"renewal_date": date(2026, 11, 15), "days_to_renewal": 14.0}
+    ]
 
 
 # ---------------------------------------------------------------- export

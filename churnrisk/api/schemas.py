@@ -154,7 +154,17 @@ class AccountRiskPublic(_Public):
     mrr_at_risk: float = Field(description="MRR x churn probability.")
     revenue_12m: float = Field(description="Projected revenue of the next 12 months.")
     lifetime_clv: float = Field(description="Projected lifetime customer value.")
-    drivers: list[DriverPublic] = Field(description="The top drivers raising risk.")
+    renewal_date: date | None = Field(
+        description="Context, not a driver: the nearest end of a subscription term known on"
+        " the as-of date (as-of date + `days_to_renewal`); null: no known term end."
+    )
+    days_to_renewal: int | None = Field(
+        description="Days from the as-of date to `renewal_date` (null: no known term end)."
+    )
+    drivers: list[DriverPublic] = Field(
+        description="The top drivers raising risk, among the features customer success can"
+        " act on (usage, engagement, tickets, NPS, billing changes)."
+    )
 
 
 class AtRiskPagePublic(_Public):
@@ -191,7 +201,15 @@ class AccountDetailPublic(AccountRiskPublic):
         description="As-of date of the run the change is measured against (the latest"
         " earlier date scored; null: no previous run)."
     )
-    drivers: list[DriverPublic] = Field(description="Top drivers in both directions, risers first.")
+    drivers: list[DriverPublic] = Field(
+        description="Top drivers in both directions, risers first, among the features"
+        " customer success can act on."
+    )
+    context: list[DriverPublic] = Field(
+        description="Context, apart from the drivers: who the account is and where it stands"
+        " in its contract (size, plan, tenure, segment, renewal timing), largest push first"
+        " (empty for scores written before the store kept it)."
+    )
     change_drivers: list[ChangeDriverPublic] = Field(
         description="Why the score changed since the previous run (empty: no previous run)."
     )

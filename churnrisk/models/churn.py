@@ -17,7 +17,7 @@ Scheme (the slices are cut by the plan, :mod:`churnrisk.models.slices`):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, get_args
 
 import lightgbm as lgb
 import numpy as np
@@ -25,8 +25,8 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-from churnrisk.config import ChurnModelConfig
-from churnrisk.errors import DataError, NotFittedError
+from churnrisk.config import CalibrationMethod, ChurnModelConfig
+from churnrisk.errors import ConfigError, DataError, NotFittedError
 from churnrisk.models.frame import FeatureFrame
 
 TARGET = "churned"
@@ -38,9 +38,18 @@ class Calibrator:
     Parameters
     ----------
     method
+        ``"interpolated"``: isotonic regression, then a line between the centres of its
+        blocks (the mean raw score of each block's rows, at the block's churn rate), and
+        beyond the end centres the log-odds go on at the slope of Platt scaling fitted on
+        the same rows: strictly increasing, so it keeps every difference the model ranks.
         ``"isotonic"``: piecewise-linear interpolation between the thresholds of an
-        isotonic regression, clipped at the ends; ``"sigmoid"``: ``1 / (1 + exp(-(a s +
-        b)))`` (Platt scaling).
+        isotonic regression, clipped at the ends (a step map: each block's rows share
+        one probability). ``"sigmoid"``: ``1 / (1 + exp(-(a s + b)))`` (Platt scaling).
+        ``"beta"``: beta calibration of the booster's probability ``q = sigmoid(s)``,
+        ``logit p = a ln q - b ln(1 - q) + c`` with ``a, b >= 0`` (Kull et al., 2017).
+        ``Calibrator()`` alone is the step map, as it always was; the churn model uses
+        :attr:`ChurnModelConfig.calibration <churnrisk.config.ChurnModelConfig>`, whose
+        default (beta) bench/calibration.py chose.
 
     Notes
     -----
@@ -52,52 +61,150 @@ class Calibrator:
     ``(k + 1/2) / (n + 1)`` for ``k`` churners in ``n`` rows, and no more extreme than the
     next block (which keeps the map monotone). Worked example: scores 0..5 with outcomes
     0 0 1 0 1 1 pool into blocks (0, 0), (1, 0), (1, 1) with rates 0, 0.5, 1, which
-    become 0.5/3, 0.5, 2.5/3.
+    become 0.5/3, 0.5, 2.5/3; the interpolated map puts them at the centres 0.5, 2.5 and
+    4.5. Blocks that the softening leaves at one level are merged (their centre is the
+    mean of all their rows), so the interpolated map's levels are strictly increasing.
     """
 
-    def __init__(self, method: Literal["isotonic", "sigmoid"] = "isotonic") -> None:
+    def __init__(self, method: CalibrationMethod = "isotonic") -> None:
         self.method = method
 
     def fit(self, raw: np.ndarray, y: np.ndarray) -> Calibrator:
         """Fit the map on raw scores ``raw`` and 0/1 outcomes ``y``; return ``self``."""
-        if self.method == "isotonic":
+        raw = np.asarray(raw, dtype="float64")
+        y = np.asarray(y, dtype="float64")
+        self.params_: dict[str, float] = {}
+        if self.method in ("isotonic", "interpolated"):
             iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-            iso.fit(raw, y)
+            fitted = iso.fit(raw, y).predict(raw)
             self.x_: list[float] = [float(v) for v in iso.X_thresholds_]
             self.y_: list[float] = _soften_end_blocks(
-                np.asarray(iso.y_thresholds_, dtype="float64"), iso.predict(raw)
+                np.asarray(iso.y_thresholds_, dtype="float64"), fitted
             )
+            if self.method == "interpolated":
+                self.x_, self.y_ = _block_centres(raw, fitted, self.y_, iso.y_thresholds_)
+                # one class only: no slope to learn, the tails rise at the floor
+                slope = _platt(raw, y)[0] if y.min() < y.max() else _MIN_SLOPE
+                self.params_ = {"tail_slope": max(slope, _MIN_SLOPE)}
+        elif self.method == "sigmoid":
+            a, b = _platt(raw, y)
+            self.x_, self.y_ = [a], [b]
+        elif self.method == "beta":
+            self.x_, self.y_ = [], []
+            self.params_ = _beta(raw, y)
         else:
-            lr = LogisticRegression(C=1e6, max_iter=1000)
-            lr.fit(raw.reshape(-1, 1), y)
-            self.x_ = [float(lr.coef_[0, 0])]
-            self.y_ = [float(lr.intercept_[0])]
+            raise ConfigError(
+                f"unknown calibration method {self.method!r}; use one of"
+                f" {', '.join(get_args(CalibrationMethod))}"
+            )
         return self
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         """Map raw scores to calibrated probabilities."""
         if not hasattr(self, "x_"):
             raise NotFittedError("the calibrator is not fitted")
+        s = np.asarray(raw, dtype="float64")
         if self.method == "isotonic":
-            return np.interp(raw, np.asarray(self.x_), np.asarray(self.y_))
-        a, b = self.x_[0], self.y_[0]
-        return np.asarray(1.0 / (1.0 + np.exp(-(a * raw + b))), dtype="float64")
+            return np.interp(s, np.asarray(self.x_), np.asarray(self.y_))
+        if self.method == "interpolated":
+            return _interpolate(s, np.asarray(self.x_), np.asarray(self.y_), self.params_)
+        if self.method == "sigmoid":
+            return _sigmoid(self.x_[0] * s + self.y_[0])
+        p = self.params_
+        # ln q = -softplus(-s) and -ln(1 - q) = softplus(s), for q = sigmoid(s)
+        return _sigmoid(-p["a"] * np.logaddexp(0.0, -s) + p["b"] * np.logaddexp(0.0, s) + p["c"])
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the fitted state as JSON-ready data (isotonic thresholds or ``a``, ``b``)."""
+        """Return the fitted state as JSON-ready data (plain numbers only)."""
         if self.method == "isotonic":
             return {"method": "isotonic", "x": self.x_, "y": self.y_}
-        return {"method": "sigmoid", "a": self.x_[0], "b": self.y_[0]}
+        if self.method == "sigmoid":
+            return {"method": "sigmoid", "a": self.x_[0], "b": self.y_[0]}
+        if self.method == "interpolated":
+            return {"method": self.method, "x": self.x_, "y": self.y_, **self.params_}
+        return {"method": self.method, **self.params_}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Calibrator:
         """Rebuild a fitted calibrator from :meth:`to_dict` output."""
         cal = cls(data["method"])
-        if data["method"] == "isotonic":
-            cal.x_, cal.y_ = list(data["x"]), list(data["y"])
-        else:
+        cal.params_ = {}
+        if data["method"] in ("isotonic", "interpolated"):
+            cal.x_, cal.y_ = [float(v) for v in data["x"]], [float(v) for v in data["y"]]
+            if data["method"] == "interpolated":
+                cal.params_ = {"tail_slope": float(data["tail_slope"])}
+        elif data["method"] == "sigmoid":
             cal.x_, cal.y_ = [float(data["a"])], [float(data["b"])]
+        else:
+            cal.x_, cal.y_ = [], []
+            cal.params_ = {k: float(data[k]) for k in ("a", "b", "c")}
         return cal
+
+
+_MIN_SLOPE = 1e-3
+"""The interpolated map's tails rise at least this much in log-odds per unit of raw score,
+so they stay strictly increasing when Platt's slope is zero or negative, or cannot be fitted
+(one class only): no signal to follow."""
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype="float64")
+
+
+def _platt(raw: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Return Platt's ``(a, b)``: unpenalised logistic regression of ``y`` on ``raw``."""
+    lr = LogisticRegression(C=1e6, max_iter=1000).fit(raw.reshape(-1, 1), y)
+    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+
+
+def _beta(raw: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Fit beta calibration; a negative coefficient is dropped and the fit redone.
+
+    The features are ``ln q`` and ``-ln(1 - q)`` of ``q = sigmoid(raw)``; with both
+    coefficients non-negative the map increases with ``raw`` (Kull et al., 2017).
+    """
+    feats = np.column_stack([-np.logaddexp(0.0, -raw), np.logaddexp(0.0, raw)])
+    keep = [0, 1]
+    coef = np.zeros(2)
+    while True:
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(feats[:, keep], y)
+        coef = np.zeros(2)
+        coef[keep] = lr.coef_[0]
+        negative = [j for j in keep if coef[j] < 0]
+        if not negative or len(keep) == 1:
+            break
+        keep = [j for j in keep if j not in negative[:1]]
+    coef = np.maximum(coef, 0.0)
+    return {"a": float(coef[0]), "b": float(coef[1]), "c": float(lr.intercept_[0])}
+
+
+def _block_centres(
+    raw: np.ndarray, fitted: np.ndarray, softened: list[float], levels: np.ndarray
+) -> tuple[list[float], list[float]]:
+    """Return the centre (mean raw score) and softened level of each isotonic block.
+
+    ``levels`` are the isotonic thresholds' raw values and ``softened`` the same after
+    :func:`_soften_end_blocks`; each calibration row belongs to the block of its
+    ``fitted`` value. Blocks that share a softened level are merged.
+    """
+    keys, first = np.unique(np.asarray(levels, dtype="float64"), return_index=True)
+    nearest = np.abs(fitted[:, None] - keys[None, :]).argmin(axis=1)
+    row_level = np.asarray(softened, dtype="float64")[first][nearest]
+    uniq, inverse = np.unique(row_level, return_inverse=True)
+    centres = np.bincount(inverse, weights=raw) / np.bincount(inverse)
+    return [float(v) for v in centres], [float(v) for v in uniq]
+
+
+def _interpolate(
+    s: np.ndarray, centres: np.ndarray, levels: np.ndarray, params: dict[str, float]
+) -> np.ndarray:
+    """Apply the interpolated map: linear between centres, Platt-sloped log-odds beyond."""
+    out = np.interp(s, centres, levels)
+    slope = params["tail_slope"]
+    for end, side in ((0, s < centres[0]), (-1, s > centres[-1])):
+        logit = np.log(levels[end] / (1.0 - levels[end]))
+        out[side] = _sigmoid(logit + slope * (s[side] - centres[end]))
+    return out
 
 
 def _soften_end_blocks(levels: np.ndarray, fitted: np.ndarray) -> list[float]:

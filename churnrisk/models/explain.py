@@ -3,6 +3,12 @@
 Drivers are LightGBM's own per-feature contributions (``pred_contrib``, TreeSHAP) to the
 uncalibrated log-odds of the churn model. Calibration is monotone, so a feature that
 raises the log-odds raises the calibrated probability too.
+
+Drivers are ranked among the features customer success can act on (usage, engagement,
+tickets, NPS, billing changes: :attr:`~churnrisk.features.Feature.actionable`). Context
+(who the account is and where it stands in its contract: size, plan, tenure, segment,
+renewal timing) moves the score as much as the model says, but is reported apart
+(:func:`context`) and never as a driver: "the renewal is near" is not something to act on.
 """
 
 from __future__ import annotations
@@ -112,6 +118,79 @@ def top_contributions(
     return np.concatenate(parts, axis=1) if parts else np.empty((len(values), 0), dtype=int)
 
 
+def actionable_mask(names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Return which of the features ``names`` are actionable (a boolean array)."""
+    return np.array([get_feature(n).actionable for n in names], dtype=bool)
+
+
+def rank_actionable(values: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Return ``values`` with the context features' columns set to 0 (never picked)."""
+    return np.where(actionable_mask(names)[None, :], values, 0.0)
+
+
+def context_order(values: np.ndarray, names: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Return each row's context features, largest absolute contribution first.
+
+    Parameters
+    ----------
+    values
+        Contributions, one row per account and one column per feature in ``names``.
+    names
+        Feature name of each column.
+
+    Returns
+    -------
+    numpy.ndarray
+        Integer array of shape ``(rows, number of context features)``: column positions,
+        ties in column order; ``-1`` marks a context feature contributing exactly 0 (it
+        neither raises nor lowers risk), placed last.
+    """
+    context = np.flatnonzero(~actionable_mask(names))
+    sub = values[:, context]
+    order = np.argsort(-np.abs(sub), axis=1, kind="stable")
+    keep = np.take_along_axis(sub, order, axis=1) != 0
+    return np.where(keep, context[order], -1)
+
+
+def _rows_of(
+    panel: pd.DataFrame, picked: np.ndarray, values: np.ndarray, names: list[str]
+) -> list[list[Driver]]:
+    """Build the :class:`Driver` of every picked cell (``-1`` skipped), row by row."""
+    rows, slots = np.nonzero(picked >= 0)
+    cols = picked[rows, slots]
+    # one Driver per picked cell, built in row-major order, then cut into rows
+    column_values = {j: panel[names[j]].to_numpy(dtype=object) for j in np.unique(cols).tolist()}
+    made = [
+        _driver(names[j], column_values[j][i], values[i, j])
+        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
+    ]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(panel)))]).tolist()
+    return [made[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def context(model: ChurnModel, panel: pd.DataFrame) -> list[list[Driver]]:
+    """Return each row's context features and how they move its score, apart from drivers.
+
+    Parameters
+    ----------
+    model
+        A fitted churn model.
+    panel
+        Feature panel rows to explain.
+
+    Returns
+    -------
+    list of list of Driver
+        One list per row of ``panel``, in row order: every context feature of the model
+        (not :attr:`~churnrisk.features.Feature.actionable`) with a non-zero
+        contribution, largest absolute contribution first.
+    """
+    contrib = model.contributions(panel).drop(columns="bias")
+    names = list(contrib.columns)
+    values = contrib.to_numpy()
+    return _rows_of(panel, context_order(values, names), values, names)
+
+
 def drivers(
     model: ChurnModel,
     panel: pd.DataFrame,
@@ -119,7 +198,7 @@ def drivers(
     top: int = 3,
     direction: Literal["raises", "lowers", "both"] = "raises",
 ) -> list[list[Driver]]:
-    """Return the top drivers of each row's churn score.
+    """Return the top drivers of each row's churn score, among the actionable features.
 
     Parameters
     ----------
@@ -138,24 +217,16 @@ def drivers(
     -------
     list of list of Driver
         One list per row of ``panel``, in row order; a row may have fewer than ``top``
-        drivers when fewer features push its score that way.
+        drivers when fewer actionable features push its score that way. Context features
+        are never drivers (see :func:`context`).
     """
     if top < 1:
         raise ConfigError(f"top must be >= 1, got {top}")
     contrib = model.contributions(panel).drop(columns="bias")
     names = list(contrib.columns)
     values = contrib.to_numpy()
-    picked = top_contributions(values, top=top, direction=direction)
-    rows, slots = np.nonzero(picked >= 0)
-    cols = picked[rows, slots]
-    # one Driver per picked cell, built in row-major order, then cut into rows
-    column_values = {j: panel[names[j]].to_numpy(dtype=object) for j in np.unique(cols).tolist()}
-    made = [
-        _driver(names[j], column_values[j][i], values[i, j])
-        for i, j in zip(rows.tolist(), cols.tolist(), strict=True)
-    ]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(panel)))]).tolist()
-    return [made[a:b] for a, b in itertools.pairwise(bounds)]
+    picked = top_contributions(rank_actionable(values, names), top=top, direction=direction)
+    return _rows_of(panel, picked, values, names)
 
 
 def drivers_frame(

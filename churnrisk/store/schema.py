@@ -13,6 +13,9 @@ Tables
         its run. The composite indexes serve the at-risk list's filters and its four sort
         orders (value descending, ties by ``account_id`` ascending) and the account
         history.
+        Revision 0003 added each account's renewal timing (``renewal_date``,
+        ``days_to_renewal``) and its context features (``context``, apart from the
+        drivers); rows of earlier runs have NULL timing and an empty context.
     ``run_totals``
         Per run and tier: accounts, MRR and MRR at risk, written with the run (revision
         0002). The book's risk trend reads a few rows per run instead of every score.
@@ -33,7 +36,7 @@ from sqlalchemy.engine import Dialect
 VERSION_TABLE = "churnrisk_store_version"
 
 #: The Alembic revision the code in this package expects.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -128,6 +131,10 @@ scores = sa.Table(
     sa.Column("probability_change", sa.Float, nullable=True),
     sa.Column("drivers", sa.JSON, nullable=False),
     sa.Column("change_drivers", sa.JSON, nullable=False),
+    # revision 0003: renewal timing and context, apart from the drivers
+    sa.Column("renewal_date", sa.Date, nullable=True),
+    sa.Column("days_to_renewal", sa.Float, nullable=True),
+    sa.Column("context", sa.JSON, nullable=False),
 )
 
 # The at-risk list sorts descending by a value with ties by account_id ascending; the
@@ -213,10 +220,13 @@ api_keys = sa.Table(
 SCORE_COLUMNS: list[str] = [c.name for c in scores.columns if c.name != "run_id"]
 
 #: Nullable float columns of ``scores``: NaN is written as NULL.
-NULLABLE_FLOATS: tuple[str, ...] = ("previous_probability", "probability_change")
+NULLABLE_FLOATS: tuple[str, ...] = ("previous_probability", "probability_change", "days_to_renewal")
 
 #: Nullable text columns of ``scores``.
 NULLABLE_TEXTS: tuple[str, ...] = ("name", "segment", "plan", "owner")
 
 #: JSON columns of ``scores``: lists of driver items.
-JSON_COLUMNS: tuple[str, ...] = ("drivers", "change_drivers")
+JSON_COLUMNS: tuple[str, ...] = ("drivers", "change_drivers", "context")
+
+#: Nullable date columns of ``scores``.
+NULLABLE_DATES: tuple[str, ...] = ("renewal_date",)

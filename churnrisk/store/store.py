@@ -42,6 +42,7 @@ from churnrisk.errors import ChurnRiskError, ConfigError, DataError
 from churnrisk.store import schema
 from churnrisk.store.schema import (
     JSON_COLUMNS,
+    NULLABLE_DATES,
     NULLABLE_FLOATS,
     NULLABLE_TEXTS,
     SCORE_COLUMNS,
@@ -441,6 +442,18 @@ def _text_column(frame: pd.DataFrame, column: str, *, nullable: bool) -> list[st
     return [str(v) if ok else None for v, ok in zip(values, present, strict=True)]
 
 
+def _date_column(frame: pd.DataFrame, column: str) -> list[str | None]:
+    """Return a nullable date column as ISO text (``YYYY-MM-DD``), how SQLite keeps dates.
+
+    PostgreSQL's ``COPY`` reads the same text into its ``date`` column.
+    """
+    try:
+        values = pd.to_datetime(frame[column])
+    except (TypeError, ValueError) as err:
+        raise DataError(f"scores column {column!r} is not a date: {err}") from err
+    return [None if pd.isna(v) else v.date().isoformat() for v in values]
+
+
 def _json_column(frame: pd.DataFrame, column: str) -> list[Any]:
     return [
         [] if v is None or (isinstance(v, float) and math.isnan(v)) else v
@@ -504,6 +517,8 @@ def _score_rows(run: RunRecord, frame: pd.DataFrame) -> list[tuple[Any, ...]]:
             columns.append(_json_column(frame, column))
         elif column in NULLABLE_TEXTS:
             columns.append(_text_column(frame, column, nullable=True))
+        elif column in NULLABLE_DATES:
+            columns.append(_date_column(frame, column))
         else:
             columns.append(_float_column(frame, column, nullable=column in NULLABLE_FLOATS))
     return list(zip(repeat(run.run_id, len(frame)), *columns, strict=False))
@@ -930,7 +945,12 @@ class ScoreStore:
         """
         dialect = conn.dialect.name
         if dialect not in ("postgresql", "sqlite"):
-            conn.execute(scores.insert(), [dict(zip(_ROW_KEYS, row, strict=True)) for row in rows])
+            records = [dict(zip(_ROW_KEYS, row, strict=True)) for row in rows]
+            for record in records:  # a Core INSERT binds dates, not their ISO text
+                for column in NULLABLE_DATES:
+                    text = record[column]
+                    record[column] = None if text is None else date.fromisoformat(text)
+            conn.execute(scores.insert(), records)
             return
         serialized = [_serialize_json(row) for row in rows]
         if dialect == "sqlite":

@@ -47,6 +47,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "mrr_at_risk",
     "revenue_12m",
     "lifetime_clv",
+    "renewal_date",
+    "days_to_renewal",
     "top_drivers",
     "as_of",
     "updated_at",
@@ -132,8 +134,15 @@ def _iso(value: Any) -> Any:
 
 
 def export_row(row: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
-    """Return one scores row as the export gives it (``top_drivers``: texts of risers)."""
-    out = {k: row.get(k) for k in CSV_COLUMNS[:12]}
+    """Return one scores row as the export gives it (``top_drivers``: texts of risers).
+
+    ``renewal_date`` is ISO text and ``days_to_renewal`` whole days, both ``None`` when
+    the account has no known term end (or was scored before the store kept them).
+    """
+    out = {k: row.get(k) for k in CSV_COLUMNS[: CSV_COLUMNS.index("renewal_date")]}
+    renewal, days = row.get("renewal_date"), row.get("days_to_renewal")
+    out["renewal_date"] = renewal.isoformat() if renewal is not None else None
+    out["days_to_renewal"] = None if days is None or days != days else round(days)
     out["top_drivers"] = [
         d.get("text") for d in row.get("drivers") or () if d.get("direction") == "raises"
     ]
@@ -248,7 +257,8 @@ def export_scores(
     """Stream one row per account of the current run, keyed by `account_id`.
 
     Columns: account_id, name, segment, plan, owner, risk_tier, churn_probability,
-    probability_change, mrr, mrr_at_risk, revenue_12m, lifetime_clv, top_drivers (the
+    probability_change, mrr, mrr_at_risk, revenue_12m, lifetime_clv, renewal_date and
+    days_to_renewal (context: the nearest end of a subscription term), top_drivers (the
     sentences of the drivers raising risk, joined by ` | ` in CSV), as_of, updated_at
     (when the run was scored), run_id, churn_version. The `X-Next-Updated-Since` header
     (and `next_updated_since` in JSON) is the cursor of the next incremental pull.

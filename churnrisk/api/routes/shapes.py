@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -96,6 +97,8 @@ def drivers(items: Any, *, risers_only: bool) -> list[dict[str, Any]]:
 def risk_row(row: Mapping[str, Any], *, risers_only: bool = True) -> dict[str, Any]:
     """Return a scores row as :class:`AccountRiskPublic` (drivers raising risk only)."""
     out = _pick(row, _RISK_FIELDS)
+    days = out.get("days_to_renewal")
+    out["days_to_renewal"] = None if days is None or math.isnan(days) else round(days)
     out["drivers"] = drivers(row.get("drivers"), risers_only=risers_only)
     return out
 
@@ -104,6 +107,7 @@ def detail(row: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -> dict
     """Return an account's latest row and history as :class:`AccountDetailPublic`."""
     out = risk_row(row, risers_only=False)
     out["previous_probability"] = row.get("previous_probability")
+    out["context"] = drivers(row.get("context"), risers_only=False)
     out["change_drivers"] = [_pick(c, _CHANGE_FIELDS) for c in row.get("change_drivers") or ()]
     for key in ("as_of", "scored_at", "run_id", "churn_version", "clv_version", "previous_as_of"):
         out[key] = row.get(key)

@@ -89,6 +89,7 @@
   }
   const day = (text) => (text ? fmt.day.format(parseDay(text)) : "—");
   const stamp = (text) => (text ? fmt.stamp.format(new Date(text)) : "—");
+  const inDays = (n) => (!isNum(n) ? "" : n === 0 ? "today" : n === 1 ? "in 1 day" : `in ${count(n)} days`);
 
   function periodLabel(label) {
     if (!label) return "";
@@ -825,6 +826,9 @@
       h("td", { class: "num", "data-col": "mrr", text: money(r.mrr) }),
       h("td", { class: "num", "data-col": "mrr_at_risk", "data-value": r.mrr_at_risk, text: money(r.mrr_at_risk) }),
       h("td", { class: "num", "data-col": "clv", "data-value": r.lifetime_clv, text: money(r.lifetime_clv) }),
+      h("td", { class: "col-renewal", "data-col": "renewal", "data-value": r.renewal_date || null, title: "Context, not a driver: the nearest end of a subscription term" },
+        r.renewal_date ? h("span", { text: inDays(r.days_to_renewal) }) : h("span", { class: "muted", text: "—" }),
+        r.renewal_date ? h("span", { class: "acct-id", text: day(r.renewal_date) }) : null),
       h("td", { class: "col-driver", "data-col": "driver", title: driverTitle || null },
         top ? h("div", { class: "driver-cell" },
           h("span", { class: "driver-meaning", text: top.meaning || top.feature }),
@@ -971,12 +975,20 @@
       kpi({ label: "MRR", value: money(a.mrr), testid: "account-mrr", sub: "monthly recurring revenue" }),
       kpi({ label: "MRR at risk", value: money(a.mrr_at_risk), testid: "account-mrr-at-risk", sub: "MRR × churn probability", tone: "red" }),
       kpi({ label: "Revenue, next 12 months", value: money(a.revenue_12m), testid: "account-revenue", sub: "projected" }),
-      kpi({ label: "Lifetime CLV", value: money(a.lifetime_clv), testid: "account-clv", sub: "projected customer lifetime value" }));
+      kpi({ label: "Lifetime CLV", value: money(a.lifetime_clv), testid: "account-clv", sub: "projected customer lifetime value" }),
+      kpi({
+        label: "Renewal", value: a.renewal_date ? day(a.renewal_date) : "—", testid: "account-renewal",
+        sub: a.renewal_date ? `${inDays(a.days_to_renewal)} · context, not a driver` : "no known term end",
+        title: "The nearest end of a subscription term known on the as-of date",
+      }));
 
     const drivers = h("section", { class: "card panel", testid: "drivers", "aria-labelledby": "drivers-title" },
       h("h2", { id: "drivers-title", text: lowTier(a.risk_tier) ? "What drives this account's score?" : "Why is this account at risk?" }),
-      h("p", { class: "muted panel-intro", text: "The account's data that moves its score most. Red bars raise the risk, green bars lower it." }),
-      driversTable(a.drivers || []));
+      h("p", { class: "muted panel-intro", text: "What customer success can act on (usage, engagement, tickets, NPS, billing) that moves the score most. Red bars raise the risk, green bars lower it." }),
+      driversTable(a.drivers || []),
+      h("h3", { class: "context-title", id: "context-title", text: "Context" }),
+      h("p", { class: "muted panel-intro", text: "Who the account is and where its contract stands (size, plan, tenure, segment, renewal timing). It moves the score too, but is not something to act on, so it is never ranked among the drivers." }),
+      contextTable(a.context || []));
 
     const changes = h("section", { class: "card panel", testid: "change", "aria-labelledby": "change-title" },
       h("h2", { id: "change-title", text: "Why did the score change?" }),
@@ -1021,6 +1033,23 @@
             h("div", { class: `factor-dir tone-text-${raises ? "up" : "down"}`, text: raises ? "▲ raises risk" : "▼ lowers risk" })),
           h("td", { class: "num", text: d.display != null ? String(d.display) : "missing" }),
           barCell(d.contribution || 0, maxAbs, raises ? "red" : "green"));
+      })));
+  }
+
+  function contextTable(items) {
+    if (!items.length) return h("p", { class: "muted", testid: "context-empty", text: "No context recorded for this score." });
+    const maxAbs = Math.max(...items.map((d) => Math.abs(d.contribution || 0)));
+    return h("table", { class: "mini-table", testid: "context-table", "aria-labelledby": "context-title" },
+      h("thead", {}, h("tr", {},
+        h("th", { scope: "col", text: "Context" }), h("th", { scope: "col", class: "num", text: "Value" }),
+        h("th", { scope: "col", class: "bar-head", text: "Effect on risk" }))),
+      h("tbody", {}, items.map((d) => {
+        const raises = d.direction === "raises";
+        return h("tr", { testid: "context-row", "data-feature": d.feature, "data-direction": d.direction },
+          h("td", {}, h("div", { class: "factor", text: d.meaning || d.feature }),
+            h("div", { class: "factor-dir muted", text: raises ? "▲ raises risk" : "▼ lowers risk" })),
+          h("td", { class: "num", text: d.display != null ? String(d.display) : "missing" }),
+          barCell(d.contribution || 0, maxAbs, "grey"));
       })));
   }
 
