@@ -33,6 +33,7 @@ from churnrisk.features import (
     write_features,
 )
 from churnrisk.features.registry import FAMILIES, Feature, check_declarations
+from churnrisk.features.vocabulary import Vocabulary, panel_features, vocabulary_features
 
 A = date(2025, 3, 1)
 AT = midnight(A)
@@ -578,3 +579,20 @@ def test_declarations_that_disagree_are_refused():
         check_declarations([dau, replace(mau, window_days=60), ratio])
     with pytest.raises(ConfigError, match="odd window"):
         check_declarations([replace(get_feature("usage_trend_30d"), window_days=61)])
+
+
+def test_vocabulary_features_see_exactly_their_declared_window():
+    # the fixture rows are "login" events and "high" tickets
+    _check_boundaries(list(vocabulary_features(Vocabulary(("login",), ("high",)))))
+
+
+_VOCAB = panel_features(Vocabulary(("login", "zzz", "report"), ("urgent", "low")))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_future())
+def test_rows_on_or_after_the_as_of_date_change_no_vocabulary_feature(case):
+    a, frames = case
+    got = build_features(Dataset.from_frames(frames), [a], features=_VOCAB)
+    base = build_features(Dataset.from_frames(_BASE), [a], features=_VOCAB)
+    pd.testing.assert_frame_equal(got, base)

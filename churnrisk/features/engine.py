@@ -23,7 +23,7 @@ import functools
 import hashlib
 import operator
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -143,34 +143,36 @@ def _condition(
     return functools.reduce(operator.and_, conds) if conds else None
 
 
+def _unique_parts(feats: Sequence[Feature]) -> list[_Part]:
+    """Return the distinct parts of ``feats``, in first-use order."""
+    return list(dict.fromkeys(p for f in feats for p in _parts(f).values()))
+
+
 def _part_columns(
     j: ir.Table,
     on: str,
     reach: int | None,
-    feats: Sequence[Feature],
+    parts: Sequence[_Part],
     preds: Mapping[str, ir.BooleanValue] | None = None,
 ) -> dict[str, ir.Scalar]:
-    """Return the aggregates of ``feats`` over a window join, one column per part."""
+    """Return the aggregates of ``parts`` over a window join, one column per part."""
     out: dict[str, ir.Scalar] = {}
-    for f in feats:
-        for p in _parts(f).values():
-            c = _condition(j, on, reach, p, preds or {})
-            if p.op == "count":
-                out[p.name] = j.count(where=c)
-            elif p.op == "any":
-                out[p.name] = (j.count() > 0) if c is None else c.any()
-            elif p.op == "median":
-                # masked, not ``median(where=...)``: Ibis gives Spark a non-constant percentage
-                m = j[p.measure]
-                out[p.name] = (
-                    m if c is None else ibis.ifelse(c, m, ibis.null().cast(_F64))
-                ).median()
-            elif p.op == "mean":
-                out[p.name] = j[p.measure].cast(_F64).mean(where=c)
-            elif p.op == "max":
-                out[p.name] = j[p.measure].max(where=c)
-            else:
-                out[p.name] = j[p.measure].sum(where=c)
+    for p in parts:
+        c = _condition(j, on, reach, p, preds or {})
+        if p.op == "count":
+            out[p.name] = j.count(where=c)
+        elif p.op == "any":
+            out[p.name] = (j.count() > 0) if c is None else c.any()
+        elif p.op == "median":
+            # masked, not ``median(where=...)``: Ibis gives Spark a non-constant percentage
+            m = j[p.measure]
+            out[p.name] = (m if c is None else ibis.ifelse(c, m, ibis.null().cast(_F64))).median()
+        elif p.op == "mean":
+            out[p.name] = j[p.measure].cast(_F64).mean(where=c)
+        elif p.op == "max":
+            out[p.name] = j[p.measure].max(where=c)
+        else:
+            out[p.name] = j[p.measure].sum(where=c)
     return out
 
 
@@ -192,17 +194,31 @@ def _aggregate(
 
     With an ``entity`` (a user, an event type), the rows are first aggregated per
     (account, as-of, entity) and then summed: distinct entities are counted as the
-    number whose flag is set, without ``COUNT(DISTINCT)``.
+    number whose flag is set, without ``COUNT(DISTINCT)``; a part that matches one
+    value of the entity (one event type) is taken apart only at the second level, so
+    the first level computes each window once for every value.
     """
     reach = _reach(feats)
     j = lookback(sp, table, on, reach, columns=columns)
-    cols = _part_columns(j, on, reach, feats, preds(j) if preds else None)
+    parts = _unique_parts(feats)
     if entity is None:
+        cols = _part_columns(j, on, reach, parts, preds(j) if preds else None)
         return j.group_by(list(KEY)).aggregate(**cols)
+
+    def shared(p: _Part) -> _Part:
+        return replace(p, match=None) if p.match is not None and p.match[0] == entity else p
+
+    first = list(dict.fromkeys(shared(p) for p in parts))
+    cols = _part_columns(j, on, reach, first, preds(j) if preds else None)
     level = j.group_by([*KEY, entity]).aggregate(
         **{k: v.cast("int64") if v.type().is_boolean() else v for k, v in cols.items()}
     )
-    return level.group_by(list(KEY)).aggregate(**{k: level[k].sum() for k in cols})
+    second: dict[str, ir.Scalar] = {}
+    for p in parts:
+        base = shared(p)
+        hit = None if base == p or p.match is None else level[entity] == p.match[1]
+        second[p.name] = level[base.name].sum(where=hit)
+    return level.group_by(list(KEY)).aggregate(**second)
 
 
 def _finish(t: ir.Table, feats: Sequence[Feature]) -> dict[str, ir.Value]:
@@ -322,7 +338,7 @@ def _tickets(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.Table:
     agg = j.group_by(list(KEY)).aggregate(
         tickets_open=j.count(where=is_open),
         urgent_open=j.count(where=is_open & (j.priority == "urgent")),
-        **_part_columns(j, "created_at", None, created, preds),
+        **_part_columns(j, "created_at", None, _unique_parts(created), preds),
     )
     pieces = [agg]
     rated = _of(feats, "tickets_resolved")
@@ -359,7 +375,8 @@ def _nps(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.Table:
     j = lookback(sp, ds.table("nps"), "responded_at", None, columns=["responded_at", "score"])
     windowed = _of(feats, "nps")
     agg = j.group_by(list(KEY)).aggregate(
-        _last_ts=j.responded_at.max(), **_part_columns(j, "responded_at", None, windowed)
+        _last_ts=j.responded_at.max(),
+        **_part_columns(j, "responded_at", None, _unique_parts(windowed)),
     )
     r = agg.select(_l_account=agg.account_id, _l_as_of=agg.as_of, _l_ts=agg._last_ts)
     at_last = j.join(

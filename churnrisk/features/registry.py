@@ -403,6 +403,29 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 _BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+_DECLARED: dict[str, Feature] = {}
+"""Features declared at run time from a data set's vocabulary (:func:`declare`)."""
+
+
+def declare(features: tuple[Feature, ...] | list[Feature]) -> None:
+    """Make run-time declarations (vocabulary features) known to :func:`get_feature`.
+
+    :mod:`churnrisk.features.vocabulary` declares the features of a vocabulary when it
+    builds them, so that explanations and listings word them like registered ones. A
+    name is declared once: the same name always means the same declaration, since
+    vocabulary names are derived from the values they count.
+
+    Raises
+    ------
+    ConfigError
+        When a name is a registered feature's, or was declared with another meaning.
+    """
+    for f in features:
+        if f.name in _BY_NAME:
+            raise ConfigError(f"vocabulary feature {f.name!r} collides with a registered one")
+        known = _DECLARED.setdefault(f.name, f)
+        if known != f:
+            raise ConfigError(f"feature {f.name!r} is declared twice with different meanings")
 
 
 def feature_names() -> list[str]:
@@ -411,7 +434,7 @@ def feature_names() -> list[str]:
 
 
 def get_feature(name: str) -> Feature:
-    """Return the declaration of feature ``name``.
+    """Return the declaration of feature ``name`` (registered, or declared by a vocabulary).
 
     Raises
     ------
@@ -419,7 +442,7 @@ def get_feature(name: str) -> Feature:
         When no feature of that name is registered.
     """
     try:
-        return _BY_NAME[name]
+        return _BY_NAME[name] if name in _BY_NAME else _DECLARED[name]
     except KeyError:
         raise UnknownFeatureError(
             f"unknown feature {name!r}; `churnrisk features list` shows the registered ones"
