@@ -168,9 +168,25 @@ def test_engine_equals_reference(world: dict[str, pd.DataFrame], panel: pd.DataF
 
 def test_reference_world_exercises_the_features(panel: pd.DataFrame):
     # guards the equality test above against a world too bland to catch anything
-    for name in ("expansions_365d", "contractions_365d", "urgent_open", "low_csat_90d"):
+    for name in (
+        "expansions_365d",
+        "contractions_365d",
+        "urgent_open",
+        "low_csat_90d",
+        "upgrades_90d",
+        "downgrades_90d",
+        "plan_changes_90d",
+        "event_value_30d",
+    ):
         assert panel[name].max() >= 1, name
-    for name in ("usage_trend_30d", "median_resolution_hours_90d", "days_to_renewal"):
+    for name in (
+        "usage_trend_30d",
+        "median_resolution_hours_90d",
+        "days_to_renewal",
+        "term_length_days",
+        "discount",
+        "seats_change_90d",
+    ):
         assert panel[name].notna().any(), name
         assert panel[name].isna().any(), name
     assert set(panel.churned.dropna()) == {0, 1}
@@ -293,7 +309,14 @@ def test_absent_tables_give_null_features():
         if f.table in {"events", "tickets", "nps", "orders"}:
             assert pd.isna(row[f.name]), f.name
         elif f.dtype != "category":
-            assert not pd.isna(row[f.name]) or f.name in {"seats", "days_to_renewal"}, f.name
+            optional = {
+                "seats",
+                "days_to_renewal",
+                "term_length_days",
+                "discount",
+                "seats_change_90d",
+            }
+            assert not pd.isna(row[f.name]) or f.name in optional, f.name
     assert row["mrr"] == 100.0
 
 
@@ -506,6 +529,7 @@ def _boundary_world(features: list[Feature]) -> Dataset:
                         "end_date": day if stops else None,
                         "mrr": 50.0,
                         "seats": 1,
+                        "plan": "pro",
                     }
                 )
     frames = {
@@ -520,6 +544,7 @@ def _boundary_world(features: list[Feature]) -> Dataset:
                     "end_date": None,
                     "mrr": 100.0,
                     "seats": 5,
+                    "plan": "basic",
                 }
                 for a in ids
             ]

@@ -413,21 +413,34 @@ def mrr_moves(subs: ir.Table) -> ir.Table:
     Returns
     -------
     ibis.expr.types.Table
-        ``account_id``, ``day`` (DATE), ``mrr_before``, ``mrr_after``; one row per
-        account and boundary day.
+        ``account_id``, ``day`` (DATE), ``mrr_before``, ``mrr_after``, and the lowest and
+        highest plan name of the rows covering each side (``plan_lo_before``,
+        ``plan_hi_before``, ``plan_lo_after``, ``plan_hi_after``; NULL when no covering
+        row has a plan); one row per account and boundary day.
     """
     starts = subs.select("account_id", day=subs.start_date)
     ends = subs.filter(is_set(subs.end_date)).select("account_id", day=subs.end_date)
     bounds = starts.union(ends, distinct=True).rename(_b_account="account_id", _b_day="day")
     j = bounds.join(subs, bounds._b_account == subs.account_id)
     before = shift(j._b_day, -1)
+    was, now = covers(j, before), covers(j, j._b_day)
     moves = j.group_by(account_id=j._b_account, day=j._b_day).aggregate(
-        mrr_before=j.mrr.sum(where=covers(j, before)),
-        mrr_after=j.mrr.sum(where=covers(j, j._b_day)),
+        mrr_before=j.mrr.sum(where=was),
+        mrr_after=j.mrr.sum(where=now),
+        plan_lo_before=j.plan.min(where=was),
+        plan_hi_before=j.plan.max(where=was),
+        plan_lo_after=j.plan.min(where=now),
+        plan_hi_after=j.plan.max(where=now),
     )
     return moves.mutate(
         mrr_before=moves.mrr_before.fill_null(0.0), mrr_after=moves.mrr_after.fill_null(0.0)
     )
+
+
+def _change(now: ir.NumericValue, then: ir.NumericValue) -> ir.NumericValue:
+    """``now - then``, a missing side as 0; NULL when both are (nothing ever measured)."""
+    diff = now.fill_null(0) - then.fill_null(0)
+    return ibis.ifelse(~is_set(now) & ~is_set(then), ibis.null(diff.type()), diff)
 
 
 def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.Table:
@@ -438,9 +451,11 @@ def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.T
     ``a`` whatever the export writes in ``end_date`` later. ``end_date`` itself is never
     read as a value (in a cancellation-dated export it exists only for rows that
     stopped); the renewal date comes from ``term_end``, the term end known at signing:
-    the nearest one on or after ``a`` among the covering rows, NULL without one. A
-    ``"change"`` over ``w`` days compares the state on ``a - 1`` with the state on
-    ``a - w - 1``, the day before its window.
+    the nearest one on or after ``a`` among the covering rows, NULL without one; the
+    term length is ``term_end - start_date`` (known at signing too), the longest among
+    the covering rows. A ``"change"`` over ``w`` days compares the sum over the rows
+    covering ``a - 1`` with the sum over those covering ``a - w - 1``, the day before its
+    window.
     """
     subs = ds.table("subscriptions")
     j = lookback(sp, subs, "start_date", None)
@@ -453,6 +468,13 @@ def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.T
         _seats=j.seats.sum(where=cov),
         _renewal=j.term_end.min(where=cov & (j.term_end >= j.as_of)),
         _top_mrr=j.mrr.max(where=with_plan),
+        term_length_days=_days_between(j.term_end, j.start_date).max(where=cov),
+        discount=j.discount.max(where=cov),
+        **{
+            f"_now_{f.name}": j[str(f.agg.measure)].sum(where=cov)
+            for f in changes
+            if f.agg is not None
+        },
         **{
             f"_then_{f.name}": j[str(f.agg.measure)].sum(
                 where=covers(j, shift(j.as_of, -(f.window_days or 0) - 1))
@@ -474,6 +496,12 @@ def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.T
             return {
                 "expansion": (jm.mrr_before > 0) & (jm.mrr_after > jm.mrr_before + MRR_EPSILON),
                 "contraction": (jm.mrr_after > 0) & (jm.mrr_after < jm.mrr_before - MRR_EPSILON),
+                "plan_change": is_set(jm.plan_lo_before)
+                & is_set(jm.plan_lo_after)
+                & (
+                    (jm.plan_lo_before != jm.plan_lo_after)
+                    | (jm.plan_hi_before != jm.plan_hi_after)
+                ),
             }
 
         pieces.append(_aggregate(sp, mrr_moves(subs), "day", moved, preds=direction))
@@ -491,7 +519,9 @@ def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.T
         plan=t._sub_plan.fill_null(t._acc_plan),
         seats=t._seats.fill_null(t._acc_seats),
         days_to_renewal=_days_between(t._renewal, t.as_of),
-        **{f.name: mrr - t[f"_then_{f.name}"].fill_null(0.0) for f in changes},
+        term_length_days=t.term_length_days,
+        discount=t.discount,
+        **{f.name: _change(t[f"_now_{f.name}"], t[f"_then_{f.name}"]) for f in changes},
         **_finish(t, moved),
     )
 
