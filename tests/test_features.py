@@ -32,7 +32,7 @@ from churnrisk.features import (
     lookback,
     write_features,
 )
-from churnrisk.features.registry import FAMILIES, Feature, check_declarations
+from churnrisk.features.registry import FAMILIES, Aggregation, Feature, check_declarations
 from churnrisk.features.vocabulary import Vocabulary, panel_features, vocabulary_features
 
 A = date(2025, 3, 1)
@@ -602,6 +602,11 @@ def test_declarations_that_disagree_are_refused():
     ratio = get_feature("dau_mau_30d")
     with pytest.raises(ConfigError, match="inputs are windowed"):
         check_declarations([dau, replace(mau, window_days=60), ratio])
+    with pytest.raises(ConfigError, match="declares no measure"):
+        check_declarations([replace(get_feature("events_30d"), agg=Aggregation("events", "sum"))])
+    nunique = Aggregation("tickets", "nunique", "priority")
+    with pytest.raises(ConfigError, match="cannot be counted over 'tickets'"):
+        build_features(_small(), [A], features=[replace(get_feature("tickets_30d"), agg=nunique)])
     with pytest.raises(ConfigError, match="odd window"):
         check_declarations([replace(get_feature("usage_trend_30d"), window_days=61)])
 

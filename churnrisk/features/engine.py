@@ -116,8 +116,8 @@ def _parts(f: Feature) -> dict[str, _Part]:
     if how == "days_since":
         return {"v": part("max", a.measure, w)}
     if how == "share":
-        assert a.measure is not None
-        return {"num": part("count", None, w, extra=(a.measure,)), "den": part("count", None, w)}
+        hit = (str(a.measure),)
+        return {"num": part("count", None, w, extra=hit), "den": part("count", None, w)}
     op: _Op = "any" if how == "trend_nunique" else ("sum" if a.measure else "count")
     return {"v": part(op, a.measure, w // 2), "prev": part(op, a.measure, w, w // 2)}
 
@@ -154,10 +154,22 @@ def _part_columns(
     reach: int | None,
     parts: Sequence[_Part],
     preds: Mapping[str, ir.BooleanValue] | None = None,
+    entity: str | None = None,
 ) -> dict[str, ir.Scalar]:
-    """Return the aggregates of ``parts`` over a window join, one column per part."""
+    """Return the aggregates of ``parts`` over a window join, one column per part.
+
+    Raises
+    ------
+    ConfigError
+        When a part counts distinct values of anything but the source's ``entity``.
+    """
     out: dict[str, ir.Scalar] = {}
     for p in parts:
+        if p.op == "any" and p.measure != entity:
+            raise ConfigError(
+                f"distinct {p.measure!r} cannot be counted over {p.source!r}; its roll-up"
+                f" counts distinct {entity or 'nothing'}"
+            )
         c = _condition(j, on, reach, p, preds or {})
         if p.op == "count":
             out[p.name] = j.count(where=c)
@@ -209,7 +221,7 @@ def _aggregate(
         return replace(p, match=None) if p.match is not None and p.match[0] == entity else p
 
     first = list(dict.fromkeys(shared(p) for p in parts))
-    cols = _part_columns(j, on, reach, first, preds(j) if preds else None)
+    cols = _part_columns(j, on, reach, first, preds(j) if preds else None, entity)
     level = j.group_by([*KEY, entity]).aggregate(
         **{k: v.cast("int64") if v.type().is_boolean() else v for k, v in cols.items()}
     )

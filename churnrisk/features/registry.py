@@ -540,6 +540,9 @@ def check_declarations(features: tuple[Feature, ...] | list[Feature]) -> None:
             continue
         if f.window_days is None or f.window_days <= 0:
             raise ConfigError(f"feature {f.name!r} declares an aggregation but no window")
+        needs = ("sum", "mean", "median", "days_since", "nunique", "share", "trend_nunique")
+        if a.measure is None and a.how in (*needs, "change"):
+            raise ConfigError(f"feature {f.name!r} ({a.how}) declares no measure")
         if a.how in ("trend", "trend_nunique") and f.window_days % 2:
             raise ConfigError(f"feature {f.name!r} is a trend over an odd window")
         if a.how == "ratio":
