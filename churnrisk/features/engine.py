@@ -57,6 +57,7 @@ MRR_EPSILON = 1e-6
 """MRR changes smaller than this (currency units per month) are float noise, not moves."""
 
 _F64 = "float64"
+_EXACT = "decimal(38, 18)"
 
 
 def _days_between(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
@@ -295,7 +296,10 @@ def _events(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.Table:
     pieces = []
     if by_day or by_user:
         recent = prune(sp, ev, "timestamp", -_reach(by_day + by_user))
-        sums = {"value": recent.value.sum()} if any(_measures(by_day, "value")) else {}
+        # event values are summed as exact decimals: a float sum depends on the order
+        # the engine's threads add them in, and the same data must give the same panel
+        exact = recent.value.cast(_EXACT).sum()
+        sums = {"value": exact} if any(_measures(by_day, "value")) else {}
         user_days = recent.group_by("account_id", "user_id", day=recent.timestamp.date()).aggregate(
             n=recent.count(), **sums
         )
