@@ -92,6 +92,7 @@ def slim_events(ev: pd.DataFrame) -> pd.DataFrame:
             "account_id": ev["account_id"].astype("category"),
             "user_id": ev["user_id"].astype("category"),
             "event_type": ev["event_type"].astype("category"),
+            "value": ev["value"].astype(float) if "value" in ev else np.nan,
             "day": ev["timestamp"].dt.normalize(),
         }
     )
@@ -112,6 +113,8 @@ def event_features(ev: pd.DataFrame, a: pd.Timestamp) -> pd.DataFrame:
         "events_7d": by_account(last7).size(),
         "events_30d": g30.size(),
         "events_90d": by_account(last90).size(),
+        "event_value_30d": g30["value"].sum(),
+        "event_value_90d": by_account(last90)["value"].sum(),
         "events_prev": by_account(prev30).size(),
         "event_types_30d": g30["event_type"].nunique(),  # missing types don't count
         "mau_30d": g30["user_id"].nunique(),
@@ -127,6 +130,7 @@ def event_features(ev: pd.DataFrame, a: pd.Timestamp) -> pd.DataFrame:
 def finish_events(df: pd.DataFrame, a: pd.Timestamp) -> pd.DataFrame:
     """Events features of the spine rows (after the left merge: no row means no usage)."""
     counts = ["events_7d", "events_30d", "events_90d", "events_prev", "event_types_30d"]
+    counts += ["event_value_30d", "event_value_90d"]
     counts += ["mau_30d", "mau_prev", "active_days_30d", "user_days"]
     df[counts] = df[counts].fillna(0)
     df["usage_trend_30d"] = ratio(df["events_30d"] - df["events_prev"], df["events_prev"])
@@ -208,9 +212,18 @@ def mrr_moves(subs: pd.DataFrame) -> pd.DataFrame:
     m = bounds.merge(subs, on="account_id")
     ongoing_before = m["end_date"].isna() | (m["end_date"] > m["day"] - DAY)
     ongoing_on = m["end_date"].isna() | (m["end_date"] > m["day"])
-    m["before"] = m["mrr"].where((m["start_date"] <= m["day"] - DAY) & ongoing_before, 0.0)
-    m["after"] = m["mrr"].where((m["start_date"] <= m["day"]) & ongoing_on, 0.0)
-    return m.groupby(["account_id", "day"], as_index=False)[["before", "after"]].sum()
+    was = (m["start_date"] <= m["day"] - DAY) & ongoing_before
+    now = (m["start_date"] <= m["day"]) & ongoing_on
+    m["before"] = m["mrr"].where(was, 0.0)
+    m["after"] = m["mrr"].where(now, 0.0)
+    m["plan_before"] = m["plan"].where(was)
+    m["plan_after"] = m["plan"].where(now)
+    g = m.groupby(["account_id", "day"])
+    out = g[["before", "after"]].sum()
+    # the lowest and highest plan name running on each side of the day
+    out["lo_before"], out["hi_before"] = g["plan_before"].min(), g["plan_before"].max()
+    out["lo_after"], out["hi_after"] = g["plan_after"].min(), g["plan_after"].max()
+    return out.reset_index()
 
 
 def subscription_features(subs: pd.DataFrame, moves: pd.DataFrame, a: pd.Timestamp) -> pd.DataFrame:
@@ -227,8 +240,28 @@ def subscription_features(subs: pd.DataFrame, moves: pd.DataFrame, a: pd.Timesta
     year = moves[(moves["day"] >= a - days(365)) & (moves["day"] < a)]
     expansion = (year["before"] > 0) & (year["after"] > year["before"] + EPS)
     contraction = (year["after"] > 0) & (year["after"] < year["before"] - EPS)
+    quarter = year[year["day"] >= a - days(90)]
+    q_up = (quarter["before"] > 0) & (quarter["after"] > quarter["before"] + EPS)
+    q_down = (quarter["after"] > 0) & (quarter["after"] < quarter["before"] - EPS)
+    both = quarter["lo_before"].notna() & quarter["lo_after"].notna()
+    moved = (quarter["lo_before"] != quarter["lo_after"]) | (
+        quarter["hi_before"] != quarter["hi_after"]
+    )
+    plan_moves = both & moved
+    seats_now = now["seats"].groupby(now["account_id"]).sum(min_count=1)
+    seats_then = quarter_ago["seats"].groupby(quarter_ago["account_id"]).sum(min_count=1)
+    seats_change = seats_now.sub(seats_then, fill_value=0)  # NaN only when both are
+    length = (now["term_end"] - now["start_date"]).dt.days
     return pd.DataFrame(
         {
+            "upgrades_90d": q_up.groupby(quarter["account_id"]).sum(),
+            "downgrades_90d": q_down.groupby(quarter["account_id"]).sum(),
+            "plan_changes_90d": plan_moves.groupby(quarter["account_id"]).sum(),
+            "seats_change_90d": seats_change,
+            "term_length_days": length.groupby(now["account_id"]).max(),
+            "discount": now["discount"].groupby(now["account_id"]).max()
+            if "discount" in now
+            else np.nan,
             "mrr": g["mrr"].sum(),
             "mrr_91": quarter_ago.groupby("account_id")["mrr"].sum(),
             "sub_seats": g["seats"].sum(min_count=1),
@@ -258,7 +291,9 @@ def features_at(t: dict[str, pd.DataFrame], moves: pd.DataFrame, a: pd.Timestamp
     df["plan"] = df["sub_plan"].fillna(df["plan"])
     df["seats"] = df["sub_seats"].fillna(df["seats"])
     df["days_to_renewal"] = (df["renewal"] - a).dt.days
-    for col in ("contractions_365d", "expansions_365d"):
+    for col in ("contractions_365d", "expansions_365d", "upgrades_90d", "downgrades_90d"):
+        df[col] = df[col].fillna(0)
+    for col in ("plan_changes_90d",):
         df[col] = df[col].fillna(0)
     df["tenure_days"] = (a - df["created_at"].dt.normalize()).dt.days
 

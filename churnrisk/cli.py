@@ -290,7 +290,10 @@ def features_list() -> None:
     """List every registered feature: name, family, window and meaning."""
     from churnrisk.features import FEATURES
 
-    table = Table(title=f"{len(FEATURES)} features")
+    table = Table(
+        title=f"{len(FEATURES)} registered features"
+        " (a model adds one per event type and ticket priority of its data)"
+    )
     table.add_column("name", no_wrap=True)
     table.add_column("family", no_wrap=True)
     table.add_column("window", no_wrap=True)
@@ -309,6 +312,16 @@ def features_describe(name: Annotated[str, typer.Argument(help="A feature name."
     f = get_feature(name)
     for key in ("name", "family", "window_days", "dtype", "table", "actionable", "meaning"):
         out.print(f"{key:12} {getattr(f, key, None)}")
+    if f.agg is not None:
+        a = f.agg
+        how = a.how if a.measure is None else f"{a.how} of {a.measure}"
+        extra = "".join(
+            [
+                f", where {a.where}" if a.where else "",
+                f", inputs {' / '.join(a.of)}" if a.of else "",
+            ]
+        )
+        out.print(f"{'computed':12} {how} over {a.source}{extra}, last {f.window_days} days")
 
 
 @features_app.command("build")
@@ -724,6 +737,7 @@ def _score_spark(
     quarantine: Path | None,
 ) -> str:
     """Score ``data`` on Spark into this process's store; return the one-line summary."""
+    from churnrisk.features import panel_features
     from churnrisk.scoring_spark import spark_scorer
     from churnrisk.spark import build_features_spark
 
@@ -736,7 +750,9 @@ def _score_spark(
         tracker=tracker,
         versions=versions,
         config=scoring,
-        features=lambda dates: build_features_spark(ds, dates),
+        features=lambda dates: build_features_spark(
+            ds, dates, features=panel_features(models.vocabulary)
+        ),
         attributes=lambda: ds.dataframe("accounts"),
         source=ds.source,
     )

@@ -139,7 +139,8 @@ TABLES: dict[str, Table] = {
             meaning=(
                 "paid subscription periods; end_date is the exclusive day the row stopped"
                 " paying, known only once it has happened (empty: still paying); term_end is"
-                " the renewal or term-end date known when the row was signed"
+                " the renewal or term-end date known when the row was signed; discount is"
+                " the share (0-1) taken off the list price"
             ),
             money="mrr",
             extra_rules=(Rule.END_NOT_AFTER_START,),
@@ -151,6 +152,7 @@ TABLES: dict[str, Table] = {
                 _opt("plan", S),
                 _opt("seats", INT, min_value=0, integer=True),
                 _opt("term_end", D),
+                _opt("discount", F, min_value=0, max_value=1),
             ),
         ),
         Table(

@@ -18,7 +18,7 @@ import pandas as pd
 from churnrisk.config import RunConfig
 from churnrisk.dataset import Dataset, observation_end, observation_start
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.features import as_of_dates, build_features
+from churnrisk.features import as_of_dates, build_features, learn_vocabulary, panel_features
 from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, can_train_clv, train_models
@@ -84,8 +84,19 @@ def clv_shortfall(ds: Dataset, panel: pd.DataFrame, config: RunConfig) -> str | 
 
 
 def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
-    """Build the labelled feature panel of every monthly as-of date of ``ds``."""
-    return build_features(ds, panel_dates(ds), labels=config.labels)
+    """Build the labelled feature panel of every monthly as-of date of ``ds``.
+
+    The panel carries the vocabulary features (:mod:`churnrisk.features.vocabulary`) of a
+    vocabulary learned from the rows before the panel's first as-of date: every
+    backtest fold, and every test date, comes on or after it, so no period the model is
+    tested on chose the features. The vocabulary is left in ``panel.attrs["vocabulary"]``
+    for :func:`~churnrisk.models.bundle.train_models` to store with the models.
+    """
+    dates = panel_dates(ds)
+    vocabulary = learn_vocabulary(ds, before=min(dates))
+    panel = build_features(ds, dates, labels=config.labels, features=panel_features(vocabulary))
+    panel.attrs["vocabulary"] = vocabulary
+    return panel
 
 
 def backtest_figures(
@@ -193,7 +204,9 @@ def train(
     result = backtest(panel, config)
     note = clv_shortfall(ds, panel, config)
     step("training the churn model" if note else "training the churn and CLV models")
-    models = train_models(panel, config, backtest=result.to_dict())
+    models = train_models(
+        panel, config, backtest=result.to_dict(), vocabulary=panel.attrs.get("vocabulary")
+    )
     step("recording the run in MLflow")
     versions = tracker.log_training(
         models,
@@ -270,7 +283,7 @@ def explain_account(
     from churnrisk.scoring import renewal_timing
 
     day = as_of or observation_end(ds)
-    panel = build_features(ds, [day])
+    panel = build_features(ds, [day], features=panel_features(models.vocabulary))
     row = panel.loc[panel["account_id"] == account_id]
     if row.empty:
         raise ConfigError(

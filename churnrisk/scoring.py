@@ -34,7 +34,7 @@ import pandas as pd
 from churnrisk.config import ScoringConfig
 from churnrisk.dataset import Dataset, observation_end, quote
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.features import build_features, get_feature
+from churnrisk.features import build_features, get_feature, panel_features
 from churnrisk.models.bundle import ChurnRiskModels
 from churnrisk.models.explain import (
     context_order,
@@ -617,7 +617,7 @@ def score_accounts(
     also = f" and {previous.as_of} (the previous run)" if len(dates) > 1 and previous else ""
     step(f"building features as of {as_of}{also}")
     # one query for both dates: each row still sees only the data before its own date
-    both = build_features(ds, dates)
+    both = build_features(ds, dates, features=panel_features(models.vocabulary))
     panel = _on(both, as_of)
     if panel.empty:
         raise ConfigError(

@@ -53,6 +53,8 @@ from churnrisk.validate import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from churnrisk.features.registry import Feature
+
 __all__ = [
     "SparkDataset",
     "SparkReport",
@@ -856,6 +858,7 @@ def build_features_spark(
     *,
     labels: LabelConfig | None = None,
     observed_end: date | None = None,
+    features: Sequence[Feature] | None = None,
 ) -> Any:
     """Return the feature panel as a Spark DataFrame (lazy, nothing runs yet).
 
@@ -873,18 +876,21 @@ def build_features_spark(
     observed_end
         Exclusive end of observation for the labels (default: the day after the latest
         observed date, as on DuckDB).
+    features
+        The declarations to compute (default the registry; a model's
+        ``panel_features(models.vocabulary)`` adds its vocabulary features).
 
     Returns
     -------
     pyspark.sql.DataFrame
-        ``account_id`` (string), ``as_of`` (date), every registered feature in registry
+        ``account_id`` (string), ``as_of`` (date), every feature of ``features`` in
         order (double, or string for categorical ones), then ``churned`` (tinyint) and
         ``revenue_next_12m`` (double) with labels; ordered by ``as_of, account_id``.
         The spine of the dates is cached (it is read by every feature and label).
     """
     from pyspark import StorageLevel
 
-    from churnrisk.features import build_features_expr, spine
+    from churnrisk.features import FEATURES, build_features_expr, spine
 
     days = sorted(set(as_of))
     if not days:
@@ -905,6 +911,7 @@ def build_features_spark(
         labels=labels,
         observed_end=observed_end,
         known_spine=ds.backend.table(spine_view),
+        features=FEATURES if features is None else features,
     )
     return ds.session.sql(str(ds.backend.compile(expr)))
 
@@ -916,6 +923,7 @@ def write_features_spark(
     *,
     labels: LabelConfig | None = None,
     observed_end: date | None = None,
+    features: Sequence[Feature] | None = None,
 ) -> int:
     """Write the feature panel as Parquet with Spark, without passing through pandas.
 
@@ -926,7 +934,9 @@ def write_features_spark(
     int
         The number of rows written, one per (account, as-of) pair.
     """
-    panel = build_features_spark(ds, as_of, labels=labels, observed_end=observed_end)
+    panel = build_features_spark(
+        ds, as_of, labels=labels, observed_end=observed_end, features=features
+    )
     target = str(out)
     panel.write.mode("overwrite").parquet(target)
     return int(ds.session.read.parquet(target).count())

@@ -113,6 +113,23 @@ def mrr_on(subs: list[dict[str, Any]], account: str, day: date, known_before: da
     return total
 
 
+def _covering(rows: list[dict[str, Any]], day: date) -> list[dict[str, Any]]:
+    return [
+        r for r in rows if r["start_date"] <= day and (r["end_date"] is None or day < r["end_date"])
+    ]
+
+
+def _plans_on(known: list[dict[str, Any]], day: date) -> list[str]:
+    """Plan names of the rows covering ``day`` (rows without a plan left out)."""
+    return [r["plan"] for r in _covering(known, day) if r.get("plan") is not None]
+
+
+def _seats_on(known: list[dict[str, Any]], day: date) -> int | None:
+    """Seats summed over the rows covering ``day``; None when none has a seat count."""
+    seats = [r["seats"] for r in _covering(known, day) if r.get("seats") is not None]
+    return sum(seats) if seats else None
+
+
 def reference_spine(w: World, as_of: list[date]) -> list[tuple[str, date]]:
     out = []
     for a in sorted(set(as_of)):
@@ -176,6 +193,33 @@ def reference_features(w: World, account: str, a: date) -> dict[str, Any]:
             con += 1
     out["contractions_365d"] = con
     out["expansions_365d"] = exp
+    up = down = plan_moves = 0
+    for k in range(90, 0, -1):
+        d = a - timedelta(days=k)
+        before = mrr_on(known, account, d - timedelta(days=1), a)
+        after = mrr_on(known, account, d, a)
+        up += before > 0 and after > before + MRR_EPSILON
+        down += after > 0 and after < before - MRR_EPSILON
+        plans_before = _plans_on(known, d - timedelta(days=1))
+        plans_after = _plans_on(known, d)
+        if (
+            plans_before
+            and plans_after
+            and (min(plans_before) != min(plans_after) or max(plans_before) != max(plans_after))
+        ):
+            plan_moves += 1
+    out["upgrades_90d"] = up
+    out["downgrades_90d"] = down
+    out["plan_changes_90d"] = plan_moves
+    seats_now = _seats_on(known, yday)
+    seats_then = _seats_on(known, a - timedelta(days=91))
+    out["seats_change_90d"] = (
+        None if seats_now is None and seats_then is None else (seats_now or 0) - (seats_then or 0)
+    )
+    lengths = [(r["term_end"] - r["start_date"]).days for r in covering if r["term_end"]]
+    out["term_length_days"] = max(lengths) if lengths else None
+    discounts = [r["discount"] for r in covering if r.get("discount") is not None]
+    out["discount"] = max(discounts) if discounts else None
     # the renewal date known at signing (term_end), never the end_date a row stopped on
     ends = [r["term_end"] for r in covering if r["term_end"] is not None and r["term_end"] >= a]
     out["days_to_renewal"] = (min(ends) - a).days if ends else None
@@ -191,8 +235,8 @@ def reference_features(w: World, account: str, a: date) -> dict[str, Any]:
     # usage and engagement
     names_ev = [
         "events_7d", "events_30d", "events_90d", "usage_trend_30d", "days_since_last_event",
-        "event_types_30d", "dau_30d", "mau_30d", "dau_mau_30d", "active_users_per_seat",
-        "active_days_30d", "mau_change_30d",
+        "event_types_30d", "event_value_30d", "event_value_90d", "dau_30d", "mau_30d",
+        "dau_mau_30d", "active_users_per_seat", "active_days_30d", "mau_change_30d",
     ]  # fmt: skip
     if "events" in w.present:
         ev = [e for e in w.events if e["account_id"] == account]
@@ -205,6 +249,9 @@ def reference_features(w: World, account: str, a: date) -> dict[str, Any]:
         out["events_7d"] = len(within(7))
         out["events_30d"] = len(e30)
         out["events_90d"] = len(within(90))
+        for days in (30, 90):
+            values = [e["value"] for e in within(days) if e.get("value") is not None]
+            out[f"event_value_{days}d"] = sum(values)
         out["usage_trend_30d"] = _ratio(len(e30) - len(prev), len(prev))
         last_year = within(365)
         out["days_since_last_event"] = (
@@ -399,6 +446,7 @@ def random_world(seed: int, n_accounts: int = 20) -> dict[str, pd.DataFrame]:
                     "mrr": mrr,
                     "plan": rng.choice(plans),
                     "seats": rng.choice([None, 3, 10]),
+                    "discount": rng.choice([None, None, 0.0, 0.1, 0.25]),
                     # the term end known at signing: mostly the length signed for, at
                     # times missing, or running on after the row stopped
                     "term_end": rng.choice(

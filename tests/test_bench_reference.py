@@ -1,4 +1,11 @@
-"""The pandas reference of the benchmark computes exactly the engine's features."""
+"""The pandas reference of the benchmark computes exactly the engine's features.
+
+Exactly the registered ones: the vocabulary features (one per event type or priority of
+the data, :mod:`churnrisk.features.vocabulary`) are left out of this comparison on
+purpose, since the pandas reference has no vocabulary; hand-worked fixtures check them
+(``tests/test_vocabulary.py``) and so do the boundary and point-in-time tests of
+``tests/test_features.py``.
+"""
 
 from __future__ import annotations
 

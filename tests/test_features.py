@@ -1,4 +1,5 @@
 import math
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,8 @@ from churnrisk.features import (
     lookback,
     write_features,
 )
-from churnrisk.features.registry import FAMILIES
+from churnrisk.features.registry import FAMILIES, Aggregation, Feature, check_declarations
+from churnrisk.features.vocabulary import Vocabulary, panel_features, vocabulary_features
 
 A = date(2025, 3, 1)
 AT = midnight(A)
@@ -166,9 +168,25 @@ def test_engine_equals_reference(world: dict[str, pd.DataFrame], panel: pd.DataF
 
 def test_reference_world_exercises_the_features(panel: pd.DataFrame):
     # guards the equality test above against a world too bland to catch anything
-    for name in ("expansions_365d", "contractions_365d", "urgent_open", "low_csat_90d"):
+    for name in (
+        "expansions_365d",
+        "contractions_365d",
+        "urgent_open",
+        "low_csat_90d",
+        "upgrades_90d",
+        "downgrades_90d",
+        "plan_changes_90d",
+        "event_value_30d",
+    ):
         assert panel[name].max() >= 1, name
-    for name in ("usage_trend_30d", "median_resolution_hours_90d", "days_to_renewal"):
+    for name in (
+        "usage_trend_30d",
+        "median_resolution_hours_90d",
+        "days_to_renewal",
+        "term_length_days",
+        "discount",
+        "seats_change_90d",
+    ):
         assert panel[name].notna().any(), name
         assert panel[name].isna().any(), name
     assert set(panel.churned.dropna()) == {0, 1}
@@ -291,7 +309,14 @@ def test_absent_tables_give_null_features():
         if f.table in {"events", "tickets", "nps", "orders"}:
             assert pd.isna(row[f.name]), f.name
         elif f.dtype != "category":
-            assert not pd.isna(row[f.name]) or f.name in {"seats", "days_to_renewal"}, f.name
+            optional = {
+                "seats",
+                "days_to_renewal",
+                "term_length_days",
+                "discount",
+                "seats_change_90d",
+            }
+            assert not pd.isna(row[f.name]) or f.name in optional, f.name
     assert row["mrr"] == 100.0
 
 
@@ -442,3 +467,162 @@ def test_rows_on_or_after_the_as_of_date_change_no_feature(case):
     a, frames = case
     got = build_features(Dataset.from_frames(frames), [a])
     pd.testing.assert_frame_equal(got, _base_features(a))
+
+
+# -- the registry drives the engine ------------------------------------------------------------
+
+WINDOWED = [f for f in FEATURES if f.agg is not None]
+
+
+def _boundary_world(features: list[Feature]) -> Dataset:
+    """One account per (feature, side): a single row on day ``A - w`` ("in") or ``A - w - 1``.
+
+    Every account pays 100 a month on 5 seats since 2023; "none" has nothing else. The
+    row lives in the feature's table; for a subscription feature it is a row of 50 that
+    starts that day (or, for contractions, one running since 2023 that stops that day).
+    """
+    ids = ["none"]
+    rows: dict[str, list[dict[str, Any]]] = {n: [] for n in ("events", "tickets", "nps", "orders")}
+    subs = []
+    for f in features:
+        assert f.agg is not None
+        assert f.window_days is not None
+        for side, day in (
+            ("in", A - timedelta(f.window_days)),
+            ("out", A - timedelta(f.window_days + 1)),
+        ):
+            acc, at = f"{f.name}:{side}", midnight(day)
+            ids.append(acc)
+            if f.table == "events":
+                rows["events"].append(
+                    {
+                        "account_id": acc,
+                        "user_id": "u",
+                        "timestamp": at,
+                        "event_type": "login",
+                        "value": 2.0,
+                    }
+                )
+            elif f.table == "tickets":
+                rows["tickets"].append(
+                    {
+                        "ticket_id": acc,
+                        "account_id": acc,
+                        "created_at": at,
+                        "resolved_at": at + timedelta(hours=1),
+                        "priority": "high",
+                        "contacts": 1,
+                        "csat": 1,
+                    }
+                )
+            elif f.table == "nps":
+                rows["nps"].append({"account_id": acc, "responded_at": at, "score": 3})
+            elif f.table == "orders":
+                rows["orders"].append({"account_id": acc, "ordered_at": at, "amount": 7.0})
+            else:
+                assert f.table == "subscriptions", f.name
+                stops = f.agg.where == "contraction"
+                subs.append(
+                    {
+                        "account_id": acc,
+                        "start_date": date(2023, 1, 1) if stops else day,
+                        "end_date": day if stops else None,
+                        "mrr": 50.0,
+                        "seats": 1,
+                        "plan": "pro",
+                    }
+                )
+    frames = {
+        "accounts": pd.DataFrame(
+            {"account_id": ids, "created_at": [datetime(2023, 1, 1)] * len(ids)}
+        ),
+        "subscriptions": pd.DataFrame(
+            [
+                {
+                    "account_id": a,
+                    "start_date": date(2023, 1, 1),
+                    "end_date": None,
+                    "mrr": 100.0,
+                    "seats": 5,
+                    "plan": "basic",
+                }
+                for a in ids
+            ]
+            + subs
+        ),
+    }
+    for name, r in rows.items():
+        frames[name] = pd.DataFrame(r, columns=None if r else list(TABLES[name].required_columns))
+    return Dataset.from_frames(frames)
+
+
+def _check_boundaries(features: list[Feature]) -> None:
+    df = build_features(_boundary_world(features), [A], features=features).set_index("account_id")
+    for f in features:
+        if f.agg is None:
+            continue
+        none, inside, outside = (
+            df.loc[a, f.name] for a in ("none", f"{f.name}:in", f"{f.name}:out")
+        )
+        assert not _same(inside, none if not pd.isna(none) else None), (
+            f.name,
+            f.window_days,
+            inside,
+        )
+        assert _same(outside, None if pd.isna(none) else none), (
+            f.name,
+            f.window_days,
+            outside,
+            none,
+        )
+
+
+def test_every_windowed_feature_sees_exactly_its_declared_window():
+    # a row on day a - w counts, a row on day a - w - 1 does not, for w as declared
+    assert len(WINDOWED) >= 20
+    _check_boundaries(WINDOWED)
+
+
+def test_a_feature_declared_with_another_window_computes_that_window():
+    # every window moved by 8 days (trends stay even, ratios keep their inputs' window)
+    moved = [replace(f, window_days=(f.window_days or 0) + 8) for f in WINDOWED]
+    _check_boundaries(moved)
+    one = replace(get_feature("events_30d"), name="events_45d", window_days=45)
+    d = lambda k: midnight(A - timedelta(days=k))  # noqa: E731
+    ds = _small(
+        events=[{"account_id": "x", "user_id": "u", "timestamp": d(k)} for k in (1, 45, 46)]
+    )
+    got = build_features(ds, [A], features=[get_feature("events_30d"), one]).set_index("account_id")
+    assert list(got.columns) == ["as_of", "events_30d", "events_45d"]
+    assert (got.loc["x", "events_30d"], got.loc["x", "events_45d"]) == (1, 2)
+
+
+def test_declarations_that_disagree_are_refused():
+    dau, mau = get_feature("dau_30d"), get_feature("mau_30d")
+    ratio = get_feature("dau_mau_30d")
+    with pytest.raises(ConfigError, match="inputs are windowed"):
+        check_declarations([dau, replace(mau, window_days=60), ratio])
+    with pytest.raises(ConfigError, match="declares no measure"):
+        check_declarations([replace(get_feature("events_30d"), agg=Aggregation("events", "sum"))])
+    nunique = Aggregation("tickets", "nunique", "priority")
+    with pytest.raises(ConfigError, match="cannot be counted over 'tickets'"):
+        build_features(_small(), [A], features=[replace(get_feature("tickets_30d"), agg=nunique)])
+    with pytest.raises(ConfigError, match="odd window"):
+        check_declarations([replace(get_feature("usage_trend_30d"), window_days=61)])
+
+
+def test_vocabulary_features_see_exactly_their_declared_window():
+    # the fixture rows are "login" events and "high" tickets
+    _check_boundaries(list(vocabulary_features(Vocabulary(("login",), ("high",)))))
+
+
+_VOCAB = panel_features(Vocabulary(("login", "zzz", "report"), ("urgent", "low")))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_future())
+def test_rows_on_or_after_the_as_of_date_change_no_vocabulary_feature(case):
+    a, frames = case
+    got = build_features(Dataset.from_frames(frames), [a], features=_VOCAB)
+    base = build_features(Dataset.from_frames(_BASE), [a], features=_VOCAB)
+    pd.testing.assert_frame_equal(got, base)

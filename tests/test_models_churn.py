@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from churnrisk.config import ChurnModelConfig, ClvModelConfig
 from churnrisk.errors import ConfigError, DataError, NotFittedError
+from churnrisk.features import FEATURES
 from churnrisk.models import (
     Calibrator,
     ChurnModel,
@@ -211,7 +212,7 @@ def test_contributions_sum_to_the_raw_score(fitted):
     np.testing.assert_allclose(contrib.sum(axis=1), model.predict_raw(held.head(20)), atol=1e-9)
     imp = model.feature_importance()
     assert imp.is_monotonic_decreasing
-    assert len(imp) == 36
+    assert len(imp) == len(FEATURES)
 
 
 def test_unfitted_model_is_refused(model_panel):

@@ -374,7 +374,7 @@ def world(tmp_path_factory):
 
 def test_score_accounts_matches_the_bundle_and_explain(world):
     from churnrisk.dataset import observation_end
-    from churnrisk.features import build_features
+    from churnrisk.features import build_features, panel_features
     from churnrisk.models import drivers
 
     day = observation_end(world.ds)
@@ -387,7 +387,7 @@ def test_score_accounts_matches_the_bundle_and_explain(world):
         f"scoring {len(out):,} accounts",
         "explaining each score (top drivers)",
     ]
-    panel = build_features(world.ds, [day])
+    panel = build_features(world.ds, [day], features=panel_features(world.models.vocabulary))
     assert list(out.columns) == list(SCORE_COLUMNS)
     assert out["account_id"].tolist() == panel["account_id"].tolist()
     pred = world.models.predict(panel)
@@ -436,7 +436,7 @@ def _truncated(ds, day: date):
 
 def test_change_drivers_are_point_in_time_and_add_up(world):
     from churnrisk.dataset import observation_end
-    from churnrisk.features import build_features
+    from churnrisk.features import build_features, panel_features
 
     # two monthly runs, a month apart, well inside the data
     now = (observation_end(world.ds) - timedelta(days=40)).replace(day=1)
@@ -460,10 +460,14 @@ def test_change_drivers_are_point_in_time_and_add_up(world):
 
     # the features as of each date, built independently; the earlier ones from the data
     # as known on that date only (nothing dated on or after it exists there)
-    after = build_features(world.ds, [now]).set_index("account_id")
-    before = build_features(_truncated(world.ds, then), [then]).set_index("account_id")
+    feats = panel_features(world.models.vocabulary)
+    after = build_features(world.ds, [now], features=feats).set_index("account_id")
+    before = build_features(_truncated(world.ds, then), [then], features=feats)
+    before = before.set_index("account_id")
     pd.testing.assert_frame_equal(
-        before, build_features(world.ds, [then]).set_index("account_id"), check_categorical=False
+        before,
+        build_features(world.ds, [then], features=feats).set_index("account_id"),
+        check_categorical=False,
     )
     both = out.loc[out["previous_probability"].notna(), "account_id"].tolist()
     assert set(both) == set(after.index) & set(before.index)

@@ -31,7 +31,13 @@ from spark_fixtures import spark_fixture  # noqa: F401
 
 from churnrisk.config import LabelConfig
 from churnrisk.contract import Rule
-from churnrisk.features import FEATURES, LABEL_COLUMNS, build_features
+from churnrisk.features import (
+    FEATURES,
+    LABEL_COLUMNS,
+    build_features,
+    learn_vocabulary,
+    panel_features,
+)
 from churnrisk.generate import generate_world
 from churnrisk.validate import TableReport, load
 
@@ -113,6 +119,23 @@ def test_cli_builds_the_duckdb_panel_on_spark_from_a_partitioned_lake(spark, wor
     assert set(LABEL_COLUMNS) <= set(got.columns)
 
 
+def test_vocabulary_features_are_learned_and_built_alike_on_spark(spark, world):
+    from churnrisk.spark import build_features_spark, load_spark
+
+    duck = load(world).dataset
+    ds = load_spark(str(world), spark)
+    vocabulary = learn_vocabulary(duck, before=WORLD_DATES[0])
+    assert vocabulary.event_types
+    assert vocabulary.priorities
+    assert learn_vocabulary(ds, before=WORLD_DATES[0]) == vocabulary
+    features = panel_features(vocabulary)
+    got = build_features_spark(ds, WORLD_DATES, features=features).toPandas()
+    expected = build_features(duck, WORLD_DATES, features=features)
+    assert len(expected.columns) > len(FEATURES) + 2
+    assert expected.filter(like="type_").gt(0).any().any()
+    assert_same_panel(got, expected)
+
+
 # -- a hand-made world: where engines differ by default ----------------------------------
 
 EPOCH = "2024-01-01T00:00:00Z"
@@ -136,13 +159,24 @@ EDGE_TABLES: dict[str, list[dict[str, Any]]] = {
     + [
         # seats 0: active users per seat divides by zero
         {"account_id": "div0", "start_date": "2024-01-01", "mrr": "50", "seats": "0"},
-        # 12 / 365 and odd MRRs: decimal literals must stay doubles
-        {"account_id": "decimal", "start_date": "2024-01-01", "mrr": "99.99", "seats": "7"},
+        # 12 / 365 and odd MRRs: decimal literals must stay doubles; a discount, a term
+        # and a second plan signed inside the last 90 days of a (a plan change)
+        {
+            "account_id": "decimal",
+            "start_date": "2024-01-01",
+            "mrr": "99.99",
+            "seats": "7",
+            "plan": "pro",
+            "discount": "0.15",
+            "term_end": "2025-12-31",
+        },
         {
             "account_id": "decimal",
             "start_date": "2025-02-10",
             "end_date": "2025-04-17",
             "mrr": "0.1",
+            "plan": "addon",
+            "seats": "2",
         },
         # churns inside the horizon of a: ends 2025-04-01
         {
@@ -321,6 +355,10 @@ def test_edge_cases_validate_and_build_alike_on_both_engines(spark, edge_world, 
     assert _by_account(got, "nps_responses_365d")["edges"] == 1  # a - 365 days exactly
     assert _by_account(got, "nps_last_score")["tz"] == 3  # 23:00 UTC, later than 20:00 UTC
     assert _by_account(got, "orders_amount_90d")["edges"] == 0.3
+    assert _by_account(got, "discount")["decimal"] == pytest.approx(0.15)
+    assert _by_account(got, "term_length_days")["decimal"] == 730  # 2024-01-01 to 2025-12-31
+    assert _by_account(got, "plan_changes_90d")["decimal"] == 1  # "addon" joins on 2025-02-10
+    assert _by_account(got, "seats_change_90d")["decimal"] == 2
     assert "late" not in _by_account(got, "mrr")  # created after a in UTC
     churned = _by_account(got, "churned")
     assert churned["churner"] == 1

@@ -77,6 +77,7 @@ def test_clean_source_gives_exit_code_0_and_no_problems(tmp_path):
         "plan",
         "seats",
         "term_end",
+        "discount",
     ]
     assert subs["mrr"].tolist() == [100.0, 50.0]
     assert subs["plan"].isna().all()
@@ -99,6 +100,7 @@ def test_contract_types_in_dataset(tmp_path):
         "plan": "VARCHAR",
         "seats": "BIGINT",
         "term_end": "DATE",
+        "discount": "DOUBLE",
     }
     assert result.dataset.con.execute("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
 

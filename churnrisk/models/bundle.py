@@ -6,7 +6,8 @@ A saved bundle is a folder:
     The LightGBM boosters in LightGBM's own text format (``clv.txt`` only when a
     revenue model was trained: data too short for the revenue label has none).
 ``bundle.json``
-    Format version, run configuration, feature names, training window, backtest, and
+    Format version, run configuration, feature names, the vocabulary its vocabulary
+    features count (:mod:`churnrisk.features.vocabulary`), training window, backtest, and
     each model's metadata (feature frame with categories, calibration thresholds or
     sigmoid coefficients, best iteration).
 """
@@ -24,6 +25,7 @@ import pandas as pd
 
 from churnrisk.config import RunConfig
 from churnrisk.errors import DataError
+from churnrisk.features.vocabulary import Vocabulary, vocabulary_features
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv, survival_revenue
 from churnrisk.models.frame import KEY_COLUMNS
@@ -60,6 +62,9 @@ class ChurnRiskModels:
         First and last as-of date of the training rows (calibration included).
     backtest
         The backtest's :meth:`~churnrisk.models.backtest.BacktestResult.to_dict`, if run.
+    vocabulary
+        The event types and priorities its vocabulary features count; scoring builds
+        features with it (``panel_features(models.vocabulary)``). ``None``: none.
     """
 
     churn: ChurnModel
@@ -68,6 +73,7 @@ class ChurnRiskModels:
     feature_names: list[str]
     trained_as_of: tuple[date, date]
     backtest: dict[str, Any] | None = None
+    vocabulary: Vocabulary | None = None
 
     def predict(self, panel: pd.DataFrame) -> pd.DataFrame:
         """Score a feature panel.
@@ -153,6 +159,7 @@ class ChurnRiskModels:
             "feature_names": self.feature_names,
             "trained_as_of": [d.isoformat() for d in self.trained_as_of],
             "backtest": self.backtest,
+            "vocabulary": None if self.vocabulary is None else self.vocabulary.to_dict(),
             "churn": churn["meta"],
             "clv": clv["meta"] if clv is not None else None,
         }
@@ -184,6 +191,9 @@ class ChurnRiskModels:
                 f" {FORMAT_VERSION}; retrain with this version of churnrisk"
             )
         first, last = (date.fromisoformat(d) for d in meta["trained_as_of"])
+        vocabulary = meta.get("vocabulary")
+        vocabulary = None if vocabulary is None else Vocabulary.from_dict(vocabulary)
+        vocabulary_features(vocabulary)  # declares them, for explanations
         return cls(
             churn=ChurnModel.from_state({"booster": churn_txt, "meta": meta["churn"]}),
             clv=(
@@ -195,6 +205,7 @@ class ChurnRiskModels:
             feature_names=list(meta["feature_names"]),
             trained_as_of=(first, last),
             backtest=meta["backtest"],
+            vocabulary=vocabulary,
         )
 
 
@@ -213,7 +224,11 @@ def can_train_clv(panel: pd.DataFrame, config: RunConfig) -> bool:
 
 
 def train_models(
-    panel: pd.DataFrame, config: RunConfig, *, backtest: dict[str, Any] | None = None
+    panel: pd.DataFrame,
+    config: RunConfig,
+    *,
+    backtest: dict[str, Any] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> ChurnRiskModels:
     """Fit the churn and CLV models on every labelled row of ``panel``.
 
@@ -233,6 +248,9 @@ def train_models(
         The run configuration (its ``seed`` seeds both models).
     backtest
         A backtest result to keep with the models.
+    vocabulary
+        The vocabulary the panel was built with (default ``panel.attrs["vocabulary"]``,
+        where :func:`churnrisk.pipeline.training_panel` leaves it).
 
     Raises
     ------
@@ -261,4 +279,5 @@ def train_models(
         feature_names=list(churn.frame_.feature_names_),
         trained_as_of=(pd.Timestamp(used.min()).date(), pd.Timestamp(used.max()).date()),
         backtest=backtest,
+        vocabulary=vocabulary if vocabulary is not None else panel.attrs.get("vocabulary"),
     )

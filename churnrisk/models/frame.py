@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churnrisk.errors import NotFittedError, SchemaError
-from churnrisk.features import FEATURES, LABEL_COLUMNS
+from churnrisk.errors import NotFittedError, SchemaError, UnknownFeatureError
+from churnrisk.features import LABEL_COLUMNS, get_feature
 
 KEY_COLUMNS: tuple[str, str] = ("account_id", "as_of")
 """Columns that identify a panel row."""
@@ -33,8 +33,10 @@ class FeatureFrame:
     Parameters
     ----------
     features
-        Feature names to use, in order; default every registered feature. Their dtypes
-        (numeric or categorical) come from the registry.
+        Feature names to use, in order; default every feature column of the training
+        panel (the registered features and any vocabulary features it was built with),
+        in panel order. Their dtypes (numeric or categorical) come from their
+        declarations (:func:`~churnrisk.features.get_feature`).
     """
 
     def __init__(self, features: Sequence[str] | None = None) -> None:
@@ -58,16 +60,24 @@ class FeatureFrame:
         SchemaError
             When a feature column is missing.
         """
-        declared = {f.name: f for f in FEATURES}
-        names = list(self.features) if self.features is not None else list(declared)
-        unknown = [n for n in names if n not in declared]
+        if self.features is not None:
+            names = list(self.features)
+        else:
+            names = [str(c) for c in panel.columns if c not in PASSTHROUGH]
+        dtypes: dict[str, str | None] = {}
+        for name in names:
+            try:
+                dtypes[name] = get_feature(name).dtype
+            except UnknownFeatureError:
+                dtypes[name] = None
+        unknown = [n for n, d in dtypes.items() if d is None]
         if unknown:
             raise SchemaError(f"features not in the registry: {', '.join(unknown)}")
         _require(panel, names)
         self.feature_names_: list[str] = names
         self.categories_: dict[str, list[str]] = {}
         for name in names:
-            if declared[name].dtype == "category":
+            if dtypes[name] == "category":
                 values = panel[name].astype("string").dropna().unique()
                 self.categories_[name] = sorted(str(v) for v in values)
         return self
