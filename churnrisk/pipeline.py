@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -17,21 +17,18 @@ import pandas as pd
 from churnrisk.config import RunConfig
 from churnrisk.dataset import Dataset, observation_end, observation_start
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.features import as_of_dates, build_features
+from churnrisk.features import build_features
 from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, train_models
 from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
 from churnrisk.models.explain import Driver, drivers
+from churnrisk.models.plan import Grid, plan_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from churnrisk.tracking import GateDecision, ModelVersions, Tracker
-
-WARMUP_DAYS = 90
-"""The first as-of date of a training panel comes this long after observation starts,
-so that its 90-day windows are full."""
 
 Step = Callable[[str], None]
 
@@ -40,32 +37,37 @@ def _quiet(_: str) -> None:
     """Ignore a progress message."""
 
 
-def panel_dates(ds: Dataset, *, warmup_days: int = WARMUP_DAYS) -> list[date]:
-    """Return the monthly as-of dates of a training panel.
+def training_grid(ds: Dataset, config: RunConfig) -> Grid:
+    """Return the as-of grid of the training panel of ``ds``.
 
-    The first of every month from ``observation_start + warmup_days`` up to the end of
-    observation (:func:`~churnrisk.dataset.observation_end`). Later dates carry no
-    label yet but still feed nothing: the backtest and training use labelled rows only.
+    Chosen from the span of observation and the label gap by
+    :func:`~churnrisk.models.plan.plan_grid`: the grid and warm-up that allow the most
+    backtest folds (monthly with a 90-day warm-up on a long history).
 
     Raises
     ------
     DataError
         When the data covers too little time for a single as-of date.
     """
-    start = observation_start(ds) + timedelta(days=warmup_days)
-    end = observation_end(ds)
-    dates = as_of_dates(start, end, "monthly") if start <= end else []
-    if not dates:
-        raise DataError(
-            f"{ds.source}: observation runs {observation_start(ds)} to {end}, too short for a "
-            f"training panel; it needs at least {warmup_days} days plus a month"
-        )
-    return dates
+    try:
+        return plan_grid(observation_start(ds), observation_end(ds), config.labels, config.backtest)
+    except DataError as err:
+        raise DataError(f"{ds.source}: {err}") from err
 
 
-def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
-    """Build the labelled feature panel of every monthly as-of date of ``ds``."""
-    return build_features(ds, panel_dates(ds), labels=config.labels)
+def panel_dates(ds: Dataset, config: RunConfig) -> list[date]:
+    """Return the as-of dates of a training panel (:func:`training_grid`).
+
+    Later dates carry no label yet but still feed nothing: the backtest and training
+    use labelled rows only.
+    """
+    return training_grid(ds, config).dates
+
+
+def training_panel(ds: Dataset, config: RunConfig, grid: Grid | None = None) -> pd.DataFrame:
+    """Build the labelled feature panel of ``ds`` on its grid (default: :func:`training_grid`)."""
+    dates = (grid or training_grid(ds, config)).dates
+    return build_features(ds, dates, labels=config.labels)
 
 
 def backtest_figures(
@@ -130,10 +132,12 @@ def train(
 ) -> TrainOutcome:
     """Backtest, train, record and gate one configuration on a data set.
 
-    1. Build the labelled panel of every monthly as-of date, and audit it for leaks
+    1. Build the labelled panel on the as-of grid the plan derives from the data
+       (:func:`training_grid`), and audit it for leaks
        (:func:`~churnrisk.models.audit.check_leaks`): a feature that alone separates
        churners from stayers stops the run.
-    2. Backtest the configuration on it (rolling origin, one label horizon of gap).
+    2. Backtest the configuration on it (rolling origin, one label horizon of gap; the
+       folds and fit slices from :mod:`churnrisk.models.plan`).
     3. Train the churn and CLV models on every labelled row.
     4. Record the run in MLflow and register both models.
     5. Gate: the new versions become ``champion`` only when they are not worse than the
@@ -161,11 +165,12 @@ def train(
     from churnrisk.tracking import backtest_key, flatten_metrics
 
     step("building the training panel")
-    panel = training_panel(ds, config)
+    grid = training_grid(ds, config)
+    panel = training_panel(ds, config, grid)
     step("auditing the features for leaks")
     check_leaks(panel, allow=allow_leaks)
     step("backtesting the model and the baselines")
-    result = backtest(panel, config)
+    result = backtest(panel, config, grid=grid)
     step("training the churn and CLV models")
     models = train_models(panel, config, backtest=result.to_dict())
     step("recording the run in MLflow")
@@ -185,7 +190,7 @@ def train(
         theirs = RunConfig.model_validate(champion.config).model_copy(
             update={"labels": config.labels, "backtest": config.backtest}
         )
-        champion_metrics = flatten_metrics(backtest(panel, theirs).to_dict())
+        champion_metrics = flatten_metrics(backtest(panel, theirs, grid=grid).to_dict())
     decision = tracker.promote(
         versions,
         result.to_dict(),
