@@ -185,6 +185,21 @@ def test_two_training_dates_are_cut_by_account_stratified_by_churn():
     assert set(other.stop["account_id"]) != set(s.stop["account_id"])
 
 
+def test_few_churners_raise_the_account_share_to_the_least_a_slice_needs():
+    # 7 churned accounts: a fifth is 1, below the 2 a slice needs, so stop and
+    # calibrate take 2 each (share 2/7) and 12 of the 43 others each (floor(43 x 2/7))
+    few = {d: [f"a{k:02d}" for k in range(7)] for d in MONTHS[:2]}
+    pool = make_panel(MONTHS[:2], month(2) + GAP, few, accounts=50)
+    s = account_slices(pool, random_state=0, least=2)
+    churned = set(few[month(1)])
+    for part, counts in ((s.stop, (2, 12)), (s.calibrate, (2, 12)), (s.train, (3, 19))):
+        ids = set(part["account_id"])
+        assert (len(ids & churned), len(ids - churned)) == counts
+    assert fit_slices(pool, config(min_slice_churners=2)).how == "accounts"
+    with pytest.raises(NoBacktestError, match=r"hold 7 churned accounts.* at least 9 churned"):
+        fit_slices(pool, config(min_slice_churners=3))
+
+
 def test_churn_on_a_single_date_refuses_with_the_churners_it_takes():
     only_last = {month(6): ["a00", "a01"]}
     panel = make_panel(MONTHS[:6], month(6) + GAP, only_last, accounts=50)
@@ -193,9 +208,8 @@ def test_churn_on_a_single_date_refuses_with_the_churners_it_takes():
     assert str(err.value) == (
         "no honest backtest is possible: fold testing from 2025-06-01: the 100 label-closed"
         " rows up to 2025-02-01 hold 0 churned accounts; training, early stopping and"
-        " calibration need 2 each (backtest.min_slice_churners), 10 in all when cut by"
-        " account (a fifth each to stop and calibrate): it takes at least 10 churned"
-        " accounts on as-of dates up to 2025-02-01"
+        " calibration need 2 each (backtest.min_slice_churners): it takes at least 6"
+        " churned accounts on as-of dates up to 2025-02-01"
     )
 
 

@@ -25,9 +25,11 @@ generated:
    rows: by time (:func:`~churnrisk.models.slices.time_slices`, the latest
    ``churn.holdout_dates`` dates held out) when each slice then holds at least
    ``backtest.min_slice_churners`` distinct churned accounts; otherwise by account
-   (:func:`account_slices`: a seeded hash sends a fifth of the churned accounts and a
-   fifth of the others to stop, as many to calibrate, the rest to train, on the same
-   dates); otherwise the pool cannot train an honest model.
+   (:func:`account_slices`: a seeded hash sends a fifth of the churned accounts, or
+   ``min_slice_churners`` if more, and the same share of the others to stop, as many to
+   calibrate, the rest to train, on the same dates) when the pool holds at least three
+   times ``min_slice_churners`` churned accounts; otherwise the pool cannot train an
+   honest model.
 
 When not even one fold is possible, :class:`NoBacktestError` (a
 :class:`~churnrisk.errors.DataError`, exit 2) says why and what data would make it
@@ -233,19 +235,31 @@ def churned_accounts(rows: pd.DataFrame) -> int:
     return int(rows.loc[rows["churned"] == 1, "account_id"].nunique())
 
 
-def account_slices(rows: pd.DataFrame, *, random_state: int) -> FitSlices:
+def account_slices(rows: pd.DataFrame, *, random_state: int, least: int = 0) -> FitSlices:
     """Cut rows by account, stratified by churn: each account's rows go to one slice.
 
     The accounts are split in two strata, those with a churn label of 1 among ``rows``
-    and the others; within each, a seeded hash of ``account_id`` orders them and the
-    first :data:`ACCOUNT_SHARE` of them go to ``stop``, the next share to
-    ``calibrate``, the rest to ``train``. So each of stop and calibrate holds
-    ``floor(ACCOUNT_SHARE * churned accounts)`` churned accounts, and the three slices
-    share the as-of dates, never an account.
+    (``C`` of them) and the others; within each, a seeded hash of ``account_id`` orders
+    them. Stop and calibrate each take ``k = max(floor(ACCOUNT_SHARE * C), least)``
+    churned accounts, the first ``k`` and the next ``k``, and the same share ``k / C``
+    of the other accounts; train takes the rest. The three slices share the as-of
+    dates, never an account.
+
+    Parameters
+    ----------
+    rows
+        Label-closed panel rows.
+    random_state
+        Seeds the hash.
+    least
+        Fewest churned accounts for stop and calibrate (``min_slice_churners``).
     """
     key = f"churnrisk{random_state:07d}"[-16:]
     accounts = pd.Series(rows["account_id"].astype(str).unique())
     churned = set(rows.loc[rows["churned"] == 1, "account_id"].astype(str))
+    n_churned = len(churned)
+    k = max(math.floor(ACCOUNT_SHARE * n_churned), least)
+    share = k / n_churned if n_churned else ACCOUNT_SHARE
     order = pd.DataFrame(
         {
             "account_id": accounts,
@@ -255,7 +269,7 @@ def account_slices(rows: pd.DataFrame, *, random_state: int) -> FitSlices:
     ).sort_values(["churned", "hash"], kind="stable")
     position = order.groupby("churned").cumcount().to_numpy()
     size = order.groupby("churned")["hash"].transform("size").to_numpy()
-    n_held = np.floor(ACCOUNT_SHARE * size)
+    n_held = np.where(order["churned"].to_numpy(), k, np.floor(share * size + 1e-9))
     slice_of = pd.Series(
         np.where(position < n_held, "stop", np.where(position < 2 * n_held, "calibrate", "train")),
         index=order["account_id"].to_numpy(),
@@ -278,8 +292,8 @@ def fit_slices(rows: pd.DataFrame, config: RunConfig) -> FitSlices:
 
     By time (the latest ``churn.holdout_dates`` as-of dates held out) when the rows have
     more dates than that and each slice holds at least ``backtest.min_slice_churners``
-    distinct churned accounts; else by account (:func:`account_slices`) when each slice
-    then holds that many.
+    distinct churned accounts; else by account (:func:`account_slices`) when the rows
+    hold at least three times that many churned accounts.
 
     Raises
     ------
@@ -293,18 +307,17 @@ def fit_slices(rows: pd.DataFrame, config: RunConfig) -> FitSlices:
         if _enough(by_time, least):
             return by_time
     found = churned_accounts(rows)
-    need = math.ceil(least / ACCOUNT_SHARE)
+    need = 3 * least
     if found >= need:
-        by_account = account_slices(rows, random_state=config.seed)
+        by_account = account_slices(rows, random_state=config.seed, least=least)
         if _enough(by_account, least):
             return by_account
     last = pd.Timestamp(rows["as_of"].max()).date()
     raise NoBacktestError(
         f"the {len(rows):,} label-closed rows up to {last} hold {found} churned accounts;"
         f" training, early stopping and calibration need {least} each"
-        f" (backtest.min_slice_churners), {need} in all when cut by account (a fifth each"
-        f" to stop and calibrate): it takes at least {need} churned accounts on as-of"
-        f" dates up to {last}"
+        f" (backtest.min_slice_churners): it takes at least {need} churned accounts on"
+        f" as-of dates up to {last}"
     )
 
 
