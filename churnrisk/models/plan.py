@@ -9,7 +9,8 @@ generated:
    each with a monthly, semi-monthly (1st and 16th) and weekly (Mondays) grid (only the
    configured one unless ``backtest.grid = "auto"``). The chosen one allows the most
    folds by dates alone (:func:`date_folds`); ties go to the longest warm-up (full
-   feature windows), then to the coarsest grid (fewer, less correlated rows). A warm-up
+   feature windows), then to the coarsest grid (fewer, less correlated rows); when no
+   candidate allows a fold, the shortest warm-up's coarsest grid. A warm-up
    shorter than the longest feature window (90 days) is honest, as every feature still
    sees only data before its as-of date, but windows that reach back before the start of
    observation are truncated on the first as-of dates: the plan says so.
@@ -203,6 +204,16 @@ def plan_grid(start: date, end: date, labels: LabelConfig, bt: BacktestConfig) -
             folds = date_folds(dates, end, labels, bt)
             if best is None or folds > best.folds:
                 best = Grid(freq, warmup, bt.warmup_days, start, end, dates, folds)
+    if best is not None and best.folds == 0:
+        # no fold anyway: the shortest warm-up's coarsest grid is the nearest to one
+        # (the refusal then counts the months it lacks from there)
+        shortest = _warmups(bt)[-1]
+        first = start + timedelta(days=shortest)
+        for freq in freqs:
+            dates = as_of_dates(first, end, freq) if first <= end else []
+            if dates:
+                best = Grid(freq, shortest, bt.warmup_days, start, end, dates, 0)
+                break
     if best is None:
         raise DataError(
             f"observation runs {start} to {end}, too short for a training panel; it needs"
