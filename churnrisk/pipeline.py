@@ -55,17 +55,12 @@ def training_grid(ds: Dataset, config: RunConfig) -> Grid:
         raise DataError(f"{ds.source}: {err}") from err
 
 
-def panel_dates(ds: Dataset, config: RunConfig) -> list[date]:
-    """Return the as-of dates of a training panel (:func:`training_grid`).
-
-    Later dates carry no label yet but still feed nothing: the backtest and training
-    use labelled rows only.
-    """
-    return training_grid(ds, config).dates
-
-
 def training_panel(ds: Dataset, config: RunConfig, grid: Grid | None = None) -> pd.DataFrame:
-    """Build the labelled feature panel of ``ds`` on its grid (default: :func:`training_grid`)."""
+    """Build the labelled feature panel of ``ds`` on its grid (default: :func:`training_grid`).
+
+    Every date of the grid, up to the end of observation: later dates carry no label yet
+    but feed nothing, as the backtest and training use labelled rows only.
+    """
     dates = (grid or training_grid(ds, config)).dates
     return build_features(ds, dates, labels=config.labels)
 
