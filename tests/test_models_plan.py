@@ -94,6 +94,28 @@ def test_a_weekly_grid_tests_blocks_of_a_calendar_month_of_mondays():
     assert grid.folds == 2
 
 
+def test_weekly_folds_train_on_the_mondays_one_gap_before_their_block():
+    bt = BacktestConfig(grid="weekly", min_warmup_days=90, min_slice_churners=2)
+    grid = plan_grid(month(1), month(3, 2026), LabelConfig(), bt)
+    churners = {d: [f"a{(3 * i + j) % 20:02d}" for j in range(3)] for i, d in enumerate(grid.dates)}
+    panel = make_panel(grid.dates, grid.end, churners, accounts=20)
+    plan = plan_churn_folds(panel, RunConfig(backtest=bt), grid)
+    mondays = [date(2025, 4, 7) + timedelta(weeks=k) for k in range(8)]
+    # 2025-09-01 - 120 days = 05-04: 04-07 to 04-28; 09-29 - 120 days = 06-01: to 05-26
+    assert [(f.train_as_of, f.test_as_of[0], len(f.test_as_of)) for f in plan.folds] == [
+        (mondays[:4], date(2025, 9, 1), 4),
+        (mondays, date(2025, 9, 29), 5),
+    ]
+    assert [(f.rows, f.churn_labels, f.slices) for f in plan.folds] == [
+        (80, 12, "time"),
+        (160, 24, "time"),
+    ]
+    assert plan.line().startswith(
+        "plan: 2 of at most 3 folds on a weekly grid from 2025-04-07, 120-day label gap;"
+        " fold 1 trains on 4 dates to 2025-04-28 (80 rows, 12 churn labels, 12 churned"
+    )
+
+
 def test_too_short_for_any_as_of_date_is_a_data_error():
     with pytest.raises(DataError, match=r"too short for a training panel; it needs at least 30"):
         plan_grid(month(1), date(2025, 1, 20), LabelConfig(), BacktestConfig())
