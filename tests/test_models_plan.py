@@ -176,6 +176,19 @@ def test_time_slices_of_a_fold_hold_out_its_latest_dates():
     assert list(s.calibrate["as_of"].unique()) == [pd.Timestamp(month(4))]
 
 
+def test_time_slices_hold_out_more_dates_when_the_latest_hold_too_few_churners():
+    # the latest date (08-01) has one churner: 2 held-out dates leave calibrate short;
+    # 3 (up to half of the 8) stop on 06-01 and calibrate on 07-01 and 08-01
+    sparse = {**ROTATING, month(8): ["a01"]}
+    panel = make_panel(MONTHS, month(8) + GAP, sparse, accounts=20)
+    pool = panel.loc[panel["as_of"] <= pd.Timestamp(month(8))]
+    s = fit_slices(pool, config(min_slice_churners=2))
+    assert s.how == "time"
+    assert list(s.stop["as_of"].unique()) == [pd.Timestamp(month(6))]
+    assert sorted(s.calibrate["as_of"].unique()) == [pd.Timestamp(month(7)), pd.Timestamp(month(8))]
+    assert s.train["as_of"].max() == pd.Timestamp(month(5))
+
+
 # 50 accounts, monthly 2025-01 to 2025-06, all labels closed: a00-a09 churn on every date
 STEADY = {d: [f"a{k:02d}" for k in range(10)] for d in MONTHS[:6]}
 

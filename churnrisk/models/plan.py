@@ -24,7 +24,8 @@ generated:
    :func:`fit_slices` can cut, up to ``backtest.folds``.
 3. **The fit slices** (:func:`fit_slices`) of a fold's pool and of the final model's
    rows: by time (:func:`~churnrisk.models.slices.time_slices`, the latest
-   ``churn.holdout_dates`` dates held out) when each slice then holds at least
+   ``churn.holdout_dates`` dates held out, or more, up to half the dates, the first
+   that gives enough churners) when each slice then holds at least
    ``backtest.min_slice_churners`` distinct churned accounts; otherwise by account
    (:func:`account_slices`: a seeded hash sends a fifth of the churned accounts, or
    ``min_slice_churners`` if more, and the same share of the others to stop, as many to
@@ -301,9 +302,10 @@ def _enough(s: FitSlices, least: int) -> bool:
 def fit_slices(rows: pd.DataFrame, config: RunConfig) -> FitSlices:
     """Cut label-closed rows into the train, stop and calibrate slices of a churn model.
 
-    By time (the latest ``churn.holdout_dates`` as-of dates held out) when the rows have
-    more dates than that and each slice holds at least ``backtest.min_slice_churners``
-    distinct churned accounts; else by account (:func:`account_slices`) when the rows
+    By time (the latest ``churn.holdout_dates`` as-of dates held out, or more, up to half
+    the dates, when those hold too few churners) when the rows have more dates than that
+    and each slice holds at least ``backtest.min_slice_churners`` distinct churned
+    accounts; else by account (:func:`account_slices`) when the rows
     hold at least three times that many churned accounts.
 
     Raises
@@ -313,8 +315,10 @@ def fit_slices(rows: pd.DataFrame, config: RunConfig) -> FitSlices:
     """
     least = config.backtest.min_slice_churners
     holdout = config.churn.holdout_dates
-    if rows["as_of"].nunique() > holdout:
-        by_time = time_slices(rows, holdout)
+    n_dates = rows["as_of"].nunique()
+    wider = range(holdout + 1, n_dates // 2 + 1)
+    for held in [holdout, *wider] if n_dates > holdout else []:
+        by_time = time_slices(rows, held)
         if _enough(by_time, least):
             return by_time
     found = churned_accounts(rows)
