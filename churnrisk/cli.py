@@ -550,6 +550,8 @@ def train(
         step=_steps(),
     )
     print_leaderboard(outcome.backtest)
+    if outcome.backtest.plan is not None:
+        out.print(outcome.backtest.plan.line(), markup=False)
     d = outcome.decision
     verdict = "champion" if d.promoted else "challenger"
     out.print(
@@ -579,18 +581,19 @@ def backtest(
     """Backtest the configuration over time beside the baselines, and record the run."""
     from churnrisk.models.audit import check_leaks
     from churnrisk.models.backtest import backtest as run_backtest
-    from churnrisk.pipeline import backtest_figures, training_panel
+    from churnrisk.pipeline import backtest_figures, training_grid, training_panel
     from churnrisk.tracking import fingerprint
 
     run = load_run_config(config)
     result = _load(data, quarantine=quarantine)
     step = _steps()
     step("building the panel")
-    panel = training_panel(result.dataset, run)
+    grid = training_grid(result.dataset, run)
+    panel = training_panel(result.dataset, run, grid)
     step("auditing the features for leaks")
     check_leaks(panel, allow=allow_leak or ())
     step("backtesting the model and the baselines")
-    bt = run_backtest(panel, run)
+    bt = run_backtest(panel, run, grid=grid)
     tracker = _tracker()
     from churnrisk.features import feature_names
 
@@ -607,6 +610,8 @@ def backtest(
         out.print_json(json.dumps(bt.to_dict()))
         return
     print_leaderboard(bt)
+    if bt.plan is not None:
+        out.print(bt.plan.line(), markup=False)
     out.print(f"backtested {len(bt.folds)} folds; run {run_id} in {tracker.uri}")
 
 

@@ -155,19 +155,36 @@ class ClvModelConfig(BaseModel):
 
 
 class BacktestConfig(BaseModel):
-    """Rolling-origin backtest.
+    """Rolling-origin backtest and the training plan (:mod:`churnrisk.models.plan`).
 
     Attributes
     ----------
     folds
-        Number of folds; their test dates are the latest labelled as-of dates.
+        Most folds: the plan keeps as many as the data supports, up to this many; their
+        test blocks are the latest label-closed as-of dates.
     test_months
-        Labelled as-of dates (months, for a monthly panel) tested in each fold.
+        Months of as-of dates tested in each fold (one date on a monthly grid, about
+        four on a weekly one).
     capacity_k
         Accounts customer success can contact per as-of date: the K of the top-K metrics.
     min_train_dates
         Fewest label-closed as-of dates a fold must have before its first test date
         (training plus the early-stopping and calibration slices).
+    grid
+        The as-of grid of the training panel: ``"auto"`` picks, from the span of the
+        data and the label gap, the grid and warm-up that give the most folds (ties: the
+        longest warm-up, then the coarsest grid); or ``"monthly"``, ``"semimonthly"``,
+        ``"weekly"``.
+    warmup_days
+        Days from the start of observation to the first as-of date, so that the
+        features' windows are full (90 days covers every window of the registry).
+    min_warmup_days
+        How far ``"auto"`` may shrink the warm-up on a short history, in steps of 30
+        days; features with longer windows are then truncated on the first as-of dates.
+    min_slice_churners
+        Fewest distinct churned accounts in each fit slice (train, stop, calibrate):
+        with fewer, one churner moves the slice's ROC-AUC, which early stopping
+        watches, by more than a tenth, and the calibration map has fewer steps than that.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -175,7 +192,11 @@ class BacktestConfig(BaseModel):
     folds: int = Field(default=3, ge=1)
     test_months: int = Field(default=1, ge=1)
     capacity_k: int = Field(default=100, ge=1)
-    min_train_dates: int = Field(default=3, ge=3)
+    min_train_dates: int = Field(default=3, ge=1)
+    grid: Literal["auto", "monthly", "semimonthly", "weekly"] = "auto"
+    warmup_days: int = Field(default=90, ge=0, le=365)
+    min_warmup_days: int = Field(default=30, ge=0, le=365)
+    min_slice_churners: int = Field(default=10, ge=1)
 
 
 class GateConfig(BaseModel):

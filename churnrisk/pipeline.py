@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -18,21 +18,18 @@ import pandas as pd
 from churnrisk.config import RunConfig
 from churnrisk.dataset import Dataset, observation_end, observation_start
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.features import as_of_dates, build_features, learn_vocabulary, panel_features
+from churnrisk.features import build_features, learn_vocabulary, panel_features
 from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, can_train_clv, train_models
 from churnrisk.models.evaluation import calibration_figure, gains_figure, importance_figure
 from churnrisk.models.explain import Driver, context, drivers
+from churnrisk.models.plan import Grid, plan_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from churnrisk.tracking import GateDecision, ModelVersions, Tracker
-
-WARMUP_DAYS = 90
-"""The first as-of date of a training panel comes this long after observation starts,
-so that its 90-day windows are full."""
 
 Step = Callable[[str], None]
 
@@ -41,27 +38,22 @@ def _quiet(_: str) -> None:
     """Ignore a progress message."""
 
 
-def panel_dates(ds: Dataset, *, warmup_days: int = WARMUP_DAYS) -> list[date]:
-    """Return the monthly as-of dates of a training panel.
+def training_grid(ds: Dataset, config: RunConfig) -> Grid:
+    """Return the as-of grid of the training panel of ``ds``.
 
-    The first of every month from ``observation_start + warmup_days`` up to the end of
-    observation (:func:`~churnrisk.dataset.observation_end`). Later dates carry no
-    label yet but still feed nothing: the backtest and training use labelled rows only.
+    Chosen from the span of observation and the label gap by
+    :func:`~churnrisk.models.plan.plan_grid`: the grid and warm-up that allow the most
+    backtest folds (monthly with a 90-day warm-up on a long history).
 
     Raises
     ------
     DataError
         When the data covers too little time for a single as-of date.
     """
-    start = observation_start(ds) + timedelta(days=warmup_days)
-    end = observation_end(ds)
-    dates = as_of_dates(start, end, "monthly") if start <= end else []
-    if not dates:
-        raise DataError(
-            f"{ds.source}: observation runs {observation_start(ds)} to {end}, too short for a "
-            f"training panel; it needs at least {warmup_days} days plus a month"
-        )
-    return dates
+    try:
+        return plan_grid(observation_start(ds), observation_end(ds), config.labels, config.backtest)
+    except DataError as err:
+        raise DataError(f"{ds.source}: {err}") from err
 
 
 def clv_shortfall(ds: Dataset, panel: pd.DataFrame, config: RunConfig) -> str | None:
@@ -69,13 +61,13 @@ def clv_shortfall(ds: Dataset, panel: pd.DataFrame, config: RunConfig) -> str | 
 
     The revenue label of an as-of date closes ``revenue_months`` months after it, and the
     revenue model needs ``valid_dates + 1`` such dates after the feature warm-up:
-    ``ceil(WARMUP_DAYS / month) + valid_dates + revenue_months`` months of history.
+    ``ceil(warmup_days / month) + valid_dates + revenue_months`` months of history.
     """
     if can_train_clv(panel, config):
         return None
     month = 365 / 12
     n = config.labels.revenue_months
-    need = math.ceil(WARMUP_DAYS / month) + config.clv.valid_dates + n
+    need = math.ceil(config.backtest.warmup_days / month) + config.clv.valid_dates + n
     have = round((observation_end(ds) - observation_start(ds)).days / month)
     return (
         f"CLV model not trained: the {n}-month revenue label needs {need} months of"
@@ -83,8 +75,11 @@ def clv_shortfall(ds: Dataset, panel: pd.DataFrame, config: RunConfig) -> str | 
     )
 
 
-def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
-    """Build the labelled feature panel of every monthly as-of date of ``ds``.
+def training_panel(ds: Dataset, config: RunConfig, grid: Grid | None = None) -> pd.DataFrame:
+    """Build the labelled feature panel of ``ds`` on its grid (default: :func:`training_grid`).
+
+    Every date of the grid, up to the end of observation: later dates carry no label yet
+    but feed nothing, as the backtest and training use labelled rows only.
 
     The panel carries the vocabulary features (:mod:`churnrisk.features.vocabulary`) of a
     vocabulary learned from the rows before the panel's first as-of date: every
@@ -92,7 +87,7 @@ def training_panel(ds: Dataset, config: RunConfig) -> pd.DataFrame:
     tested on chose the features. The vocabulary is left in ``panel.attrs["vocabulary"]``
     for :func:`~churnrisk.models.bundle.train_models` to store with the models.
     """
-    dates = panel_dates(ds)
+    dates = (grid or training_grid(ds, config)).dates
     vocabulary = learn_vocabulary(ds, before=min(dates))
     panel = build_features(ds, dates, labels=config.labels, features=panel_features(vocabulary))
     panel.attrs["vocabulary"] = vocabulary
@@ -164,10 +159,12 @@ def train(
 ) -> TrainOutcome:
     """Backtest, train, record and gate one configuration on a data set.
 
-    1. Build the labelled panel of every monthly as-of date, and audit it for leaks
+    1. Build the labelled panel on the as-of grid the plan derives from the data
+       (:func:`training_grid`), and audit it for leaks
        (:func:`~churnrisk.models.audit.check_leaks`): a feature that alone separates
        churners from stayers stops the run.
-    2. Backtest the configuration on it (rolling origin, one label horizon of gap).
+    2. Backtest the configuration on it (rolling origin, one label horizon of gap; the
+       folds and fit slices from :mod:`churnrisk.models.plan`).
     3. Train the churn and CLV models on every labelled row. When the revenue label
        has closed on too few as-of dates, only the churn model is trained, revenue comes
        from the survival view and ``clv_note`` says why (:func:`clv_shortfall`).
@@ -197,11 +194,12 @@ def train(
     from churnrisk.tracking import backtest_key, flatten_metrics
 
     step("building the training panel")
-    panel = training_panel(ds, config)
+    grid = training_grid(ds, config)
+    panel = training_panel(ds, config, grid)
     step("auditing the features for leaks")
     check_leaks(panel, allow=allow_leaks)
     step("backtesting the model and the baselines")
-    result = backtest(panel, config)
+    result = backtest(panel, config, grid=grid)
     note = clv_shortfall(ds, panel, config)
     step("training the churn model" if note else "training the churn and CLV models")
     models = train_models(
@@ -224,7 +222,7 @@ def train(
         theirs = RunConfig.model_validate(champion.config).model_copy(
             update={"labels": config.labels, "backtest": config.backtest}
         )
-        champion_metrics = flatten_metrics(backtest(panel, theirs).to_dict())
+        champion_metrics = flatten_metrics(backtest(panel, theirs, grid=grid).to_dict())
     decision = tracker.promote(
         versions,
         result.to_dict(),

@@ -216,10 +216,10 @@ def flatten_metrics(backtest: Mapping[str, Any]) -> dict[str, float]:
     ----------
     backtest
         The JSON shape of a backtest (``BacktestResult.to_dict()``), or metrics already
-        flat. The ``folds`` list is left out; missing (``None``) and non-finite values are
-        dropped.
+        flat. The ``folds`` list and the ``plan`` (dates and counts, not metrics) are left
+        out; missing (``None``) and non-finite values are dropped.
     """
-    flat = _flatten({k: v for k, v in backtest.items() if k != "folds"})
+    flat = _flatten({k: v for k, v in backtest.items() if k not in ("folds", "plan")})
     return {k: float(v) for k, v in flat.items() if _is_number(v)}
 
 

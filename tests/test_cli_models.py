@@ -66,7 +66,7 @@ def test_backtest_json_has_the_issue_shape(setting, store, capsys):
     )
     assert code == 0
     body = json.loads(capsys.readouterr().out)
-    assert set(body) == {"churn", "clv", "folds"}
+    assert set(body) == {"churn", "clv", "folds", "plan"}
     assert set(body["churn"]) == {"model", "baselines"}
     assert set(body["churn"]["baselines"]) == {"logistic", "usage_drop"}
     assert set(body["churn"]["model"]) == {

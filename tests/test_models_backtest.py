@@ -17,6 +17,7 @@ from churnrisk.errors import ConfigError, SchemaError
 from churnrisk.features.labels import revenue_window_days
 from churnrisk.models import backtest, mrr_run_rate, plan_folds
 from churnrisk.models.backtest import CHURN_METRICS, CLV_METRICS, clv_months_needed
+from churnrisk.models.plan import NoBacktestError
 
 CONFIG = RunConfig(
     churn=ChurnModelConfig(n_estimators=150, early_stopping_rounds=20),
@@ -160,7 +161,9 @@ def test_fold_train_rows_obey_the_gap(result):
 def test_to_dict_has_exactly_the_issue_shape(which, request):
     res = request.getfixturevalue(which)
     out = json.loads(json.dumps(res.to_dict(), allow_nan=False))  # plain JSON, NaN as null
-    assert list(out) == ["churn", "clv", "folds"]
+    assert list(out) == ["churn", "clv", "folds", "plan"]
+    assert len(out["plan"]["folds"]) == len(out["folds"])
+    assert out["plan"]["line"].startswith("plan: 2 of at most 2 folds on a monthly grid")
     for block in [out, *out["folds"]]:
         assert set(block["churn"]) >= {"model", "baselines"}
         assert set(block["churn"]["baselines"]) == {"logistic", "usage_drop"}
@@ -212,12 +215,22 @@ def test_pooled_predictions_cover_every_test_row(result, long_result):
     assert (long_result.clv_predictions["clv_model"] >= 0).all()
 
 
-def test_too_few_dates_say_how_many_are_needed(model_panel):
-    # 15 labelled monthly dates, 2024-11 to 2026-01
+def test_folds_are_a_maximum_and_too_few_dates_say_how_many_months_are_needed(model_panel):
+    # 15 labelled monthly dates, 2024-11 to 2026-01: a fold testing from 2025-05-01 has
+    # 2024-11, 2024-12 and 2025-01 at least 120 days before it; one testing from
+    # 2025-04-01 has only two such dates, so 9 folds of the 13 asked for
     cfg = CONFIG.model_copy(update={"backtest": BacktestConfig(folds=13)})
-    with pytest.raises(ConfigError, match=r"needs at least 16 label-closed as-of dates.* has 15"):
-        backtest(model_panel, cfg)
-    # 120 days before 2025-04-01 leaves 2024-11 and 2024-12 only
-    cfg = CONFIG.model_copy(update={"backtest": BacktestConfig(folds=10)})
-    with pytest.raises(ConfigError, match=r"fold 1 \(testing from 2025-04-01\) has 2 .* needs 3"):
+    plans = plan_folds(model_panel, cfg)
+    assert [p.churn_test_as_of for p in plans] == [[date(2025, m, 1)] for m in range(5, 13)] + [
+        [date(2026, 1, 1)]
+    ]
+    assert plans[0].churn_train_as_of == [date(2024, 11, 1), date(2024, 12, 1), date(2025, 1, 1)]
+    # 16 training dates: the 16th as-of date (2026-02-01), 120 days to its test date,
+    # 120 more for that label to close: 2026-09-29, ~5 months after the end (2026-05-01)
+    cfg = CONFIG.model_copy(update={"backtest": BacktestConfig(folds=2, min_train_dates=16)})
+    with pytest.raises(
+        NoBacktestError,
+        match=r"^no honest backtest is possible: the test block from 2026-01-01 has 11 label-closed"
+        r" as-of dates 120 days .* needs 16 .*: it takes about 5 more months of history$",
+    ):
         backtest(model_panel, cfg)

@@ -147,6 +147,7 @@ def test_flatten_metrics_names_and_drops_missing():
         "churn": {"model": {"roc_auc": 0.8, "ece": None}, "baselines": {"logistic": {"pr_auc": 1}}},
         "clv": {"model": {"mae": 12.5}},
         "folds": [{"churn": {"model": {"roc_auc": 0.7}}}],
+        "plan": {"gap_days": 120, "final": {"rows": 160}},
     }
     assert flatten_metrics(nested) == {
         "churn.model.roc_auc": 0.8,

@@ -28,7 +28,7 @@ KEY: tuple[str, str] = ("account_id", "as_of")
 
 
 def as_of_dates(
-    start: date, end: date, freq: Literal["monthly", "weekly"] = "monthly"
+    start: date, end: date, freq: Literal["monthly", "semimonthly", "weekly"] = "monthly"
 ) -> list[date]:
     """Return the as-of dates of a training panel.
 
@@ -37,8 +37,8 @@ def as_of_dates(
     start, end
         The inclusive range ``[start, end]`` the dates are drawn from.
     freq
-        ``"monthly"``: the first day of every month in the range; ``"weekly"``: every
-        Monday in the range.
+        ``"monthly"``: the first day of every month in the range; ``"semimonthly"``:
+        the 1st and the 16th of every month; ``"weekly"``: every Monday in the range.
 
     Returns
     -------
@@ -61,10 +61,14 @@ def as_of_dates(
             out.append(d)
             y, m = (y + 1, 1) if m == 12 else (y, m + 1)
         return out
+    if freq == "semimonthly":
+        months = as_of_dates(date(start.year, start.month, 1), end, "monthly")
+        days = (d for m in months for d in (m, m.replace(day=16)))
+        return [d for d in days if start <= d <= end]
     if freq == "weekly":
         first = start + timedelta(days=(7 - start.weekday()) % 7)
         return [first + timedelta(weeks=k) for k in range((end - first).days // 7 + 1)]
-    raise ConfigError(f"unknown as-of frequency {freq!r}; use 'monthly' or 'weekly'")
+    raise ConfigError(f"unknown as-of frequency {freq!r}; use 'monthly', 'semimonthly' or 'weekly'")
 
 
 def shift(day: ir.DateValue, days: int) -> ir.DateValue:

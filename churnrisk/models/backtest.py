@@ -1,18 +1,20 @@
 """Rolling-origin backtest of the churn and CLV models beside their baselines.
 
-Churn folds. The label-closed as-of dates (those whose churn label window, plus the grace
-period, has closed) are sorted; the last ``folds * test_months`` of them are the churn
-test dates, ``test_months`` per fold, oldest fold first. A fold whose first churn test
-date is ``T`` trains only on rows with ``as_of + horizon_days + grace_days <= T``: the
-label was known at ``T``, a gap of one label horizon. The latest ``holdout_dates`` of those
-training dates are held out of the booster for early stopping and calibration, so they
-obey the same guard.
+Churn folds. :mod:`churnrisk.models.plan` derives them from the panel: test blocks of
+``test_months`` calendar months of label-closed as-of dates (those whose churn label
+window, plus the grace period, has closed), the latest last, as many folds as the data
+supports up to ``folds``. A fold whose first churn test date is ``T`` trains only on rows
+with ``as_of + horizon_days + grace_days <= T``: the label was known at ``T``, a gap of
+one label horizon. Its train, early-stopping and calibration slices are cut from those
+rows only (:func:`churnrisk.models.plan.fit_slices`: by time or by account), so they obey
+the same guard.
 
 CLV folds. The 12-month revenue label closes much later than the churn label, so the churn
 test dates carry no revenue label yet. CLV therefore has folds of its own, built the same
-way on the revenue-labelled as-of dates: the same number of folds and ``test_months``, the
-latest revenue-labelled dates as test dates, and training rows with ``as_of + revenue
-window <= T`` (``revenue_window_days``: one revenue horizon of gap). The latest
+way on the revenue-labelled as-of dates: ``folds`` folds of ``test_months`` dates, the
+latest revenue-labelled dates as test dates (the latest of them pair with the churn
+folds), and training rows with ``as_of + revenue window <= T`` (``revenue_window_days``:
+one revenue horizon of gap). The latest
 ``valid_dates`` of them stop the booster early and obey the same guard. Each fold needs
 ``max(min_train_dates, valid_dates + 1)`` such training dates. When the panel covers too
 little time for that (a 24-month world does), the CLV metrics are null and a note says
@@ -45,13 +47,13 @@ import numpy as np
 import pandas as pd
 
 from churnrisk.config import RunConfig
-from churnrisk.errors import ConfigError, DataError, MetricError
+from churnrisk.errors import DataError, MetricError
 from churnrisk.features.labels import revenue_window_days
 from churnrisk.models import evaluation as ev
 from churnrisk.models.baselines import LogisticBaseline, mrr_run_rate, usage_drop_score
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel
-from churnrisk.models.slices import time_slices
+from churnrisk.models.plan import Grid, Plan, fit_slices, plan_churn_folds
 
 CHURN_METRICS: tuple[str, ...] = (
     "roc_auc",
@@ -140,6 +142,7 @@ class BacktestResult:
     predictions: pd.DataFrame
     clv_predictions: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON shape of the backtest (NaN becomes ``None``).
@@ -183,7 +186,10 @@ class BacktestResult:
                     },
                 }
             )
-        return {"churn": _clean(self.churn), "clv": _clean(self.clv), "folds": folds}
+        out = {"churn": _clean(self.churn), "clv": _clean(self.clv), "folds": folds}
+        if self.plan is not None:
+            out["plan"] = self.plan.to_dict()
+        return out
 
 
 def _iso(dates: list[date]) -> list[str]:
@@ -256,10 +262,16 @@ def _plan_clv(
     return plans, None
 
 
-def plan_folds(
-    panel: pd.DataFrame, config: RunConfig, notes: list[str] | None = None
-) -> list[FoldPlan]:
-    """Return the folds of a backtest of ``panel`` (see the module docstring).
+def plan_backtest(
+    panel: pd.DataFrame,
+    config: RunConfig,
+    notes: list[str] | None = None,
+    grid: Grid | None = None,
+) -> tuple[Plan, list[FoldPlan]]:
+    """Return the plan of a backtest of ``panel`` and each fold's dates.
+
+    The churn folds come from :func:`churnrisk.models.plan.plan_churn_folds`; the CLV
+    folds are the latest ones that :func:`_plan_clv` finds, one per churn fold.
 
     Parameters
     ----------
@@ -270,44 +282,33 @@ def plan_folds(
     notes
         When given, receives a note when the panel is too short for CLV folds (their
         dates are then empty).
+    grid
+        The grid the panel was built on, when known.
 
     Raises
     ------
-    ConfigError
-        When the panel has too few label-closed as-of dates for the configured churn
-        folds (too few revenue-labelled ones only leave the CLV folds empty).
+    NoBacktestError
+        When not one honest churn fold fits the panel (too few revenue-labelled dates
+        only leave the CLV folds empty).
     """
-    bt, lab = config.backtest, config.labels
-    labelled = _dates(panel.loc[panel["churned"].notna(), "as_of"])
+    plan = plan_churn_folds(panel, config, grid)
     revenue = _dates(panel.loc[panel["revenue_next_12m"].notna(), "as_of"])
-    gap = timedelta(days=lab.horizon_days + lab.grace_days)
-    need_train = max(bt.min_train_dates, config.churn.holdout_dates + 1)
-    n_test = bt.folds * bt.test_months
-    if len(labelled) < n_test + need_train:
-        raise ConfigError(
-            f"the backtest needs at least {n_test + need_train} label-closed as-of dates"
-            f" ({bt.folds} folds x {bt.test_months} test dates + {need_train} training"
-            f" dates, plus the {gap.days}-day label gap between them); the panel has"
-            f" {len(labelled)}: build it over a longer period or lower backtest.folds"
-        )
-    tests = labelled[len(labelled) - n_test :]
     clv_plans, why = _plan_clv(revenue, config)
     if why is not None and notes is not None:
         notes.append(why)
-    plans = []
-    for k in range(bt.folds):
-        test = tests[k * bt.test_months : (k + 1) * bt.test_months]
-        train = [d for d in labelled if d + gap <= test[0]]
-        if len(train) < need_train:
-            raise ConfigError(
-                f"backtest fold {k + 1} (testing from {test[0]}) has {len(train)} as-of"
-                f" dates whose labels closed {gap.days} days before it, needs {need_train};"
-                f" the panel has {len(labelled)} labelled as-of dates: build it over a"
-                " longer period or lower backtest.folds"
-            )
+    clv_plans = clv_plans[len(clv_plans) - len(plan.folds) :] if clv_plans else []
+    folds = []
+    for k, fold in enumerate(plan.folds):
         clv_test, clv_train = clv_plans[k] if clv_plans else ([], [])
-        plans.append(FoldPlan(test, train, clv_test, clv_train))
-    return plans
+        folds.append(FoldPlan(fold.test_as_of, fold.train_as_of, clv_test, clv_train))
+    return plan, folds
+
+
+def plan_folds(
+    panel: pd.DataFrame, config: RunConfig, notes: list[str] | None = None
+) -> list[FoldPlan]:
+    """Return the folds of a backtest of ``panel`` (see :func:`plan_backtest`)."""
+    return plan_backtest(panel, config, notes)[1]
 
 
 def _safe(fn: Callable[[], float], notes: list[str], where: str, metric: str) -> float:
@@ -436,7 +437,7 @@ def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
 
 
-def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
+def backtest(panel: pd.DataFrame, config: RunConfig, *, grid: Grid | None = None) -> BacktestResult:
     """Run the rolling-origin backtest of the churn and CLV models and the baselines.
 
     Parameters
@@ -445,6 +446,9 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
         A labelled feature panel (:func:`churnrisk.features.build_features` with labels).
     config
         Labels (for the gaps), model, backtest settings and seed.
+    grid
+        The grid the panel was built on (:func:`churnrisk.models.plan.plan_grid`), when
+        known: the plan then names its warm-up.
 
     Returns
     -------
@@ -455,10 +459,10 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
 
     Raises
     ------
-    ConfigError
-        When the panel has too few label-closed as-of dates for the churn folds.
+    NoBacktestError
+        When not one honest churn fold fits the panel (a :class:`DataError`).
     DataError
-        When a fold's slices cannot train a model (e.g. no churner in a slice).
+        When the panel carries no labels.
     """
     if "churned" not in panel.columns or "revenue_next_12m" not in panel.columns:
         raise DataError("the backtest needs a labelled panel (build_features with labels)")
@@ -467,11 +471,12 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
     folds: list[FoldResult] = []
     preds: list[pd.DataFrame] = []
     clv_preds: list[pd.DataFrame] = []
-    for i, plan in enumerate(plan_folds(panel, config, notes), start=1):
+    the_plan, plans = plan_backtest(panel, config, notes, grid)
+    for i, plan in enumerate(plans, start=1):
         where = f"fold {i}"
         pool = _rows(panel, plan.churn_train_as_of, "churned")
         test = _rows(panel, plan.churn_test_as_of, "churned")
-        s = time_slices(pool, config.churn.holdout_dates)
+        s = fit_slices(pool, config)
         model = ChurnModel(config.churn, random_state=config.seed).fit(
             s.train, stop=s.stop, calibration=s.calibrate
         )
@@ -524,4 +529,5 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
         pooled,
         clv_pooled,
         notes,
+        the_plan,
     )

@@ -29,7 +29,7 @@ from churnrisk.features.vocabulary import Vocabulary, vocabulary_features
 from churnrisk.models.churn import ChurnModel, split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv, survival_revenue
 from churnrisk.models.frame import KEY_COLUMNS
-from churnrisk.models.slices import time_slices
+from churnrisk.models.plan import fit_slices
 
 FORMAT_VERSION = 1
 PREDICTION_COLUMNS: tuple[str, ...] = (
@@ -232,8 +232,9 @@ def train_models(
 ) -> ChurnRiskModels:
     """Fit the churn and CLV models on every labelled row of ``panel``.
 
-    The churn model trains on the label-closed rows except the latest
-    ``config.churn.holdout_dates`` as-of dates, which stop it early and calibrate it; the
+    The churn model trains, stops early and calibrates on slices of the label-closed
+    rows cut by :func:`~churnrisk.models.plan.fit_slices` (by time: the latest
+    ``config.churn.holdout_dates`` as-of dates held out; or by account); the
     CLV model trains on the revenue-labelled rows except the latest
     ``config.clv.valid_dates``, which stop it early. When the panel is too short for
     that (:func:`can_train_clv`: the revenue label has not closed on enough as-of
@@ -260,7 +261,7 @@ def train_models(
     if "churned" not in panel.columns or "revenue_next_12m" not in panel.columns:
         raise DataError("training needs a labelled panel (build_features with labels)")
     closed = panel.loc[panel["churned"].notna()]
-    s = time_slices(closed, config.churn.holdout_dates)
+    s = fit_slices(closed, config)
     churn = ChurnModel(config.churn, random_state=config.seed).fit(
         s.train, stop=s.stop, calibration=s.calibrate
     )
