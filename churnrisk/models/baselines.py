@@ -25,7 +25,9 @@ class LogisticBaseline:
     Numeric features: median imputation with missing-value indicators, then
     standardisation; categorical features: one-hot, categories unseen in training
     ignored. ``LogisticRegression(class_weight="balanced", max_iter=1000)``; its
-    probabilities are therefore weighted towards churners and not calibrated.
+    probabilities are therefore weighted towards churners and not calibrated. Rows are
+    sorted by ``(as_of, account_id)`` before fitting, so the same rows in any order give
+    the same model (lbfgs's result moves with the order of its sums).
 
     Parameters
     ----------
@@ -40,6 +42,8 @@ class LogisticBaseline:
         """Fit on label-closed panel rows; return ``self``."""
         if "churned" not in train.columns or train["churned"].isna().any():
             raise DataError("the logistic baseline needs label-closed rows (churned set)")
+        # the solver's result depends on row order: the same rows give the same model
+        train = train.sort_values(["as_of", "account_id"], kind="stable")
         self.frame_ = FeatureFrame().fit(train)
         cats = self.frame_.categorical_features
         nums = [n for n in self.frame_.feature_names_ if n not in cats]

@@ -3,11 +3,13 @@
 A saved bundle is a folder:
 
 ``churn.txt``, ``clv.txt``
-    The LightGBM boosters in LightGBM's own text format.
+    The LightGBM boosters in LightGBM's own text format (``churn.txt`` only when the
+    chosen churn candidate holds a booster: not for the logistic regression).
 ``bundle.json``
     Format version, run configuration, feature names, training window, backtest, and
-    each model's metadata (feature frame with categories, calibration thresholds or
-    sigmoid coefficients, best iteration).
+    each model's metadata (the churn candidate's ``kind``, feature frame with
+    categories, calibration thresholds or sigmoid coefficients, best iteration or
+    regression coefficients).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import pandas as pd
 
 from churnrisk.config import RunConfig
 from churnrisk.errors import DataError
-from churnrisk.models.churn import ChurnModel, split_later
+from churnrisk.models.candidates import (
+    CANDIDATE_KINDS,
+    Candidate,
+    candidate_from_state,
+    fit_candidates,
+)
+from churnrisk.models.churn import split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv
 from churnrisk.models.frame import KEY_COLUMNS
 from churnrisk.models.slices import time_slices
@@ -45,7 +53,8 @@ class ChurnRiskModels:
     Attributes
     ----------
     churn
-        Calibrated churn model.
+        The calibrated churn model: the candidate the backtest chose
+        (:mod:`churnrisk.models.candidates`).
     clv
         12-month revenue model.
     config
@@ -58,7 +67,7 @@ class ChurnRiskModels:
         The backtest's :meth:`~churnrisk.models.backtest.BacktestResult.to_dict`, if run.
     """
 
-    churn: ChurnModel
+    churn: Candidate
     clv: ClvModel
     config: RunConfig
     feature_names: list[str]
@@ -108,7 +117,8 @@ class ChurnRiskModels:
         """Write the bundle to ``folder`` (created if missing); return the folder."""
         folder.mkdir(parents=True, exist_ok=True)
         churn, clv = self.churn.to_state(), self.clv.to_state()
-        (folder / "churn.txt").write_text(churn["booster"], encoding="utf-8")
+        if churn["booster"]:
+            (folder / "churn.txt").write_text(churn["booster"], encoding="utf-8")
         (folder / "clv.txt").write_text(clv["booster"], encoding="utf-8")
         meta = {
             "format_version": FORMAT_VERSION,
@@ -116,7 +126,7 @@ class ChurnRiskModels:
             "feature_names": self.feature_names,
             "trained_as_of": [d.isoformat() for d in self.trained_as_of],
             "backtest": self.backtest,
-            "churn": churn["meta"],
+            "churn": {**churn["meta"], "kind": churn["kind"]},
             "clv": clv["meta"],
         }
         (folder / "bundle.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -133,7 +143,8 @@ class ChurnRiskModels:
         """
         try:
             meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-            churn_txt = (folder / "churn.txt").read_text(encoding="utf-8")
+            churn_file = folder / "churn.txt"
+            churn_txt = churn_file.read_text(encoding="utf-8") if churn_file.exists() else ""
             clv_txt = (folder / "clv.txt").read_text(encoding="utf-8")
         except (OSError, json.JSONDecodeError) as err:
             raise DataError(f"cannot read a model bundle in {folder}: {err}") from err
@@ -144,7 +155,13 @@ class ChurnRiskModels:
             )
         first, last = (date.fromisoformat(d) for d in meta["trained_as_of"])
         return cls(
-            churn=ChurnModel.from_state({"booster": churn_txt, "meta": meta["churn"]}),
+            churn=candidate_from_state(
+                {
+                    "kind": meta["churn"].get("kind", "lightgbm"),
+                    "booster": churn_txt,
+                    "meta": meta["churn"],
+                }
+            ),
             clv=ClvModel.from_state({"booster": clv_txt, "meta": meta["clv"]}),
             config=RunConfig.model_validate(meta["config"]),
             feature_names=list(meta["feature_names"]),
@@ -154,12 +171,18 @@ class ChurnRiskModels:
 
 
 def train_models(
-    panel: pd.DataFrame, config: RunConfig, *, backtest: dict[str, Any] | None = None
+    panel: pd.DataFrame,
+    config: RunConfig,
+    *,
+    backtest: dict[str, Any] | None = None,
+    kind: str | None = None,
 ) -> ChurnRiskModels:
     """Fit the churn and CLV models on every labelled row of ``panel``.
 
-    The churn model trains on the label-closed rows except the latest
-    ``config.churn.holdout_dates`` as-of dates, which stop it early and calibrate it; the
+    The churn model is the candidate ``kind``; default the one the backtest chose
+    (``backtest["churn"]["chosen"]``), else LightGBM when it is a candidate, else the
+    first of ``config.candidates.kinds``. It trains on the label-closed rows except the
+    latest ``config.churn.holdout_dates`` as-of dates, which stop it early and calibrate it; the
     CLV model trains on the revenue-labelled rows except the latest
     ``config.clv.valid_dates``, which stop it early. The same panel and seed give the
     same models.
@@ -172,6 +195,8 @@ def train_models(
         The run configuration (its ``seed`` seeds both models).
     backtest
         A backtest result to keep with the models.
+    kind
+        The churn candidate to fit (see above).
 
     Raises
     ------
@@ -182,9 +207,13 @@ def train_models(
         raise DataError("training needs a labelled panel (build_features with labels)")
     closed = panel.loc[panel["churned"].notna()]
     s = time_slices(closed, config.churn.holdout_dates)
-    churn = ChurnModel(config.churn, random_state=config.seed).fit(
-        s.train, stop=s.stop, calibration=s.calibrate
-    )
+    churn = fit_candidates(
+        s,
+        config=config.churn,
+        candidates=config.candidates,
+        random_state=config.seed,
+        kinds=(_churn_kind(config, backtest, kind),),
+    ).popitem()[1]
     revenue = panel.loc[panel["revenue_next_12m"].notna()]
     c_train, c_valid = split_later(revenue, config.clv.valid_dates)
     clv = ClvModel(
@@ -200,3 +229,16 @@ def train_models(
         trained_as_of=(pd.Timestamp(first).date(), pd.Timestamp(last).date()),
         backtest=backtest,
     )
+
+
+def _churn_kind(config: RunConfig, backtest: dict[str, Any] | None, kind: str | None) -> str:
+    if kind is None and backtest is not None:
+        kind = backtest.get("churn", {}).get("chosen")
+    if kind is None:
+        kinds = config.candidates.kinds
+        kind = "lightgbm" if "lightgbm" in kinds else kinds[0]
+    if kind not in CANDIDATE_KINDS:
+        raise DataError(
+            f"unknown churn candidate {kind!r}; use one of {', '.join(CANDIDATE_KINDS)}"
+        )
+    return kind
