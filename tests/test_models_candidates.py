@@ -82,15 +82,28 @@ def test_logistic_candidate_ranks_exactly_as_the_baseline(fitted, slices, plante
     assert ours.to_state()["meta"]["calibrator"]["method"] == "sigmoid"
 
 
-def test_linear_form_sums_indicator_and_one_hot_columns_into_their_feature(planted_panel):
+def test_linear_form_reads_indicators_one_hots_and_dropped_features(planted_panel):
     rows = planted_panel.head(200).copy()
     rows.loc[rows.index[:20], "mrr"] = np.nan  # a missing-value indicator column
-    rows["plan"] = rows["plan"].cat.add_categories(["w"])
-    form = LinearForm.from_baseline(LogisticBaseline().fit(rows))
+    rows["tickets_30d"] = np.nan  # no value in training: the imputer drops it
+    rows["region"] = pd.Categorical([None] * len(rows), categories=["x"])  # dropped too
+    with pytest.warns(UserWarning, match="Skipping features without any observed values"):
+        base = LogisticBaseline().fit(rows)
+    form = LinearForm.from_baseline(base)
     mrr = next(f for f in form.params["numeric"] if f["name"] == "mrr")
     assert set(mrr) == {"name", "median", "value", "missing"}
+    # no value to impute: only its (constant) missing-value indicator is left
+    tickets = next(f for f in form.params["numeric"] if f["name"] == "tickets_30d")
+    assert set(tickets) == {"name", "median", "missing"}
     plan = next(f for f in form.params["categorical"] if f["name"] == "plan")
     assert sorted(plan["levels"]) == ["x", "y", "z"]
+    assert "region" not in {f["name"] for f in form.params["categorical"]}
+    terms = form.terms(base.frame_.transform(rows))
+    assert (terms["tickets_30d"] == 0).all()
+    assert (terms["region"] == 0).all()
+    np.testing.assert_allclose(
+        terms.sum(axis=1), base.pipeline_.decision_function(base._x(rows)), atol=1e-9
+    )
 
 
 def test_search_is_seeded_bounded_and_starts_from_the_sized_settings(slices):

