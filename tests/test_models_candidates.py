@@ -13,6 +13,7 @@ from churnrisk.models.candidates import (
     CANDIDATE_KINDS,
     Candidate,
     LinearForm,
+    auc_standard_error,
     candidate_from_state,
     capacity,
     choose_candidate,
@@ -173,6 +174,13 @@ def m(roc, pr):
 def test_choice_follows_the_stated_rule(cands, chosen, tier):
     got = choose_candidate(cands, m(0.80, 0.30), metric="pr_auc", tolerance=0.005)
     assert got == (chosen, tier)
+
+
+def test_auc_standard_error_matches_hanley_and_mcneil():
+    # Q1 = 0.8 / 1.2 = 0.6667, Q2 = 1.28 / 1.8 = 0.7111;
+    # var = (0.16 + 49 * 0.02667 + 949 * 0.07111) / 47500 = 0.0014516, se = 0.0381
+    assert auc_standard_error(0.8, 50, 950) == pytest.approx(0.0381, abs=1e-4)
+    assert auc_standard_error(0.8, 0, 10) == float("inf")
 
 
 def test_distinct_probabilities_ignore_float_noise():
