@@ -504,6 +504,11 @@ def degenerate_reason(backtest: Mapping[str, Any], *, min_distinct: int) -> str 
     )
 
 
+def _chosen(backtest: Mapping[str, Any]) -> str | None:
+    churn = backtest.get("churn")
+    return str(churn["chosen"]) if isinstance(churn, Mapping) and "chosen" in churn else None
+
+
 def behind_baseline(
     new: Mapping[str, float], *, metrics: Sequence[str], tolerance: float
 ) -> str | None:
@@ -870,7 +875,9 @@ class Tracker:
         In order: a degenerate model (:func:`degenerate_reason`) is never promoted, not
         even forced: a constant score ranks nobody, so no one should act on it. Then
         ``force`` promotes. Then a model behind the logistic baseline on a gated metric
-        (:func:`behind_baseline`) is not promoted. Then each gated metric
+        (:func:`behind_baseline`) is not promoted, unless it is the logistic candidate,
+        which ranks every backtest fold exactly as the baseline (its pooled metrics
+        differ only by each fold's calibration). Then each gated metric
         (``gate.metric``, then ROC-AUC) of the churn model is compared with the
         champion's: the new model passes when ``new >= champion - tolerance`` for a higher-is-better
         metric (``new <= champion + tolerance`` for a lower-is-better one, see
@@ -913,7 +920,7 @@ class Tracker:
         if force:
             return self._decide(new, True, "forced", before)
         behind = behind_baseline(new_flat, metrics=names, tolerance=gate.tolerance)
-        if behind is not None:
+        if behind is not None and _chosen(new_metrics) != "logistic":
             return self._decide(new, False, behind, before)
         if info is None:
             return self._decide(

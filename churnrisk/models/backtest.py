@@ -22,8 +22,9 @@ Candidates. Every churn candidate (:mod:`churnrisk.models.candidates`: logistic
 regression, LightGBM sized and searched, their blend) is fitted on each fold's fit slices
 and scored on its test rows. One is chosen on the pooled test rows by
 :data:`~churnrisk.models.candidates.SELECTION_RULE`: among the candidates whose pooled
-ROC-AUC and PR-AUC are both at least the logistic baseline's, the best on the gate metric
-(ties to the simpler); failing that, among those within the gate tolerance of it. The
+ROC-AUC and PR-AUC are both at least the logistic baseline's, and the logistic candidate
+(it ranks each fold exactly as the baseline), the best on the gate metric (ties to the
+simpler). The
 chosen candidate is reported as ``model``; every candidate's metrics (and its number of
 distinct probabilities) under ``candidates``.
 
@@ -553,13 +554,11 @@ def backtest(panel: pd.DataFrame, config: RunConfig) -> BacktestResult:
     baseline = _churn_metrics(
         pooled, pooled["logistic"].to_numpy(), k=k, probability=True, notes=[], where=""
     )
-    chosen, tier = choose_candidate(
-        candidates, baseline, metric=config.gate.metric, tolerance=config.gate.tolerance
-    )
-    if tier != "at least the baseline":
+    chosen, eligible = choose_candidate(candidates, baseline, metric=config.gate.metric)
+    if not eligible:
         notes.append(
             f"overall: no candidate reached the logistic baseline's pooled ROC-AUC and PR-AUC;"
-            f" {chosen} is the best on {config.gate.metric} of those {tier}"
+            f" {chosen} is the best of them on {config.gate.metric}"
         )
     raw = pooled[f"candidate_{chosen}_raw"].to_numpy(dtype="float64")
     pooled["model"] = pooled[f"candidate_{chosen}"]

@@ -723,25 +723,23 @@ def distinct_probabilities(p: np.ndarray) -> int:
 
 
 SELECTION_RULE = (
-    "among the candidates whose pooled ROC-AUC and PR-AUC are both at least the logistic"
-    " baseline's, the best on the gate metric; when none is, among those within the gate"
-    " tolerance of the baseline on both; when none is, the best of all (the gate will"
-    " refuse it); ties (within 1e-9) go to the simpler: logistic, then lightgbm, then blend"
+    "among the logistic candidate (it ranks each fold's test rows exactly as the logistic"
+    " baseline) and the candidates whose pooled ROC-AUC and PR-AUC are both at least the"
+    " baseline's, the best on the gate metric; ties (within 1e-9) go to the simpler:"
+    " logistic, then lightgbm, then blend; without a logistic candidate and none at least"
+    " the baseline, the best of all (the gate will refuse it)"
 )
 
 
 def choose_candidate(
-    metrics: dict[str, dict[str, float]],
-    baseline: dict[str, float],
-    *,
-    metric: str,
-    tolerance: float,
-) -> tuple[str, str]:
+    metrics: dict[str, dict[str, float]], baseline: dict[str, float], *, metric: str
+) -> tuple[str, bool]:
     """Choose a candidate from its pooled backtest metrics (:data:`SELECTION_RULE`).
 
-    The logistic candidate ranks each fold's test rows exactly as the baseline does, but
-    its calibration moves one fold's scores against another's, so its pooled metrics may
-    differ from the baseline's by a little either way: hence the second tier.
+    The logistic candidate is always eligible: within every fold it ranks exactly as the
+    baseline (same regression, same rows, a strictly increasing calibration map), and
+    its pooled metrics differ from the baseline's only because each fold's calibration
+    moves that fold's scores against the others'.
 
     Parameters
     ----------
@@ -751,33 +749,28 @@ def choose_candidate(
         The logistic baseline's pooled metrics.
     metric
         The gate metric (``"pr_auc"`` or ``"roc_auc"``).
-    tolerance
-        The gate's tolerance (``gate.tolerance``).
 
     Returns
     -------
-    tuple of (str, str)
-        The chosen name, and the tier it was chosen from: ``"at least the baseline"``,
-        ``"within the tolerance"`` or ``"behind the baseline"``.
+    tuple of (str, bool)
+        The chosen name, and whether it was eligible (``False``: the best of all).
     """
 
     def value(m: dict[str, float], key: str) -> float:
         v = m.get(key, float("nan"))
         return -math.inf if v is None or math.isnan(v) else float(v)
 
-    def holds(m: dict[str, float], slack: float) -> bool:
-        return all(value(m, k) >= value(baseline, k) - slack - 1e-12 for k in ("roc_auc", "pr_auc"))
+    def eligible(name: str) -> bool:
+        m = metrics[name]
+        return name == "logistic" or all(
+            value(m, k) >= value(baseline, k) - 1e-12 for k in ("roc_auc", "pr_auc")
+        )
 
-    tiers = (
-        ("at least the baseline", [n for n, m in metrics.items() if holds(m, 0.0)]),
-        ("within the tolerance", [n for n, m in metrics.items() if holds(m, tolerance)]),
-        ("behind the baseline", list(metrics)),
-    )
-    for tier, pool in tiers:
-        best: str | None = None
-        for name in pool:
-            if best is None or value(metrics[name], metric) > value(metrics[best], metric) + 1e-9:
-                best = name
-        if best is not None:
-            return best, tier
-    raise ConfigError("no candidate churn model was backtested")
+    pool = [n for n in metrics if eligible(n)]
+    best: str | None = None
+    for name in pool or list(metrics):
+        if best is None or value(metrics[name], metric) > value(metrics[best], metric) + 1e-9:
+            best = name
+    if best is None:
+        raise ConfigError("no candidate churn model was backtested")
+    return best, bool(pool)
