@@ -507,6 +507,15 @@ def print_leaderboard(result: Any) -> None:
         for key in part["model"]:
             table.add_row(key, *(_fmt(c.get(key)) for c in columns))
         out.print(table)
+    if "chosen" in result.churn:
+        tried = ", ".join(
+            f"{n} {_fmt(m.get('roc_auc'))}/{_fmt(m.get('pr_auc'))}"
+            for n, m in result.churn["candidates"].items()
+        )
+        out.print(
+            f"churn model: {result.churn['chosen']} (candidates ROC-AUC/PR-AUC: {tried};"
+            f" search {result.churn['search_seconds']:.1f} s)"
+        )
     for note in result.notes:
         if note.startswith("overall"):
             out.print(f"[dim]note: {note}[/]")
@@ -556,7 +565,11 @@ def train(
     verdict = "champion" if d.promoted else "challenger"
     out.print(
         f"gate: version {outcome.versions.churn} is {verdict} ({d.reason})"
-        + ("" if d.promoted or force else "; `churnrisk train --force` overrides")
+        + (
+            ""
+            if d.promoted or force or d.reason.startswith("degenerate")
+            else "; `churnrisk train --force` overrides"
+        )
     )
     first, last = outcome.panel_dates
     clv = f"churnrisk-clv v{outcome.versions.clv}" if outcome.versions.clv else "no CLV model"

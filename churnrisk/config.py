@@ -103,6 +103,35 @@ class ChurnModelConfig(BaseModel):
     num_threads: int = Field(default=1, ge=1)
 
 
+class CandidatesConfig(BaseModel):
+    """Which churn models compete on the backtest, and the LightGBM search.
+
+    Attributes
+    ----------
+    kinds
+        The candidates fitted on every fold (:mod:`churnrisk.models.candidates`):
+        ``"logistic"`` (regularised logistic regression, Platt-calibrated),
+        ``"lightgbm"`` (LightGBM sized to the data, then searched) and ``"blend"`` (both
+        scores averaged, recalibrated). The backtest chooses one of them.
+    size_to_data
+        Size LightGBM's leaves, leaf count and rounds from the training rows and churners
+        (:func:`~churnrisk.models.candidates.sized_config`) instead of taking
+        ``[churn]``'s values as they are.
+    search_trials
+        Optuna trials of the LightGBM search on the fit slices (0: no search).
+    search_timeout_s
+        Wall-clock bound of one search, in seconds: a safety net (a search cut short by
+        it depends on the machine's speed, so keep it well above the trials' time).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kinds: tuple[Literal["logistic", "lightgbm", "blend"], ...] = ("logistic", "lightgbm", "blend")
+    size_to_data: bool = True
+    search_trials: int = Field(default=8, ge=0, le=200)
+    search_timeout_s: float = Field(default=120.0, gt=0)
+
+
 class ClvModelConfig(BaseModel):
     """LightGBM revenue regressor and the lifetime-value settings.
 
@@ -207,13 +236,19 @@ class GateConfig(BaseModel):
     metric
         The backtest churn metric compared first (higher is better).
     tolerance
-        How far below the champion the challenger may fall on ``metric`` and on ROC-AUC.
+        How far below the champion, and below the logistic baseline, the challenger may
+        fall on ``metric`` and on ROC-AUC.
+    min_distinct
+        A model with fewer distinct probabilities than this on the backtest's pooled test
+        rows is degenerate (one leaf, a constant or a handful of scores): it is never
+        promoted, not even with ``--force``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     metric: Literal["pr_auc", "roc_auc"] = "pr_auc"
     tolerance: float = Field(default=0.005, ge=0, le=1)
+    min_distinct: int = Field(default=10, ge=2)
 
 
 class ScoringConfig(BaseModel):
@@ -274,6 +309,7 @@ class RunConfig(BaseModel):
 
     labels: LabelConfig = LabelConfig()
     churn: ChurnModelConfig = ChurnModelConfig()
+    candidates: CandidatesConfig = CandidatesConfig()
     clv: ClvModelConfig = ClvModelConfig()
     backtest: BacktestConfig = BacktestConfig()
     gate: GateConfig = GateConfig()

@@ -480,6 +480,49 @@ def gate_verdict(
     return (False, "; ".join(failures)) if failures else (True, "; ".join(passes))
 
 
+def degenerate_reason(backtest: Mapping[str, Any], *, min_distinct: int) -> str | None:
+    """Say why a backtested churn model is degenerate, or return ``None``.
+
+    Degenerate: the chosen candidate (``churn.chosen``) gave fewer than ``min_distinct``
+    distinct probabilities on the backtest's pooled test rows
+    (``churn.candidates.<chosen>.distinct_probabilities``): a one-leaf booster, a
+    constant, or a handful of scores that cannot rank accounts. A backtest without that
+    record (flat metrics, or one run before candidates existed) is not judged here.
+    """
+    churn = backtest.get("churn")
+    if not isinstance(churn, Mapping) or "chosen" not in churn:
+        return None
+    chosen = str(churn["chosen"])
+    distinct = churn.get("candidates", {}).get(chosen, {}).get("distinct_probabilities")
+    if distinct is None or int(distinct) >= min_distinct:
+        return None
+    return (
+        f"degenerate: the {chosen} model gave {int(distinct)} distinct probabilities on the"
+        f" backtest's test rows, fewer than gate.min_distinct {min_distinct}; it is never"
+        " promoted, not even with --force: give it more accounts or history, or a smaller"
+        " churn.min_child_samples"
+    )
+
+
+def behind_baseline(
+    new: Mapping[str, float], *, metrics: Sequence[str], tolerance: float
+) -> str | None:
+    """Say where a model's backtest is behind the logistic baseline's, or return ``None``.
+
+    A gated metric fails when ``churn.model.<m> < churn.baselines.logistic.<m> -
+    tolerance``; a metric missing on either side is not compared.
+    """
+    failures = []
+    for name in metrics:
+        ours = new.get(f"churn.model.{name}")
+        theirs = new.get(f"churn.baselines.logistic.{name}")
+        if ours is None or theirs is None:
+            continue
+        if ours < theirs - tolerance - _EPS:
+            failures.append(f"{name} {ours:.3f} < logistic baseline {theirs:.3f} - {tolerance:g}")
+    return f"behind the baseline: {'; '.join(failures)}" if failures else None
+
+
 # --------------------------------------------------------------------------- tracker
 
 
@@ -829,8 +872,13 @@ class Tracker:
     ) -> GateDecision:
         """Give the new versions ``champion`` if they are not worse, else ``challenger``.
 
-        Each gated metric (``gate.metric``, then ROC-AUC) of the churn model is compared:
-        the new model passes when ``new >= champion - tolerance`` for a higher-is-better
+        In order: a degenerate model (:func:`degenerate_reason`) is never promoted, not
+        even forced: a constant score ranks nobody, so no one should act on it. Then
+        ``force`` promotes. Then a model behind the logistic baseline on a gated metric
+        (:func:`behind_baseline`) is not promoted (the logistic candidate is the
+        baseline itself, so it never is). Then each gated metric
+        (``gate.metric``, then ROC-AUC) of the churn model is compared with the
+        champion's: the new model passes when ``new >= champion - tolerance`` for a higher-is-better
         metric (``new <= champion + tolerance`` for a lower-is-better one, see
         :data:`METRIC_DIRECTION`).
 
@@ -843,7 +891,8 @@ class Tracker:
         gate
             Gated metric and tolerance.
         force
-            Promote whatever the metrics say (reason ``"forced"``).
+            Promote whatever the metrics say (reason ``"forced"``), unless the model is
+            degenerate.
         champion_metrics
             The champion's backtest on the same data and backtest settings as the new
             one, when the caller re-ran it (see ``comparable`` in :class:`GateDecision`).
@@ -864,8 +913,14 @@ class Tracker:
         new_flat = flatten_metrics(new_metrics)
         info = self.champion_info()
         before = info.versions.churn if info is not None else None
+        degenerate = degenerate_reason(new_metrics, min_distinct=gate.min_distinct)
+        if degenerate is not None:
+            return self._decide(new, False, degenerate, before)
         if force:
             return self._decide(new, True, "forced", before)
+        behind = behind_baseline(new_flat, metrics=names, tolerance=gate.tolerance)
+        if behind is not None:
+            return self._decide(new, False, behind, before)
         if info is None:
             return self._decide(
                 new, True, "the first model: no earlier champion to compare with", before

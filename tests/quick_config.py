@@ -13,6 +13,9 @@ n_estimators = 40
 early_stopping_rounds = 10
 min_child_samples = 20
 
+[candidates]
+search_trials = 2
+
 [backtest]
 folds = 2
 capacity_k = 20

@@ -11,11 +11,21 @@ from quick_config import QUICK_TOML as QUICK
 from churnrisk.settings import get_settings
 from churnrisk.store import ScoreStore
 
-# num_leaves = 2 and a single tree: a model that cannot beat the first one
+# LightGBM alone, 5 trees of 2 leaves: a model that cannot beat the first one, yet
+# not degenerate (Platt's map keeps its few dozen distinct scores apart)
 WORSE = QUICK.replace(
     "n_estimators = 40\nearly_stopping_rounds = 10",
-    "n_estimators = 1\nearly_stopping_rounds = 1\nnum_leaves = 2",
+    'n_estimators = 5\nearly_stopping_rounds = 5\nnum_leaves = 2\ncalibration = "sigmoid"',
     1,
+).replace("[candidates]\n", '[candidates]\nkinds = ["lightgbm"]\n')
+# Two one-date folds of a 400-account world: pooled metrics move by a few hundredths
+# with the calibration of each fold, so the gate's tolerance is wide enough here for the
+# first model to pass the baseline check (what this file tests is the champion mechanics)
+LENIENT = "[gate]\ntolerance = 0.07\n"
+# LightGBM alone, unsized, with leaves larger than the book: one leaf, one probability
+DEGENERATE = QUICK.replace("min_child_samples = 20", "min_child_samples = 1000000", 1).replace(
+    "[candidates]\nsearch_trials = 2\n",
+    '[candidates]\nkinds = ["lightgbm"]\nsize_to_data = false\nsearch_trials = 0\n',
 )
 
 
@@ -27,7 +37,9 @@ def setting(tmp_path_factory):
     args = ["generate", "--out", world, "--accounts", 400, "--months", 26, "--seed", 11]
     assert invoke([*args, "--start", "2024-09-01"]) == 0
     (root / "quick.toml").write_text(QUICK)
-    (root / "worse.toml").write_text(WORSE)
+    (root / "lenient.toml").write_text(QUICK + LENIENT)
+    (root / "worse.toml").write_text(WORSE + LENIENT)
+    (root / "degenerate.toml").write_text(DEGENERATE)
     return root
 
 
@@ -41,7 +53,7 @@ def store(setting, monkeypatch):
 
 
 def test_train_registers_a_champion_then_refuses_a_worse_model(setting, store, capsys):
-    world, quick, worse = setting / "world", setting / "quick.toml", setting / "worse.toml"
+    world, quick, worse = setting / "world", setting / "lenient.toml", setting / "worse.toml"
     assert invoke(["train", world, "--config", quick]) == 0
     first = capsys.readouterr().out
     assert (
@@ -53,11 +65,32 @@ def test_train_registers_a_champion_then_refuses_a_worse_model(setting, store, c
 
     assert invoke(["train", world, "--config", worse]) == 0
     second = capsys.readouterr().out
-    assert "gate: version 2 is challenger (pr_auc" in second
+    assert "gate: version 2 is challenger (" in second
+    assert "pr_auc" in second.split("gate: version 2")[1]
     assert "`churnrisk train --force` overrides" in second
 
     assert invoke(["train", world, "--config", worse, "--force"]) == 0
     assert "gate: version 3 is champion (forced)" in capsys.readouterr().out
+
+
+def test_train_never_promotes_a_degenerate_model_not_even_forced(setting, store, capsys):
+    assert invoke(["train", setting / "world", "--config", setting / "degenerate.toml"]) == 0
+    assert (
+        invoke(["train", setting / "world", "--config", setting / "degenerate.toml", "--force"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("gate: ")]
+    assert len(lines) == 2
+    for line in lines:
+        # one leaf in each of the two folds: two probabilities in all
+        assert (
+            " is challenger (degenerate: the lightgbm model gave 2 distinct probabilities" in line
+        )
+        assert (
+            "fewer than gate.min_distinct 10; it is never promoted, not even with --force" in line
+        )
+        assert "overrides" not in line
 
 
 def test_backtest_json_has_the_issue_shape(setting, store, capsys):
@@ -67,7 +100,17 @@ def test_backtest_json_has_the_issue_shape(setting, store, capsys):
     assert code == 0
     body = json.loads(capsys.readouterr().out)
     assert set(body) == {"churn", "clv", "folds", "plan"}
-    assert set(body["churn"]) == {"model", "baselines"}
+    assert set(body["churn"]) == {
+        "model",
+        "baselines",
+        "candidates",
+        "chosen",
+        "fit_seconds",
+        "search_seconds",
+    }
+    assert set(body["churn"]["candidates"]) == {"logistic", "lightgbm", "blend"}
+    chosen = body["churn"]["candidates"][body["churn"]["chosen"]]
+    assert body["churn"]["model"]["pr_auc"] == chosen["pr_auc"]
     assert set(body["churn"]["baselines"]) == {"logistic", "usage_drop"}
     assert set(body["churn"]["model"]) == {
         "roc_auc",

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_planted_panel
+from scipy.stats import rankdata
 
 from churnrisk.config import (
     BacktestConfig,
@@ -173,8 +174,20 @@ def test_to_dict_has_exactly_the_issue_shape(which, request):
         assert set(block["clv"]["baselines"]) == {"mrr_x12"}
         assert list(block["clv"]["model"]) == list(CLV_METRICS)
         assert list(block["clv"]["baselines"]["mrr_x12"]) == list(CLV_METRICS)
-    # overall blocks hold metrics only
-    assert list(out["churn"]) == ["model", "baselines"]
+    # overall blocks hold metrics, and for churn every candidate and the chosen one
+    assert list(out["churn"]) == [
+        "model",
+        "baselines",
+        "candidates",
+        "chosen",
+        "fit_seconds",
+        "search_seconds",
+    ]
+    assert list(out["churn"]["candidates"]) == ["logistic", "lightgbm", "blend"]
+    for metrics in out["churn"]["candidates"].values():
+        assert list(metrics) == [*CHURN_METRICS, "distinct_probabilities"]
+    chosen = out["churn"]["candidates"][out["churn"]["chosen"]]
+    assert out["churn"]["model"] == {k: chosen[k] for k in CHURN_METRICS}
     assert list(out["clv"]) == ["model", "baselines"]
     # each fold: one block per task with its own dates and row counts
     per_task = ["test_as_of", "train_as_of", "n_train", "n_test", "model", "baselines"]
@@ -234,3 +247,24 @@ def test_folds_are_a_maximum_and_too_few_dates_say_how_many_months_are_needed(mo
         r" as-of dates 120 days .* needs 16 .*: it takes about 5 more months of history$",
     ):
         backtest(model_panel, cfg)
+
+
+def test_the_chosen_candidate_is_the_model_and_never_behind_the_baseline(result, long_result):
+    for res in (result, long_result):
+        churn = res.to_dict()["churn"]
+        cands, base = churn["candidates"], churn["baselines"]["logistic"]
+        pred = res.predictions
+        # within a fold the logistic candidate ranks exactly as the baseline fitted on the
+        # same rows (pooled over folds, calibration moves one fold's scores against another's)
+        for _, fold in pred.groupby("fold"):
+            np.testing.assert_array_equal(
+                rankdata(fold["candidate_logistic"]), rankdata(fold["logistic"])
+            )
+        chosen = cands[churn["chosen"]]
+        if churn["chosen"] != "logistic":
+            assert chosen["roc_auc"] >= base["roc_auc"]
+            assert chosen["pr_auc"] >= base["pr_auc"]
+        assert chosen["pr_auc"] >= cands["logistic"]["pr_auc"]
+        np.testing.assert_array_equal(pred["model"], pred[f"candidate_{churn['chosen']}"])
+        assert churn["search_seconds"] > 0
+        assert churn["fit_seconds"] >= churn["search_seconds"]

@@ -29,6 +29,8 @@ from churnrisk.tracking import (
     CHURN_MODEL,
     CLV_MODEL,
     Tracker,
+    behind_baseline,
+    degenerate_reason,
     fingerprint,
     flatten_metrics,
     gate_verdict,
@@ -58,6 +60,22 @@ def world(tmp_path_factory):
     result = backtest(panel, config).to_dict()
     models = train_models(panel, config, backtest=result)
     return {"panel": panel, "models": models, "fp": fingerprint(root / "data"), "data": root}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A 40-account book and LightGBM alone, unsized: leaves bigger than the book."""
+    root = tmp_path_factory.mktemp("tiny")
+    summary = generate_world(root / "data", accounts=40, months=15, seed=2)
+    ds = load(root / "data").dataset
+    panel = build_features(ds, as_of_dates(summary.start, summary.end), labels=LabelConfig())
+    config = RunConfig.model_validate(
+        {
+            **FAST,
+            "candidates": {"kinds": ["lightgbm"], "size_to_data": False, "search_trials": 0},
+        }
+    )
+    return panel, config
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +311,70 @@ def test_gate_promotes_first_refuses_worse_and_force_overrides(tracker, world):
     assert aliases(tracker, CLV_MODEL) == {CHAMPION: v3.clv}
     tags = tracker.client.get_model_version(CHURN_MODEL, v3.churn).tags
     assert tags["churnrisk.gate"] == "forced"
+
+
+def with_baseline(pr_auc, roc_auc, base_pr, base_roc):
+    out = metrics(pr_auc, roc_auc)
+    out["churn"]["baselines"] = {"logistic": {"pr_auc": base_pr, "roc_auc": base_roc}}
+    return out
+
+
+def test_behind_baseline_names_each_metric_beyond_the_tolerance():
+    flat = flatten_metrics(with_baseline(0.300, 0.797, 0.320, 0.800))
+    assert behind_baseline(flat, metrics=["pr_auc", "roc_auc"], tolerance=0.005) == (
+        "behind the baseline: pr_auc 0.300 < logistic baseline 0.320 - 0.005"
+    )
+    flat = flatten_metrics(with_baseline(0.316, 0.797, 0.320, 0.800))
+    assert behind_baseline(flat, metrics=["pr_auc", "roc_auc"], tolerance=0.005) is None
+    assert (
+        behind_baseline(flatten_metrics(metrics(0.1, 0.5)), metrics=["pr_auc"], tolerance=0) is None
+    )
+
+
+def test_degenerate_reads_the_chosen_candidates_distinct_probabilities():
+    backtest = {"churn": {"chosen": "lightgbm", "candidates": {"lightgbm": {}}}}
+    backtest["churn"]["candidates"]["lightgbm"]["distinct_probabilities"] = 3
+    reason = degenerate_reason(backtest, min_distinct=10)
+    assert reason is not None
+    assert reason.startswith(
+        "degenerate: the lightgbm model gave 3 distinct probabilities on the backtest's test"
+        " rows, fewer than gate.min_distinct 10; it is never promoted, not even with --force"
+    )
+    backtest["churn"]["candidates"]["lightgbm"]["distinct_probabilities"] = 10
+    assert degenerate_reason(backtest, min_distinct=10) is None
+    assert degenerate_reason(metrics(0.1, 0.5), min_distinct=10) is None
+
+
+def test_gate_refuses_a_model_behind_the_baseline_even_the_first(tracker, world):
+    gate = GateConfig(metric="pr_auc", tolerance=0.005)
+    kw = {"panel": world["panel"], "fingerprint": world["fp"]}
+    behind = with_baseline(0.300, 0.800, 0.320, 0.790)
+    v1 = tracker.log_training(world["models"], backtest=behind, **kw)
+    first = tracker.promote(v1, behind, gate=gate)
+    assert (first.promoted, first.reason) == (
+        False,
+        "behind the baseline: pr_auc 0.300 < logistic baseline 0.320 - 0.005",
+    )
+    assert aliases(tracker, CHURN_MODEL) == {CHALLENGER: v1.churn}
+    forced = tracker.promote(v1, behind, gate=gate, force=True)
+    assert (forced.promoted, forced.reason) == (True, "forced")
+
+
+def test_a_degenerate_model_is_never_promoted_not_even_forced(tracker, tiny):
+    panel, config = tiny
+    result = backtest(panel, config).to_dict()
+    chosen = result["churn"]["chosen"]
+    assert chosen == "lightgbm"
+    # one leaf per fold: one probability per fold
+    assert result["churn"]["candidates"][chosen]["distinct_probabilities"] <= 2
+    models = train_models(panel, config, backtest=result)
+    v1 = tracker.log_training(models, panel=panel, fingerprint="tiny")
+    for force in (False, True):
+        decision = tracker.promote(v1, result, gate=config.gate, force=force)
+        assert not decision.promoted
+        assert decision.reason.startswith("degenerate: the lightgbm model gave")
+        assert "never promoted, not even with --force" in decision.reason
+    assert aliases(tracker, CHURN_MODEL) == {CHALLENGER: v1.churn}
 
 
 def test_gate_needs_the_same_backtest(tracker, world):

@@ -20,6 +20,22 @@ one revenue horizon of gap). The latest
 little time for that (a 24-month world does), the CLV metrics are null and a note says
 how many months of history the CLV backtest needs; the churn backtest still runs.
 
+Candidates. Every churn candidate (:mod:`churnrisk.models.candidates`: logistic
+regression, LightGBM sized and searched, their blend) is fitted on each fold's fit slices
+and scored on its test rows. One is chosen on the pooled test rows by
+:data:`~churnrisk.models.candidates.SELECTION_RULE`: among the candidates whose pooled
+ROC-AUC and PR-AUC are both at least the logistic baseline's, the best on the gate metric
+(ties to the simpler). The chosen candidate is reported as ``model``; every candidate's
+metrics (and its number of distinct probabilities) under ``candidates``.
+
+The logistic baseline is the logistic regression fitted as a candidate is: on the fold's
+fit rows, its scores calibrated out of sample. Pooled over folds, uncalibrated scores
+would compare each fold's scale with the others' (the regression's class weighting
+inflates them by a different amount per fold), and the baseline's pooled metrics would
+then measure that scale rather than its ranking. So the logistic candidate and the
+baseline are one model, and the chosen candidate is never behind the baseline on the
+backtest: the logistic candidate is always eligible, with exactly its metrics.
+
 Baselines are fitted on the same rows as the model (the logistic regression on all of
 them, as it needs no early stopping) and scored on the same test rows; the run rate "MRR
 x revenue_months" (:func:`~churnrisk.models.baselines.mrr_run_rate`, the CLV target's own
@@ -38,6 +54,7 @@ RMSE and Spearman over the CLV test rows.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -50,8 +67,14 @@ from churnrisk.config import RunConfig
 from churnrisk.errors import DataError, MetricError
 from churnrisk.features.labels import revenue_window_days
 from churnrisk.models import evaluation as ev
-from churnrisk.models.baselines import LogisticBaseline, mrr_run_rate, usage_drop_score
-from churnrisk.models.churn import ChurnModel, split_later
+from churnrisk.models.baselines import mrr_run_rate, usage_drop_score
+from churnrisk.models.candidates import (
+    LogisticCandidate,
+    choose_candidate,
+    distinct_probabilities,
+    fit_candidates,
+)
+from churnrisk.models.churn import split_later
 from churnrisk.models.clv import ClvModel
 from churnrisk.models.plan import Grid, Plan, fit_slices, plan_churn_folds
 
@@ -121,13 +144,18 @@ class BacktestResult:
     Attributes
     ----------
     churn, clv
-        Overall metrics: ``{"model": {...}, "baselines": {name: {...}}}``.
+        Overall metrics: ``{"model": {...}, "baselines": {name: {...}}}``; ``churn`` also
+        holds ``candidates`` (``{name: {metric: ..., "distinct_probabilities": n}}``),
+        ``chosen`` (the candidate reported as ``model``), ``fit_seconds`` (fitting every
+        candidate, all folds) and ``search_seconds`` (the LightGBM search's share).
     folds
         Per-fold results, oldest first.
     predictions
         Pooled churn test rows: ``account_id``, ``as_of``, ``fold``, ``churned``,
-        ``revenue_next_12m``, ``mrr``, ``model`` (calibrated probability), ``model_raw``
-        (uncalibrated booster probability), ``logistic``, ``usage_drop``.
+        ``revenue_next_12m``, ``mrr``, ``model`` (the chosen candidate's calibrated
+        probability), ``model_raw`` (its uncalibrated probability, the logistic of its raw
+        score), ``logistic``, ``usage_drop``, then ``candidate_<name>`` and
+        ``candidate_<name>_raw`` (probability and raw log-odds) for every candidate.
     clv_predictions
         Pooled CLV test rows (empty without CLV folds): ``account_id``, ``as_of``,
         ``fold``, ``revenue_next_12m``, ``mrr``, ``clv_model`` (predicted 12-month
@@ -148,8 +176,10 @@ class BacktestResult:
         """Return the JSON shape of the backtest (NaN becomes ``None``).
 
         ``{"churn": {"model": {...}, "baselines": {"logistic": {...}, "usage_drop":
-        {...}}}, "clv": {"model": {...}, "baselines": {"mrr_x12": {...}}}, "folds":
-        [...]}``. Churn and CLV folds test different as-of dates (the revenue label closes
+        {...}}, "candidates": {"logistic": {...}, "lightgbm": {...}, "blend": {...}},
+        "chosen": "lightgbm", "fit_seconds": ..., "search_seconds": ...}, "clv":
+        {"model": {...}, "baselines": {"mrr_x12": {...}}}, "folds": [...]}``. Churn and
+        CLV folds test different as-of dates (the revenue label closes
         later), so each fold entry holds one block per task, each with its own dates::
 
             {"fold": 1,
@@ -433,6 +463,10 @@ CLV_PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 
 
+def _is_candidate(column: str) -> bool:
+    return column.startswith("candidate_") and not column.endswith("_raw")
+
+
 def _empty(columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns})
 
@@ -471,23 +505,29 @@ def backtest(panel: pd.DataFrame, config: RunConfig, *, grid: Grid | None = None
     folds: list[FoldResult] = []
     preds: list[pd.DataFrame] = []
     clv_preds: list[pd.DataFrame] = []
+    fit_seconds: dict[int, float] = {}
+    search_seconds: dict[int, float] = {}
     the_plan, plans = plan_backtest(panel, config, notes, grid)
     for i, plan in enumerate(plans, start=1):
         where = f"fold {i}"
         pool = _rows(panel, plan.churn_train_as_of, "churned")
         test = _rows(panel, plan.churn_test_as_of, "churned")
         s = fit_slices(pool, config)
-        model = ChurnModel(config.churn, random_state=config.seed).fit(
-            s.train, stop=s.stop, calibration=s.calibrate
+        started = time.perf_counter()
+        fitted = fit_candidates(
+            s, config=config.churn, candidates=config.candidates, random_state=config.seed
         )
-        logistic = LogisticBaseline(random_state=config.seed).fit(pool)
+        fit_seconds[i] = time.perf_counter() - started
+        search = getattr(fitted.get("lightgbm"), "search_", None)
+        search_seconds[i] = search.seconds if search is not None else 0.0
+        logistic = fitted.get("logistic") or LogisticCandidate(random_state=config.seed).fit(s)
         pred = test[["account_id", "as_of", "churned", "revenue_next_12m", "mrr"]].assign(
             fold=i,
-            model=model.predict_proba(test),
-            model_raw=model.predict_uncalibrated(test),
             logistic=logistic.predict_proba(test),
             usage_drop=usage_drop_score(test),
-        )[list(CHURN_PREDICTION_COLUMNS)]
+            **{f"candidate_{n}": m.predict_proba(test) for n, m in fitted.items()},
+            **{f"candidate_{n}_raw": m.predict_raw(test) for n, m in fitted.items()},
+        )
         preds.append(pred)
 
         clv_pool = _rows(panel, plan.clv_train_as_of, "revenue_next_12m")
@@ -512,18 +552,56 @@ def backtest(panel: pd.DataFrame, config: RunConfig, *, grid: Grid | None = None
                 n_test=len(test),
                 clv_n_train=len(clv_pool),
                 clv_n_test=len(clv_test),
-                churn=_churn_summary(pred, k, notes, where),
+                churn={},
                 clv=_clv_summary(clv_pred, notes, where),
             )
         )
     pooled = pd.concat(preds, ignore_index=True)
+    names = [c.removeprefix("candidate_") for c in pooled.columns if _is_candidate(c)]
+    candidates = {
+        n: _churn_metrics(
+            pooled,
+            pooled[f"candidate_{n}"].to_numpy(),
+            k=k,
+            probability=True,
+            notes=notes,
+            where=f"overall candidate {n}",
+        )
+        for n in names
+    }
+    baseline = _churn_metrics(
+        pooled, pooled["logistic"].to_numpy(), k=k, probability=True, notes=[], where=""
+    )
+    chosen, eligible = choose_candidate(candidates, baseline, metric=config.gate.metric)
+    if not eligible:
+        notes.append(
+            f"overall: no candidate reached the logistic baseline's pooled ROC-AUC and PR-AUC;"
+            f" {chosen} is the best of them on {config.gate.metric}"
+        )
+    raw = pooled[f"candidate_{chosen}_raw"].to_numpy(dtype="float64")
+    pooled["model"] = pooled[f"candidate_{chosen}"]
+    pooled["model_raw"] = 1.0 / (1.0 + np.exp(-raw))
+    pooled = pooled[[*CHURN_PREDICTION_COLUMNS, *(c for c in pooled.columns if _is_candidate(c))]]
+    for i, fold in enumerate(folds, start=1):
+        fold.churn = _churn_summary(pooled.loc[pooled["fold"] == i], k, notes, f"fold {i}")
+    for n in names:
+        candidates[n]["distinct_probabilities"] = distinct_probabilities(
+            pooled[f"candidate_{n}"].to_numpy()
+        )
+    churn = {
+        **_churn_summary(pooled, k, notes, "overall"),
+        "candidates": candidates,
+        "chosen": chosen,
+        "fit_seconds": round(sum(fit_seconds.values()), 3),
+        "search_seconds": round(sum(search_seconds.values()), 3),
+    }
     clv_pooled = (
         pd.concat([p for p in clv_preds if len(p)], ignore_index=True)
         if any(len(p) for p in clv_preds)
         else _empty(CLV_PREDICTION_COLUMNS)
     )
     return BacktestResult(
-        _churn_summary(pooled, k, notes, "overall"),
+        churn,
         _clv_summary(clv_pooled, notes, "overall"),
         folds,
         pooled,

@@ -3,13 +3,14 @@
 A saved bundle is a folder:
 
 ``churn.txt``, ``clv.txt``
-    The LightGBM boosters in LightGBM's own text format (``clv.txt`` only when a
-    revenue model was trained: data too short for the revenue label has none).
+    The LightGBM boosters in LightGBM's own text format (``churn.txt`` only when the
+    chosen churn candidate holds a booster, not for the logistic regression; ``clv.txt``
+    only when a revenue model was trained: data too short for the revenue label has none).
 ``bundle.json``
     Format version, run configuration, feature names, the vocabulary its vocabulary
     features count (:mod:`churnrisk.features.vocabulary`), training window, backtest, and
-    each model's metadata (feature frame with categories, calibration thresholds or
-    sigmoid coefficients, best iteration).
+    each model's metadata (the churn candidate's ``kind``, feature frame with
+    categories, calibration map, best iteration or regression coefficients).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ import pandas as pd
 from churnrisk.config import RunConfig
 from churnrisk.errors import DataError
 from churnrisk.features.vocabulary import Vocabulary, vocabulary_features
-from churnrisk.models.churn import ChurnModel, split_later
+from churnrisk.models.candidates import (
+    CANDIDATE_KINDS,
+    Candidate,
+    candidate_from_state,
+    fit_candidates,
+)
+from churnrisk.models.churn import split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv, survival_revenue
 from churnrisk.models.frame import KEY_COLUMNS
 from churnrisk.models.plan import fit_slices
@@ -49,7 +56,8 @@ class ChurnRiskModels:
     Attributes
     ----------
     churn
-        Calibrated churn model.
+        The calibrated churn model: the candidate the backtest chose
+        (:mod:`churnrisk.models.candidates`).
     clv
         Revenue model of the next ``revenue_months`` months, or ``None`` when the data
         was too short for its label: ``revenue_12m`` then comes from the survival view
@@ -67,7 +75,7 @@ class ChurnRiskModels:
         features with it (``panel_features(models.vocabulary)``). ``None``: none.
     """
 
-    churn: ChurnModel
+    churn: Candidate
     clv: ClvModel | None
     config: RunConfig
     feature_names: list[str]
@@ -148,7 +156,10 @@ class ChurnRiskModels:
         folder.mkdir(parents=True, exist_ok=True)
         churn = self.churn.to_state()
         clv = self.clv.to_state() if self.clv is not None else None
-        (folder / "churn.txt").write_text(churn["booster"], encoding="utf-8")
+        if churn["booster"]:
+            (folder / "churn.txt").write_text(churn["booster"], encoding="utf-8")
+        else:
+            (folder / "churn.txt").unlink(missing_ok=True)
         if clv is not None:
             (folder / "clv.txt").write_text(clv["booster"], encoding="utf-8")
         else:
@@ -160,7 +171,7 @@ class ChurnRiskModels:
             "trained_as_of": [d.isoformat() for d in self.trained_as_of],
             "backtest": self.backtest,
             "vocabulary": None if self.vocabulary is None else self.vocabulary.to_dict(),
-            "churn": churn["meta"],
+            "churn": {**churn["meta"], "kind": churn["kind"]},
             "clv": clv["meta"] if clv is not None else None,
         }
         (folder / "bundle.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
@@ -177,7 +188,8 @@ class ChurnRiskModels:
         """
         try:
             meta = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
-            churn_txt = (folder / "churn.txt").read_text(encoding="utf-8")
+            churn_file = folder / "churn.txt"
+            churn_txt = churn_file.read_text(encoding="utf-8") if churn_file.exists() else ""
             clv_txt = (
                 (folder / "clv.txt").read_text(encoding="utf-8")
                 if meta.get("clv") is not None
@@ -195,7 +207,13 @@ class ChurnRiskModels:
         vocabulary = None if vocabulary is None else Vocabulary.from_dict(vocabulary)
         vocabulary_features(vocabulary)  # declares them, for explanations
         return cls(
-            churn=ChurnModel.from_state({"booster": churn_txt, "meta": meta["churn"]}),
+            churn=candidate_from_state(
+                {
+                    "kind": meta["churn"].get("kind", "lightgbm"),
+                    "booster": churn_txt,
+                    "meta": meta["churn"],
+                }
+            ),
             clv=(
                 ClvModel.from_state({"booster": clv_txt, "meta": meta["clv"]})
                 if clv_txt is not None
@@ -229,12 +247,15 @@ def train_models(
     *,
     backtest: dict[str, Any] | None = None,
     vocabulary: Vocabulary | None = None,
+    kind: str | None = None,
 ) -> ChurnRiskModels:
     """Fit the churn and CLV models on every labelled row of ``panel``.
 
-    The churn model trains, stops early and calibrates on slices of the label-closed
-    rows cut by :func:`~churnrisk.models.plan.fit_slices` (by time: the latest
-    ``config.churn.holdout_dates`` as-of dates held out; or by account); the
+    The churn model is the candidate ``kind``; default the one the backtest chose
+    (``backtest["churn"]["chosen"]``), else LightGBM when it is a candidate, else the
+    first of ``config.candidates.kinds``. It trains, stops early and calibrates on slices
+    of the label-closed rows cut by :func:`~churnrisk.models.plan.fit_slices` (by time:
+    the latest as-of dates held out; or by account); the
     CLV model trains on the revenue-labelled rows except the latest
     ``config.clv.valid_dates``, which stop it early. When the panel is too short for
     that (:func:`can_train_clv`: the revenue label has not closed on enough as-of
@@ -252,6 +273,8 @@ def train_models(
     vocabulary
         The vocabulary the panel was built with (default ``panel.attrs["vocabulary"]``,
         where :func:`churnrisk.pipeline.training_panel` leaves it).
+    kind
+        The churn candidate to fit (see above).
 
     Raises
     ------
@@ -262,9 +285,13 @@ def train_models(
         raise DataError("training needs a labelled panel (build_features with labels)")
     closed = panel.loc[panel["churned"].notna()]
     s = fit_slices(closed, config)
-    churn = ChurnModel(config.churn, random_state=config.seed).fit(
-        s.train, stop=s.stop, calibration=s.calibrate
-    )
+    churn = fit_candidates(
+        s,
+        config=config.churn,
+        candidates=config.candidates,
+        random_state=config.seed,
+        kinds=(_churn_kind(config, backtest, kind),),
+    ).popitem()[1]
     revenue = panel.loc[panel["revenue_next_12m"].notna()]
     clv = None
     if can_train_clv(panel, config):
@@ -282,3 +309,16 @@ def train_models(
         backtest=backtest,
         vocabulary=vocabulary if vocabulary is not None else panel.attrs.get("vocabulary"),
     )
+
+
+def _churn_kind(config: RunConfig, backtest: dict[str, Any] | None, kind: str | None) -> str:
+    if kind is None and backtest is not None:
+        kind = backtest.get("churn", {}).get("chosen")
+    if kind is None:
+        kinds = config.candidates.kinds
+        kind = "lightgbm" if "lightgbm" in kinds else kinds[0]
+    if kind not in CANDIDATE_KINDS:
+        raise DataError(
+            f"unknown churn candidate {kind!r}; use one of {', '.join(CANDIDATE_KINDS)}"
+        )
+    return kind

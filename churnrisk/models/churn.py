@@ -317,15 +317,42 @@ class ChurnModel:
             When a label is missing or a slice holds one class only.
         """
         cfg = self.config or ChurnModelConfig()
-        if len(train) == 0 or len(stop) == 0 or len(calibration) == 0:
+        if len(calibration) == 0:
+            raise DataError("the training, early-stopping and calibration slices must hold rows")
+        fit_cal = calibration
+        y_cal = _labels(fit_cal, "calibration")
+        if y_cal.min() == y_cal.max():
+            raise DataError("the calibration rows hold one class only; need churners and not")
+        self.fit_booster(train, stop=stop)
+        self.calibrator_ = Calibrator(cfg.calibration).fit(self.predict_raw(fit_cal), y_cal)
+        self.train_as_of_ = (train["as_of"].min(), train["as_of"].max())
+        self.calibration_as_of_ = (fit_cal["as_of"].min(), fit_cal["as_of"].max())
+        return self
+
+    def fit_booster(self, train: pd.DataFrame, *, stop: pd.DataFrame) -> float:
+        """Train the booster on ``train``, early-stopped on ``stop``; no calibration.
+
+        The first half of :meth:`fit`, also used alone by the candidates' search to
+        compare settings.
+
+        Returns
+        -------
+        float
+            The stopping metric on ``stop`` at the chosen number of rounds.
+
+        Raises
+        ------
+        DataError
+            When a label is missing or a slice holds one class only.
+        """
+        cfg = self.config or ChurnModelConfig()
+        if len(train) == 0 or len(stop) == 0:
             raise DataError("the training, early-stopping and calibration slices must hold rows")
         y = _labels(train, "training")
-        fit_cal = calibration
-        y_stop, y_cal = _labels(stop, "early-stopping"), _labels(fit_cal, "calibration")
-        for what, arr in (("training", y), ("early-stopping", y_stop), ("calibration", y_cal)):
+        y_stop = _labels(stop, "early-stopping")
+        for what, arr in (("training", y), ("early-stopping", y_stop)):
             if arr.min() == arr.max():
                 raise DataError(f"the {what} rows hold one class only; need churners and not")
-
         self.frame_ = FeatureFrame().fit(train)
         params = {**lgb_params(cfg, self.random_state), "objective": "binary"}
         params["metric"] = cfg.stopping_metric
@@ -353,10 +380,7 @@ class ChurnModel:
             callbacks=[lgb.early_stopping(cfg.early_stopping_rounds, verbose=False)],
         )
         self.best_iteration_ = int(self.booster_.best_iteration or cfg.n_estimators)
-        self.calibrator_ = Calibrator(cfg.calibration).fit(self.predict_raw(fit_cal), y_cal)
-        self.train_as_of_ = (train["as_of"].min(), train["as_of"].max())
-        self.calibration_as_of_ = (fit_cal["as_of"].min(), fit_cal["as_of"].max())
-        return self
+        return float(self.booster_.best_score["stop"][params["metric"]])
 
     def predict_raw(self, panel: pd.DataFrame) -> np.ndarray:
         """Return the uncalibrated scores in log-odds (imbalance-weighted booster)."""

@@ -1,8 +1,10 @@
 """Per-account drivers of the churn score, worded from the feature registry.
 
-Drivers are LightGBM's own per-feature contributions (``pred_contrib``, TreeSHAP) to the
-uncalibrated log-odds of the churn model. Calibration is monotone, so a feature that
-raises the log-odds raises the calibrated probability too.
+Drivers are the churn model's per-feature contributions to its uncalibrated log-odds
+(:meth:`~churnrisk.models.candidates.Candidate.contributions`): LightGBM's own
+``pred_contrib`` (TreeSHAP), the logistic regression's exact linear terms, or their
+weighted sum for the blend. Calibration is monotone, so a feature that raises the
+log-odds raises the calibrated probability too.
 
 Drivers are ranked among the features customer success can act on (usage, engagement,
 tickets, NPS, billing changes: :attr:`~churnrisk.features.Feature.actionable`). Context
@@ -23,7 +25,7 @@ import pandas as pd
 
 from churnrisk.errors import ConfigError
 from churnrisk.features import get_feature
-from churnrisk.models.churn import ChurnModel
+from churnrisk.models.candidates import Candidate
 
 Direction = Literal["raises", "lowers"]
 
@@ -168,7 +170,7 @@ def _rows_of(
     return [made[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def context(model: ChurnModel, panel: pd.DataFrame) -> list[list[Driver]]:
+def context(model: Candidate, panel: pd.DataFrame) -> list[list[Driver]]:
     """Return each row's context features and how they move its score, apart from drivers.
 
     Parameters
@@ -192,7 +194,7 @@ def context(model: ChurnModel, panel: pd.DataFrame) -> list[list[Driver]]:
 
 
 def drivers(
-    model: ChurnModel,
+    model: Candidate,
     panel: pd.DataFrame,
     *,
     top: int = 3,
@@ -230,7 +232,7 @@ def drivers(
 
 
 def drivers_frame(
-    model: ChurnModel,
+    model: Candidate,
     panel: pd.DataFrame,
     *,
     top: int = 3,
@@ -253,8 +255,12 @@ def drivers_frame(
     return pd.DataFrame(rows, columns=cols)
 
 
-def global_importance(model: ChurnModel) -> pd.DataFrame:
-    """Return every feature's total gain and share of gain, highest first, with meanings."""
+def global_importance(model: Candidate) -> pd.DataFrame:
+    """Return every feature's importance and share of it, highest first, with meanings.
+
+    The ``gain`` column is the candidate's :meth:`feature_importance`: LightGBM's total
+    gain, or the mean absolute contribution for the logistic regression and the blend.
+    """
     gain = model.feature_importance()
     total = float(gain.sum())
     return pd.DataFrame(
