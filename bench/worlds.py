@@ -61,6 +61,8 @@ class Outcome:
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     strongest: tuple[str, float] | None = None
     refusal: str | None = None
+    chosen: str | None = None
+    plan: str | None = None
     seconds: float = 0.0
     generate_seconds: float | None = None
 
@@ -123,8 +125,15 @@ def run_case(case: Case) -> Outcome:
         if audit:
             result.strongest = (audit[0].feature, audit[0].auc)
         check_leaks(panel)
-        out = backtest(panel, config).to_dict()["churn"]
-        result.metrics = {"model": out["model"], "logistic": out["baselines"]["logistic"]}
+        full = backtest(panel, config).to_dict()
+        out = full["churn"]
+        result.metrics = {
+            "model": out["model"],
+            "logistic": out["baselines"]["logistic"],
+            **{f"candidate {n}": m for n, m in out["candidates"].items()},
+        }
+        result.chosen = out["chosen"]
+        result.plan = full["plan"]["line"]
     except ChurnRiskError as exc:
         result.refusal = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     result.seconds = time.perf_counter() - t0
@@ -139,6 +148,10 @@ def fmt(v: Any, digits: int = 3) -> str:
 
 def blank(v: int | None) -> str:
     return "" if v is None else f"{v:,}"
+
+
+def pair(m: dict[str, float | None] | None) -> str:
+    return "" if not m else f"{fmt(m.get('roc_auc'))} / {fmt(m.get('pr_auc'))}"
 
 
 def verdict(o: Outcome) -> str:
@@ -156,8 +169,9 @@ def table(outcomes: list[Outcome]) -> list[str]:
     lines = [
         "| world (shape, accounts x months) | rows | churn events | panel rows"
         " | model ROC-AUC | logistic ROC-AUC | model PR-AUC | logistic PR-AUC"
+        " | chosen | LightGBM ROC / PR | blend ROC / PR"
         " | strongest single feature | seconds | model >= logistic on both |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---|",
     ]
     for o in outcomes:
         m, b = o.metrics.get("model", {}), o.metrics.get("logistic", {})
@@ -170,11 +184,16 @@ def table(outcomes: list[Outcome]) -> list[str]:
             fmt(b.get("roc_auc")),
             fmt(m.get("pr_auc")),
             fmt(b.get("pr_auc")),
+            o.chosen or "",
+            pair(o.metrics.get("candidate lightgbm")),
+            pair(o.metrics.get("candidate blend")),
             f"{o.strongest[0]} {o.strongest[1]:.3f}" if o.strongest else "",
             f"{o.seconds:.1f}",
             verdict(o),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Plans:", ""]
+    lines += [f"- {o.case.label}: `{o.plan}`" for o in outcomes if o.plan]
     refused = [o for o in outcomes if o.refusal]
     if refused:
         lines += ["", "Refused:", ""]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -40,27 +40,61 @@ CalibrationMethod = Literal["isotonic", "interpolated", "sigmoid", "beta"]
 """The maps from raw scores to probabilities (:class:`churnrisk.models.Calibrator`)."""
 
 
-class ChurnModelConfig(BaseModel):
-    """LightGBM churn classifier and its calibration.
+Rate = Annotated[float, Field(gt=0, le=1)]
+"""A learning rate or a sampling fraction: in (0, 1]."""
+Leaves = Annotated[int, Field(ge=2, le=4096)]
+"""LightGBM's ``num_leaves``."""
+AtLeastOne = Annotated[int, Field(ge=1)]
+
+
+class BoosterConfig(BaseModel):
+    """The LightGBM settings both models share; each model sets its own defaults.
 
     Attributes
     ----------
     learning_rate, num_leaves, min_child_samples, n_estimators, early_stopping_rounds
         LightGBM parameters (``n_estimators`` is the most boosting rounds; early stopping
-        on a later time slice picks the number used). Small trees (7 leaves, at least
-        200 rows a leaf) by default: on the backtest of a 5,000-account, 36-month world
-        (seed 0) they gave PR-AUC 0.248 against 0.219 for 31 leaves and 50 rows, and on
-        a second world (seed 5) 0.232 against 0.233; churn signals here are additive
-        trends, which shallow trees capture without fitting noise.
+        on a later slice picks the number used).
     feature_fraction, bagging_fraction, bagging_freq, lambda_l2
         LightGBM column and row subsampling and L2 regularisation.
+    num_threads
+        LightGBM threads; fixed, because results are reproducible only for a fixed count.
+        Default 1: on a busy machine more threads than idle cores make LightGBM's
+        OpenMP loops spin and run many times slower (bench/RESULTS.md); raise it where
+        cores are idle.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: Rate = 0.05
+    num_leaves: Leaves = 31
+    min_child_samples: AtLeastOne = 20
+    n_estimators: AtLeastOne = 500
+    early_stopping_rounds: AtLeastOne = 50
+    feature_fraction: Rate = 0.8
+    bagging_fraction: Rate = 0.8
+    bagging_freq: int = Field(default=1, ge=0)
+    lambda_l2: float = Field(default=1.0, ge=0)
+    num_threads: AtLeastOne = 1
+
+
+class ChurnModelConfig(BoosterConfig):
+    """LightGBM churn classifier and its calibration (shared settings: BoosterConfig).
+
+    Attributes
+    ----------
+    learning_rate, num_leaves, min_child_samples
+        Small trees by default (7 leaves, at least 200 rows a leaf; with
+        ``candidates.size_to_data`` these are upper bounds): churn signals are mostly
+        additive trends, which shallow trees capture without fitting noise
+        (bench/RESULTS.md, Models, compares them with larger trees).
     imbalance
         ``"balanced"`` sets ``scale_pos_weight = negatives / positives`` of the training
         rows so that the rare churners weigh as much as the rest; ``"none"`` leaves the
         rows unweighted. Either way the calibration step maps scores back to rates.
     calibration
-        The map from raw scores to probabilities, fitted on the raw scores of the later
-        time slice, never on training rows (:class:`churnrisk.models.Calibrator`):
+        The map from raw scores to probabilities, fitted on the calibration slice, never
+        on training rows (:class:`churnrisk.models.Calibrator`):
         ``"beta"`` (beta calibration, the default), ``"sigmoid"`` (Platt scaling on the
         log-odds), ``"interpolated"`` (isotonic regression interpolated between its
         block centres) or ``"isotonic"`` (isotonic step map). The first three are
@@ -70,37 +104,23 @@ class ChurnModelConfig(BaseModel):
         relation between log-odds and churn rate, which data nobody here wrote may have
         (bench/RESULTS.md, "Calibration maps", has the measurement behind the default).
     stopping_metric
-        What early stopping watches on the later slice: ``"auc"`` (default) or
+        What early stopping watches on the stop slice: ``"auc"`` (default) or
         ``"average_precision"`` rank, so they are not misled by the imbalance weighting;
         ``"binary_logloss"`` suits ``imbalance="none"`` only (with weighting, the inflated
         raw probabilities make log loss worsen from the first tree on).
     holdout_dates
-        How many of the latest label-closed as-of dates are held out of training when
-        training a final model: the earlier half of them for early stopping, the later
+        How many of the latest label-closed as-of dates a time cut holds out of
+        training at the least: the earlier half of them for early stopping, the later
         half for calibration (at least 2).
-    num_threads
-        LightGBM threads; fixed, because results are reproducible only for a fixed count.
-        Default 1: on a busy machine more threads than idle cores make LightGBM's
-        OpenMP loops spin and run many times slower (measured: 0.4 s vs 90 s for one
-        small fit on two shared cores); raise it where cores are idle.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    learning_rate: float = Field(default=0.05, gt=0, le=1)
-    num_leaves: int = Field(default=7, ge=2, le=4096)
-    min_child_samples: int = Field(default=200, ge=1)
-    n_estimators: int = Field(default=500, ge=1)
-    early_stopping_rounds: int = Field(default=50, ge=1)
-    feature_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_freq: int = Field(default=1, ge=0)
-    lambda_l2: float = Field(default=1.0, ge=0)
+    learning_rate: Rate = 0.05
+    num_leaves: Leaves = 7
+    min_child_samples: AtLeastOne = 200
     imbalance: Literal["balanced", "none"] = "balanced"
     calibration: CalibrationMethod = "beta"
     stopping_metric: Literal["auc", "average_precision", "binary_logloss"] = "auc"
     holdout_dates: int = Field(default=2, ge=2)
-    num_threads: int = Field(default=1, ge=1)
 
 
 class CandidatesConfig(BaseModel):
@@ -132,8 +152,8 @@ class CandidatesConfig(BaseModel):
     search_timeout_s: float = Field(default=120.0, gt=0)
 
 
-class ClvModelConfig(BaseModel):
-    """LightGBM revenue regressor and the lifetime-value settings.
+class ClvModelConfig(BoosterConfig):
+    """LightGBM revenue regressor and the lifetime-value settings (shared: BoosterConfig).
 
     Attributes
     ----------
@@ -142,45 +162,30 @@ class ClvModelConfig(BaseModel):
         baseline as the initial score, so the trees learn how an account's revenue will
         depart from its current run rate; it predicts the median, which is what MAE
         rewards. ``"tweedie"`` (a point mass at zero plus a skewed positive part; it
-        predicts the mean) or ``"regression"`` (squared error). Measured on the CLV
-        folds of a 5,000-account, 36-month world: MAE 2,099 for ``mrr_offset_l1``,
-        2,341 for tweedie, 2,501 for squared error, against 2,242 for MRR x 12.
+        predicts the mean) or ``"regression"`` (squared error). bench/RESULTS.md
+        (Models) compares the three on the CLV folds.
     tweedie_variance_power
         Tweedie power in (1, 2): near 1 Poisson-like, near 2 gamma-like.
-    learning_rate, num_leaves, min_child_samples, n_estimators, early_stopping_rounds
-        LightGBM parameters, as for the churn model. 15 leaves at rate 0.1 by default:
-        the same MAE on the CLV folds as 31 leaves at 0.05 (2,105 vs 2,100), which ran
-        into the 500-tree cap and made CLV the slower half of batch scoring.
-    feature_fraction, bagging_fraction, bagging_freq, lambda_l2
-        Subsampling and regularisation.
+    learning_rate, num_leaves, min_child_samples
+        15 leaves at rate 0.1 by default: as accurate on the CLV folds as 31 leaves at
+        0.05, which ran into the tree cap and made CLV the slower half of batch scoring.
     valid_dates
         How many of the latest revenue-labelled as-of dates a final model holds out for
         early stopping.
     margin
-        Gross margin applied to MRR in lifetime CLV (0-1).
+        Gross margin applied to revenue in lifetime CLV (0-1).
     annual_discount_rate
         Yearly discount rate of lifetime CLV (> 0, so that the sum is finite).
-    num_threads
-        LightGBM threads (fixed for reproducibility).
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     objective: Literal["mrr_offset_l1", "tweedie", "regression"] = "mrr_offset_l1"
     tweedie_variance_power: float = Field(default=1.5, gt=1, lt=2)
-    learning_rate: float = Field(default=0.1, gt=0, le=1)
-    num_leaves: int = Field(default=15, ge=2, le=4096)
-    min_child_samples: int = Field(default=50, ge=1)
-    n_estimators: int = Field(default=500, ge=1)
-    early_stopping_rounds: int = Field(default=50, ge=1)
-    feature_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_fraction: float = Field(default=0.8, gt=0, le=1)
-    bagging_freq: int = Field(default=1, ge=0)
-    lambda_l2: float = Field(default=1.0, ge=0)
+    learning_rate: Rate = 0.1
+    num_leaves: Leaves = 15
+    min_child_samples: AtLeastOne = 50
     valid_dates: int = Field(default=1, ge=1)
     margin: float = Field(default=0.8, gt=0, le=1)
     annual_discount_rate: float = Field(default=0.10, gt=0, le=1)
-    num_threads: int = Field(default=1, ge=1)
 
 
 class BacktestConfig(BaseModel):

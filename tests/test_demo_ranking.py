@@ -17,10 +17,11 @@ import pytest
 from churnrisk import cli
 from churnrisk.config import RunConfig
 from churnrisk.dataset import observation_end
-from churnrisk.features import build_features
+from churnrisk.features import build_features, panel_features
 from churnrisk.features.registry import CONTEXT
 from churnrisk.generate import generate_world
 from churnrisk.models import Calibrator, train_models
+from churnrisk.models.plan import fit_slices
 from churnrisk.pipeline import training_panel
 from churnrisk.scoring import score_accounts
 from churnrisk.validate import load
@@ -48,12 +49,11 @@ def test_the_demo_has_at_least_1000_distinct_probabilities(tmp_path: Path) -> No
     assert len(p) > 3000
     assert len(np.unique(p)) >= 1000
     # the calibration map keeps the booster's ranking: equal raw scores only tie
-    scored = build_features(ds, [as_of])
+    scored = build_features(ds, [as_of], features=panel_features(models.vocabulary))
     raw = models.churn.predict_raw(scored)
     assert len(np.unique(p)) == len(np.unique(raw))
     # the isotonic step map, fitted on the same rows, ties them into a few dozen values
-    first, last = models.churn.calibration_as_of_
-    rows = panel.loc[panel["churned"].notna() & panel["as_of"].between(first, last)]
+    rows = fit_slices(panel.loc[panel["churned"].notna()], config).calibrate
     step = Calibrator("isotonic").fit(
         models.churn.predict_raw(rows), rows["churned"].to_numpy(dtype="float64")
     )

@@ -123,14 +123,14 @@ def test_names_are_safe_unique_and_never_static():
 def test_training_panel_learns_before_its_first_as_of_date(tmp_path):
     from churnrisk.config import RunConfig
     from churnrisk.generate import generate_world
-    from churnrisk.pipeline import panel_dates, training_panel
+    from churnrisk.pipeline import training_grid, training_panel
     from churnrisk.validate import load
 
     generate_world(tmp_path, accounts=60, months=8, seed=3)
     ds = load(tmp_path).dataset
     panel = training_panel(ds, RunConfig())
     v = panel.attrs["vocabulary"]
-    assert v.learned_before == min(panel_dates(ds))
+    assert v.learned_before == min(training_grid(ds, RunConfig()).dates)
     assert v.event_types
     assert [c for c in panel.columns if c.startswith("type_")][:1] == [
         f"type_{v.event_types[0]}_30d"

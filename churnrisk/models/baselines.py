@@ -81,8 +81,8 @@ class LogisticBaseline:
                 ),
             ]
         )
-        # one BLAS thread: on a busy machine more threads make lbfgs many times slower
-        # (measured: 6.1 s against 0.8 s on 16,566 rows, two shared cores)
+        # one BLAS thread: on a busy machine more threads than idle cores make lbfgs many
+        # times slower (their spinning threads wait on one another)
         with threadpool_limits(limits=1, user_api="blas"):
             self.pipeline_.fit(self._x(train), train["churned"].to_numpy(dtype="int64"))
         return self

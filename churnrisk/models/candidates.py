@@ -113,9 +113,8 @@ def capacity(rows: int, churners: int, config: ChurnModelConfig) -> Capacity:
 
     * ``min_child_samples = clip(max(n / 200, 2 n / k), 5, config.min_child_samples)``:
       a leaf holds at least two churners at the base rate, and no more than 200 leaves'
-      worth of rows are ever needed; never above the configured size (200 by default,
-      measured on a 5,000-account world), so a 1,200-row fold gets leaves of about 40
-      rows instead of a single leaf.
+      worth of rows are ever needed; never above the configured size, so a 1,200-row
+      fold gets leaves of about 40 rows instead of a single leaf.
     * ``num_leaves = clip(round(k / 40), 3, config.num_leaves)``: about 40 churners per
       leaf before a tree may grow another.
     * ``n_estimators = clip(round(25 sqrt(k)), 100, config.n_estimators)`` and
@@ -194,8 +193,7 @@ def search_config(
     itself, and the best trial replaces it only when it beats it by more than one
     standard error of the ROC-AUC on ``stop`` (:func:`auc_standard_error`): one stop
     date holds few churners, and a search that chases their noise does worse on the
-    test dates (measured on a 1,500-account world: pooled PR-AUC 0.203 with the raw
-    best trial, 0.218 with the sized settings).
+    test dates (bench/RESULTS.md has the comparison).
     Optuna's TPE sampler is seeded with ``random_state`` and trials run one at a time,
     so the same slices give the same search (unless ``timeout_s`` cuts it short).
 
@@ -447,7 +445,35 @@ class LinearForm:
         return out
 
 
-class LogisticCandidate:
+class _CalibratedScore:
+    """The shared part of the logistic and blended candidates.
+
+    A calibration map over their raw score, and an importance measured on the fit rows
+    (mean absolute contribution).
+    """
+
+    calibrator_: Calibrator
+    importance_: pd.Series
+
+    def _check(self) -> None:
+        raise NotImplementedError
+
+    def predict_raw(self, panel: pd.DataFrame) -> np.ndarray:
+        """Return the raw score (log-odds before calibration)."""
+        raise NotImplementedError
+
+    def predict_proba(self, panel: pd.DataFrame) -> np.ndarray:
+        """Return the calibrated probability of churn, per row."""
+        self._check()
+        return self.calibrator_.transform(self.predict_raw(panel))
+
+    def feature_importance(self) -> pd.Series:
+        """Return the mean absolute contribution per feature on the fit rows, highest first."""
+        self._check()
+        return self.importance_
+
+
+class LogisticCandidate(_CalibratedScore):
     """Regularised logistic regression, Platt-calibrated (see the module docstring).
 
     Parameters
@@ -500,16 +526,6 @@ class LogisticCandidate:
         """Return the regression's log-odds (class-weighted, uncalibrated)."""
         return np.asarray(self.contributions(panel).sum(axis=1).to_numpy(), dtype="float64")
 
-    def predict_proba(self, panel: pd.DataFrame) -> np.ndarray:
-        """Return the calibrated probability of churn, per row."""
-        self._check()
-        return self.calibrator_.transform(self.predict_raw(panel))
-
-    def feature_importance(self) -> pd.Series:
-        """Return the mean absolute contribution per feature on the fit rows, highest first."""
-        self._check()
-        return self.importance_
-
     def to_state(self) -> dict[str, Any]:
         """Return the coefficients, frame and calibration as JSON-ready data."""
         self._check()
@@ -545,7 +561,7 @@ def _mean_abs(contrib: pd.DataFrame) -> pd.Series:
 # --------------------------------------------------------------------------- blend
 
 
-class BlendCandidate:
+class BlendCandidate(_CalibratedScore):
     """Mean of the standardised LightGBM and logistic log-odds, recalibrated.
 
     ``raw = (raw_lgb / s_lgb + raw_log / s_log) / 2`` with ``s`` each score's standard
@@ -616,16 +632,6 @@ class BlendCandidate:
         self._check()
         a, b = self.weights_
         return a * self.lightgbm.predict_raw(panel) + b * self._logit_raw(panel)
-
-    def predict_proba(self, panel: pd.DataFrame) -> np.ndarray:
-        """Return the calibrated probability of churn, per row."""
-        self._check()
-        return self.calibrator_.transform(self.predict_raw(panel))
-
-    def feature_importance(self) -> pd.Series:
-        """Return the mean absolute blended contribution per feature, highest first."""
-        self._check()
-        return self.importance_
 
     def to_state(self) -> dict[str, Any]:
         """Return the LightGBM text and the rest as JSON-ready data."""

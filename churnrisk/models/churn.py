@@ -25,7 +25,7 @@ import pandas as pd
 from sklearn.isotonic import IsotonicRegression  # type: ignore[import-untyped]
 from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
 
-from churnrisk.config import CalibrationMethod, ChurnModelConfig
+from churnrisk.config import BoosterConfig, CalibrationMethod, ChurnModelConfig
 from churnrisk.errors import ConfigError, DataError, NotFittedError
 from churnrisk.models.frame import FeatureFrame
 
@@ -246,7 +246,7 @@ def split_later(panel: pd.DataFrame, n_dates: int) -> tuple[pd.DataFrame, pd.Dat
     return panel.loc[~later], panel.loc[later]
 
 
-def lgb_params(cfg: Any, random_state: int) -> dict[str, Any]:
+def lgb_params(cfg: BoosterConfig, random_state: int) -> dict[str, Any]:
     """LightGBM parameters shared by both models: deterministic for a seed."""
     return {
         "learning_rate": cfg.learning_rate,
