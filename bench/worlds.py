@@ -9,11 +9,13 @@ apart from the length of its history), it
 1. generates the world once into ``bench/output/worlds/`` (reused while its folder
    holds a ``.complete`` marker; seed 0, default start);
 2. runs what ``churnrisk backtest`` runs, default settings: load and validate, the
-   training panel (:func:`churnrisk.pipeline.training_panel`), the leak audit
+   plan's grid and the training panel (:func:`churnrisk.pipeline.training_panel`), the
+   leak audit
    (:func:`churnrisk.models.audit.check_leaks`) and the backtest
    (:func:`churnrisk.models.backtest.backtest`);
-3. records the world (accounts, months, rows of every table, churn events), the pooled
-   churn ROC-AUC and PR-AUC of the model and of the logistic baseline, the strongest
+3. records the world (accounts, months, rows of every table, churn events), the plan,
+   the pooled churn ROC-AUC and PR-AUC of the chosen model, of every candidate and of
+   the logistic baseline, the strongest
    single feature of the leak audit, and the wall time of step 2. When a step refuses
    the data, its one-line message is recorded instead of the figures.
 
@@ -106,7 +108,7 @@ def run_case(case: Case) -> Outcome:
     from churnrisk.features.labels import churn_days
     from churnrisk.models.audit import check_leaks, leak_audit
     from churnrisk.models.backtest import backtest
-    from churnrisk.pipeline import training_panel
+    from churnrisk.pipeline import training_grid, training_panel
     from churnrisk.validate import load
 
     folder, gen_s = ensure_world(case)
@@ -119,13 +121,14 @@ def run_case(case: Case) -> Outcome:
         result.rows = {name: t.rows for name, t in loaded.report.tables.items()}
         subs = ds.table("subscriptions")
         result.churns = int(churn_days(subs, config.labels.grace_days).count().execute())
-        panel = training_panel(ds, config)
+        grid = training_grid(ds, config)
+        panel = training_panel(ds, config, grid)
         result.panel_rows = len(panel)
         audit = leak_audit(panel)
         if audit:
             result.strongest = (audit[0].feature, audit[0].auc)
         check_leaks(panel)
-        full = backtest(panel, config).to_dict()
+        full = backtest(panel, config, grid=grid).to_dict()
         out = full["churn"]
         result.metrics = {
             "model": out["model"],

@@ -142,6 +142,10 @@ class CandidatesConfig(BaseModel):
     search_timeout_s
         Wall-clock bound of one search, in seconds: a safety net (a search cut short by
         it depends on the machine's speed, so keep it well above the trials' time).
+    search_max_rows
+        The search's trials train on a seeded sample of the training accounts of at most
+        this many rows (leaf sizes scaled to it), so its cost stops growing with the
+        book; the chosen settings then train on every row.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -150,6 +154,7 @@ class CandidatesConfig(BaseModel):
     size_to_data: bool = True
     search_trials: int = Field(default=8, ge=0, le=200)
     search_timeout_s: float = Field(default=120.0, gt=0)
+    search_max_rows: int = Field(default=40_000, ge=1_000)
 
 
 class ClvModelConfig(BoosterConfig):

@@ -19,6 +19,7 @@ from churnrisk.models.candidates import (
     choose_candidate,
     distinct_probabilities,
     fit_candidates,
+    sample_accounts,
     search_config,
 )
 from churnrisk.models.explain import drivers, global_importance
@@ -118,6 +119,27 @@ def test_search_is_seeded_bounded_and_starts_from_the_sized_settings(slices):
     assert 10 <= one.config.min_child_samples <= 160
     assert one.seconds > 0
     assert json.dumps(one.to_dict())
+
+
+def test_sample_accounts_keeps_whole_accounts_up_to_the_cap():
+    rows = pd.DataFrame({"account_id": ["a", "a", "b", "b", "c", "c", "d", "d"], "x": range(8)})
+    assert sample_accounts(rows, 8, random_state=0) is rows
+    half = sample_accounts(rows, 4, random_state=0)
+    assert len(half) == 4
+    assert half.groupby("account_id").size().tolist() == [2, 2]  # whole accounts
+    assert half.equals(sample_accounts(rows, 4, random_state=0))  # seeded
+    assert len(sample_accounts(rows, 3, random_state=0)) == 2  # 4 x 3 // 8 = 1 account
+
+
+def test_search_on_a_sample_is_seeded_and_scales_leaf_sizes_back(slices):
+    base = FAST.model_copy(update={"num_leaves": 5, "min_child_samples": 40})
+    cap = len(slices.train) // 2
+    one = search_config(slices, base, trials=3, timeout_s=60, random_state=1, max_rows=cap)
+    two = search_config(slices, base, trials=3, timeout_s=60, random_state=1, max_rows=cap)
+    assert one.config == two.config
+    assert one.best_value == two.best_value
+    # the chosen leaf size is in the full slice's units: within the full-scale space
+    assert 10 <= one.config.min_child_samples <= 160
 
 
 @pytest.mark.parametrize("kind", CANDIDATE_KINDS)

@@ -177,6 +177,20 @@ class SearchResult:
         }
 
 
+def sample_accounts(rows: pd.DataFrame, max_rows: int, *, random_state: int) -> pd.DataFrame:
+    """Return the rows of a seeded random subset of accounts, at most ``max_rows`` rows.
+
+    All of an account's rows or none, so the sample keeps every account's history; the
+    rows themselves when they are ``max_rows`` or fewer.
+    """
+    if len(rows) <= max_rows:
+        return rows
+    accounts = np.sort(rows["account_id"].astype(str).unique())
+    order = np.random.default_rng(random_state).permutation(len(accounts))
+    keep = accounts[order[: max(1, len(accounts) * max_rows // len(rows))]]
+    return rows.loc[rows["account_id"].astype(str).isin(keep)]
+
+
 def search_config(
     slices: FitSlices,
     base: ChurnModelConfig,
@@ -184,6 +198,7 @@ def search_config(
     trials: int,
     timeout_s: float,
     random_state: int,
+    max_rows: int | None = None,
 ) -> SearchResult:
     """Search LightGBM's capacity and regularisation around ``base`` on the fit slices.
 
@@ -200,6 +215,12 @@ def search_config(
     Space: ``num_leaves`` in [2, max(3, 2 x base)], ``min_child_samples`` in
     [max(2, base / 4), 4 x base] (log scale), ``lambda_l2`` in [0.01, 100] (log scale),
     ``feature_fraction`` in [0.5, 1].
+
+    With ``max_rows``, trials train on a seeded sample of the training accounts of at
+    most that many rows (:func:`sample_accounts`), so the search's cost stops growing
+    with the book; a trial's leaf size is its share of the full slice scaled to the
+    sample (``min_child_samples x sample rows / train rows``), so the size it picks
+    means the same on the full slice the final booster trains on.
     """
     import optuna
 
@@ -220,9 +241,18 @@ def search_config(
             }
         )
 
+    train = slices.train
+    if max_rows is not None:
+        train = sample_accounts(train, max_rows, random_state=random_state)
+    share = len(train) / len(slices.train)
+
     def objective(trial: optuna.Trial) -> float:
-        model = ChurnModel(suggest(trial), random_state=random_state)
-        return model.fit_booster(slices.train, stop=slices.stop)
+        cfg = suggest(trial)
+        scaled = max(1, round(cfg.min_child_samples * share))
+        model = ChurnModel(
+            cfg.model_copy(update={"min_child_samples": scaled}), random_state=random_state
+        )
+        return model.fit_booster(train, stop=slices.stop)
 
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=random_state)
@@ -304,6 +334,7 @@ class LightGBMCandidate:
                 trials=opts.search_trials,
                 timeout_s=opts.search_timeout_s,
                 random_state=self.random_state,
+                max_rows=opts.search_max_rows,
             )
             cfg = self.search_.config
         self.model_ = ChurnModel(cfg, random_state=self.random_state).fit(
