@@ -2,16 +2,10 @@
 
 import json
 
-import numpy as np
 import pytest
 from cli_invoke import invoke
 
-from churnrisk.config import RunConfig
-from churnrisk.models import ChurnModel
-from churnrisk.models.plan import fit_slices
-from churnrisk.pipeline import training_grid, training_panel
 from churnrisk.settings import get_settings
-from churnrisk.validate import load
 
 
 @pytest.fixture(scope="module")
@@ -62,18 +56,22 @@ def test_backtest_runs_on_12_months_with_default_settings(worlds, store, capsys)
     )
 
 
-def test_the_churn_model_trains_on_12_months_with_default_settings(worlds):
-    # `train` stops at the 12-month revenue model, whose label never closes in 12
-    # months; the churn model it trains first fits on the final slices
-    config = RunConfig()
-    ds = load(worlds / "short").dataset
-    panel = training_panel(ds, config, training_grid(ds, config))
-    closed = panel.loc[panel["churned"].notna()]
-    s = fit_slices(closed, config)
-    model = ChurnModel(config.churn).fit(s.train, stop=s.stop, calibration=s.calibrate)
-    p = model.predict_proba(closed)
-    assert s.how == "time"
-    assert np.all((p >= 0) & (p <= 1))
+def test_train_runs_on_12_months_with_default_settings(worlds, store, capsys):
+    capsys.readouterr()
+    assert invoke(["train", worlds / "short"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if line.startswith("plan: ")]
+    assert line.startswith("plan: 2 of at most 3 folds on a monthly grid from 2024-12-01")
+    assert line.endswith(
+        "final model on 8 dates to 2025-07-01 (2,337 rows, 188 churn labels, slices by time)"
+    )
+    assert "gate: version 1 is champion" in out
+    # the 12-month revenue label never closes in 12 months: the churn model alone
+    assert (
+        "CLV model not trained: the 12-month revenue label needs 16 months of history,"
+        " the data has 12; revenue_12m is MRR x expected months retained"
+    ) in out
+    assert "models churnrisk-churn v1, no CLV model" in out
 
 
 def test_train_runs_on_300_accounts_with_default_settings(worlds, store, capsys):
