@@ -56,6 +56,17 @@ def test_save_load_round_trip_without_pickle(models, model_panel, tmp_path):
     assert back.config == CONFIG
     assert back.backtest == models.backtest
     assert back.trained_as_of == models.trained_as_of
+    assert back.drift == models.drift
+
+
+def test_the_bundle_keeps_the_training_distribution_of_each_numeric_feature(models, model_panel):
+    closed = model_panel.loc[model_panel["churned"].notna()]
+    numeric = [f for f in models.feature_names if pd.api.types.is_numeric_dtype(closed[f])]
+    assert sorted(models.drift) == sorted(numeric)
+    bins = models.drift["mrr"]
+    assert sum(bins.shares) == pytest.approx(1.0)
+    assert bins.shares[-1] == closed["mrr"].isna().mean()
+    assert len(bins.shares) == len(bins.edges) + 2
 
 
 def test_load_refuses_a_missing_or_foreign_bundle(models, tmp_path):

@@ -10,13 +10,15 @@ A saved bundle is a folder:
     Format version, run configuration, feature names, the vocabulary its vocabulary
     features count (:mod:`churnrisk.features.vocabulary`), training window, backtest, and
     each model's metadata (the churn candidate's ``kind``, feature frame with
-    categories, calibration map, best iteration or regression coefficients).
+    categories, calibration map, best iteration or regression coefficients), and the
+    training distribution of each numeric feature for drift
+    (:class:`~churnrisk.models.drift.Bins`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from churnrisk.models.candidates import (
 )
 from churnrisk.models.churn import split_later
 from churnrisk.models.clv import ClvModel, lifetime_clv, survival_revenue
+from churnrisk.models.drift import Bins, reference_bins
 from churnrisk.models.frame import KEY_COLUMNS
 from churnrisk.models.plan import fit_slices
 
@@ -73,6 +76,10 @@ class ChurnRiskModels:
     vocabulary
         The event types and priorities its vocabulary features count; scoring builds
         features with it (``panel_features(models.vocabulary)``). ``None``: none.
+    drift
+        Each numeric feature's distribution over the churn model's training rows, the
+        reference of :func:`~churnrisk.models.drift.feature_drift`; empty for a bundle
+        saved before it was kept.
     """
 
     churn: Candidate
@@ -82,6 +89,7 @@ class ChurnRiskModels:
     trained_as_of: tuple[date, date]
     backtest: dict[str, Any] | None = None
     vocabulary: Vocabulary | None = None
+    drift: dict[str, Bins] = field(default_factory=dict)
 
     def predict(self, panel: pd.DataFrame) -> pd.DataFrame:
         """Score a feature panel.
@@ -173,6 +181,7 @@ class ChurnRiskModels:
             "vocabulary": None if self.vocabulary is None else self.vocabulary.to_dict(),
             "churn": {**churn["meta"], "kind": churn["kind"]},
             "clv": clv["meta"] if clv is not None else None,
+            "drift": {name: bins.to_dict() for name, bins in self.drift.items()},
         }
         (folder / "bundle.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         return folder
@@ -224,6 +233,7 @@ class ChurnRiskModels:
             trained_as_of=(first, last),
             backtest=meta["backtest"],
             vocabulary=vocabulary,
+            drift={name: Bins.from_dict(b) for name, b in (meta.get("drift") or {}).items()},
         )
 
 
@@ -308,6 +318,7 @@ def train_models(
         trained_as_of=(pd.Timestamp(used.min()).date(), pd.Timestamp(used.max()).date()),
         backtest=backtest,
         vocabulary=vocabulary if vocabulary is not None else panel.attrs.get("vocabulary"),
+        drift=reference_bins(closed, churn.frame_.feature_names_),
     )
 
 

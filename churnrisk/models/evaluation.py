@@ -85,23 +85,55 @@ def brier(y_true: npt.ArrayLike, y_prob: npt.ArrayLike) -> float:
     return float(np.mean((p - y) ** 2))
 
 
+def _bin_of(p: np.ndarray, bins: int) -> np.ndarray:
+    """Index of each probability's equal-width bin; 1 falls in the last bin."""
+    return np.minimum((np.clip(p, 0, 1) * bins).astype(int), bins - 1)
+
+
+def reliability(
+    y_true: npt.ArrayLike, y_prob: npt.ArrayLike, *, bins: int = ECE_BINS
+) -> pd.DataFrame:
+    """Return the reliability table: per equal-width bin, its rows, mean probability and rate.
+
+    The bins are those of :func:`ece`; empty bins are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``lower``, ``upper`` (the bin's edges), ``rows``, ``predicted`` (mean
+        probability) and ``observed`` (churn rate), one row per non-empty bin in order.
+    """
+    y, p = _arrays(y_true, y_prob, binary=True)
+    if p.min() < 0 or p.max() > 1:
+        raise MetricError("a reliability table needs probabilities in [0, 1]")
+    idx = _bin_of(p, bins)
+    grouped = pd.DataFrame({"b": idx, "p": p, "y": y}).groupby("b")
+    table = grouped.agg(rows=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+    edges = table.index.to_numpy()
+    return pd.DataFrame(
+        {
+            "lower": edges / bins,
+            "upper": (edges + 1) / bins,
+            "rows": table["rows"].to_numpy(),
+            "predicted": table["predicted"].to_numpy(),
+            "observed": table["observed"].to_numpy(),
+        }
+    )
+
+
 def ece(y_true: npt.ArrayLike, y_prob: npt.ArrayLike, *, bins: int = ECE_BINS) -> float:
     """Return the expected calibration error over equal-width probability bins.
 
-    ``ECE = sum_b (n_b / n) * |mean(y in b) - mean(p in b)|`` with bins
-    ``[0, 1/B), [1/B, 2/B), ..., [(B-1)/B, 1]`` (the last one closed); empty bins add
-    nothing. Probabilities must lie in [0, 1].
+    ``ECE = sum_b (n_b / n) * |mean(y in b) - mean(p in b)|`` over the bins of
+    :func:`reliability`: ``[0, 1/B), [1/B, 2/B), ..., [(B-1)/B, 1]`` (the last one
+    closed); empty bins add nothing. Probabilities must lie in [0, 1].
     """
     y, p = _arrays(y_true, y_prob, binary=True)
     if p.min() < 0 or p.max() > 1:
         raise MetricError("ECE needs probabilities in [0, 1]")
-    idx = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = idx == b
-        if mask.any():
-            total += mask.sum() / len(y) * abs(y[mask].mean() - p[mask].mean())
-    return float(total)
+    table = reliability(y, p, bins=bins)
+    gaps = (table["observed"] - table["predicted"]).abs()
+    return float((table["rows"] / len(y) * gaps).sum())
 
 
 def lift_top_decile(y_true: npt.ArrayLike, y_score: npt.ArrayLike) -> float:
@@ -205,9 +237,11 @@ def calibration_figure(
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     for name, p_like in probs.items():
         y, p = _arrays(y_true, p_like, binary=True)
-        idx = np.minimum((np.clip(p, 0, 1) * bins).astype(int), bins - 1)
-        frame = pd.DataFrame({"b": idx, "p": p, "y": y}).groupby("b").mean()
-        ax.plot(frame["p"], frame["y"], marker="o", label=f"{name} (ECE {ece(y, p):.3f})")
+        p = np.clip(p, 0, 1)
+        frame = reliability(y, p, bins=bins)
+        ax.plot(
+            frame["predicted"], frame["observed"], marker="o", label=f"{name} (ECE {ece(y, p):.3f})"
+        )
     ax.set(xlabel="mean predicted probability", ylabel="observed churn rate")
     ax.set_title("Calibration")
     ax.legend(loc="upper left")

@@ -1,0 +1,252 @@
+"""How right were past scores: each kept run's probabilities against what then happened.
+
+A run scored as of ``a`` claims, per account, a probability of churning in
+``[a, a + horizon)``. Once that window (and its grace period) has closed, the run can be
+graded with the same label the models learn from (:func:`churnrisk.features.labels.label_table`):
+one definition of "churned" for training, backtests and this scorecard. Runs whose
+window is still open are counted but not graded.
+
+The figures a CS leader asks of a health score:
+
+- the realised churn rate of each tier (did "high" churn more than "medium"?);
+- precision and recall among each run's ``k`` riskiest accounts, and the share of the
+  MRR that churned which those ``k`` accounts carried (what a team working the top of the
+  list would have caught);
+- a reliability curve of the past probabilities (equal-width bins, as the ECE);
+- how early the score flagged the accounts that churned: for each churn, the days from
+  the first run that put the account in the high tier (among the runs whose window holds
+  that churn) to the churn day.
+
+Beside them goes the drift of each feature since training
+(:mod:`churnrisk.models.drift`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from churnrisk.config import LabelConfig
+from churnrisk.dataset import TableSet
+from churnrisk.errors import MetricError
+from churnrisk.features.labels import churn_days, label_table
+from churnrisk.features.pit import KEY, attach, lookahead
+from churnrisk.models.evaluation import mrr_recall_at_k, precision_at_k, recall_at_k, reliability
+
+OUTCOME_COLUMNS: tuple[str, ...] = ("churned", "churn_day")
+"""What :func:`outcomes` adds to each scored row."""
+
+
+def outcomes(
+    ds: TableSet, scores: pd.DataFrame, cfg: LabelConfig, *, observed_end: date | None = None
+) -> pd.DataFrame:
+    """Return ``scores`` with what happened to each scored account after its run.
+
+    Parameters
+    ----------
+    ds
+        The data set, observed up to (at least) the end of the runs' windows.
+    scores
+        Past score rows: at least ``account_id`` and ``as_of`` (one row per account and
+        run date; other columns are kept).
+    cfg
+        The label definition (horizon and grace) the models were trained on.
+    observed_end
+        Exclusive end of observation; default
+        :func:`~churnrisk.dataset.observation_end`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``scores`` in its order plus ``churned`` (1, 0, or missing while the window is
+        open, as :func:`~churnrisk.features.labels.label_table`) and ``churn_day`` (the
+        first churn day in ``[as_of, as_of + horizon)``, missing when none).
+    """
+    missing = [c for c in KEY if c not in scores.columns]
+    if missing:
+        raise MetricError(f"past scores need the columns {', '.join(KEY)}; missing {missing}")
+    if scores.empty:
+        return scores.assign(churned=pd.Series(dtype="Int8"), churn_day=pd.Series(dtype=object))
+    pairs = scores[list(KEY)].drop_duplicates()
+    spine = ibis.memtable(
+        {
+            "account_id": pairs["account_id"].astype(str).tolist(),
+            "as_of": pd.to_datetime(pairs["as_of"]).dt.date.tolist(),
+        },
+        schema={"account_id": "string", "as_of": "date"},
+    )
+    churns = lookahead(
+        spine,
+        churn_days(ds.table("subscriptions"), cfg.grace_days),
+        "churn_day",
+        cfg.horizon_days,
+    )
+    first = churns.group_by(list(KEY)).aggregate(churn_day=churns.churn_day.min())
+    labels = label_table(ds, spine, cfg, observed_end=observed_end)
+    graded = attach(labels.select(*KEY, "churned"), first)
+    found = ds.backend.execute(graded)
+    found["as_of"] = pd.to_datetime(found["as_of"]).dt.date
+    found["churned"] = found["churned"].astype("Int8")
+    found["churn_day"] = [
+        None if pd.isna(day) else day.date() for day in pd.to_datetime(found["churn_day"])
+    ]
+    keyed = scores.assign(
+        account_id=scores["account_id"].astype(str),
+        as_of=pd.to_datetime(scores["as_of"]).dt.date,
+    )
+    return keyed.merge(found, on=list(KEY), how="left", validate="many_to_one")
+
+
+@dataclass(frozen=True)
+class TierOutcome:
+    """What became of the accounts one tier held, over every graded run."""
+
+    tier: str
+    accounts: int
+    """Scored rows in the tier (an account counts once per run)."""
+    churned: int
+    rate: float | None
+    """``churned / accounts``; ``None`` for an empty tier."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """One graded run: how its top ``k`` fared."""
+
+    as_of: date
+    accounts: int
+    churned: int
+    precision_at_k: float
+    recall_at_k: float | None
+    """``None`` when nobody churned after the run."""
+    mrr_caught: float | None
+    """Share of the churned MRR the top ``k`` carried; ``None`` when no MRR churned."""
+
+
+@dataclass(frozen=True)
+class LeadTime:
+    """How early the high tier named the accounts that churned."""
+
+    churns: int
+    """Distinct (account, churn day) pairs inside some graded run's window."""
+    flagged: int
+    """Those put in the high tier by at least one run before the churn."""
+    median_days: float | None
+    """Median days from the first such run to the churn day; ``None`` if none flagged."""
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """The grades of the past runs (see the module docstring)."""
+
+    k: int
+    graded_runs: int
+    open_runs: int
+    """Runs whose window has not closed yet: counted, not graded."""
+    tiers: list[TierOutcome]
+    runs: list[RunOutcome]
+    reliability: pd.DataFrame
+    """:func:`churnrisk.models.evaluation.reliability` of every graded row."""
+    lead: LeadTime
+
+
+def grade(
+    scored: pd.DataFrame,
+    *,
+    k: int,
+    high_tier: str,
+    tiers: Sequence[str],
+) -> Scorecard:
+    """Grade past runs from their rows and :func:`outcomes`.
+
+    Parameters
+    ----------
+    scored
+        :func:`outcomes` of the past score rows, with ``probability``, ``tier`` and
+        ``mrr`` (the MRR scored at the run).
+    k
+        How many of each run's riskiest accounts make "the list".
+    high_tier
+        The tier whose first appearance starts the lead time.
+    tiers
+        Every tier, highest first (the order of the tier table).
+    """
+    if k < 1:
+        raise MetricError(f"the list size k must be >= 1, got {k}")
+    need = ("as_of", "account_id", "probability", "tier", "mrr", *OUTCOME_COLUMNS)
+    missing = [c for c in need if c not in scored.columns]
+    if missing:
+        raise MetricError(f"grading needs the columns {', '.join(missing)}")
+    closed = scored[scored["churned"].notna()]
+    run_days = set(scored["as_of"])
+    graded_days = sorted(set(closed["as_of"]))
+    y_all = closed["churned"].astype(int)
+    tier_rows = []
+    for tier in tiers:
+        inside = y_all[closed["tier"] == tier]
+        count = len(inside)
+        tier_rows.append(
+            TierOutcome(tier, count, int(inside.sum()), float(inside.mean()) if count else None)
+        )
+    runs = []
+    for day in graded_days:
+        run = closed[closed["as_of"] == day]
+        y, p = run["churned"].astype(int).to_numpy(), run["probability"].to_numpy(float)
+        mrr = run["mrr"].fillna(0.0).to_numpy(float)
+        lost = y.sum() > 0 and float((mrr * y).sum()) > 0
+        runs.append(
+            RunOutcome(
+                as_of=day,
+                accounts=len(run),
+                churned=int(y.sum()),
+                precision_at_k=precision_at_k(y, p, k=k),
+                recall_at_k=recall_at_k(y, p, k=k) if y.sum() else None,
+                mrr_caught=mrr_recall_at_k(y, p, mrr, k=k) if lost else None,
+            )
+        )
+    curve = reliability(y_all.to_numpy(), closed["probability"].to_numpy(float))
+    return Scorecard(
+        k=k,
+        graded_runs=len(graded_days),
+        open_runs=len(run_days) - len(graded_days),
+        tiers=tier_rows,
+        runs=runs,
+        reliability=curve,
+        lead=lead_time(scored, high_tier=high_tier),
+    )
+
+
+def lead_time(scored: pd.DataFrame, *, high_tier: str) -> LeadTime:
+    """Days from the first high-tier run to each churn it preceded.
+
+    A churn is an (account, churn day) pair that some graded run's window holds. The
+    warning it had starts at the earliest run that put the account in ``high_tier`` on or
+    after the account's previous churn (a returning customer's old flags do not count)
+    and before the churn day; runs whose window ends before the churn count too, since a
+    CS team acts on a flag as soon as it is raised.
+    """
+    churned = scored[scored["churned"] == 1]
+    churns = churned[["account_id", "churn_day"]].drop_duplicates()
+    churns = churns.sort_values(["account_id", "churn_day"], kind="stable")
+    if churns.empty:
+        return LeadTime(0, 0, None)
+    high = scored[scored["tier"] == high_tier]
+    flags = high.groupby("account_id")["as_of"].agg(sorted)
+    days = []
+    previous: dict[str, date] = {}
+    for account, churn in churns.itertuples(index=False):
+        since = previous.get(account, date.min)
+        previous[account] = churn
+        raised = [day for day in flags.get(account, []) if since <= day < churn]
+        if raised:
+            days.append((churn - raised[0]).days)
+    return LeadTime(
+        churns=len(churns),
+        flagged=len(days),
+        median_days=float(np.median(days)) if days else None,
+    )
