@@ -24,12 +24,15 @@ Beside them goes the drift of each feature since training
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from churnrisk.config import LabelConfig
 from churnrisk.dataset import TableSet
@@ -153,6 +156,37 @@ class Scorecard:
     reliability: pd.DataFrame
     """:func:`churnrisk.models.evaluation.reliability` of every graded row."""
     lead: LeadTime
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scorecard as JSON values (dates as ISO text)."""
+        return {
+            "k": self.k,
+            "graded_runs": self.graded_runs,
+            "open_runs": self.open_runs,
+            "tiers": [asdict(t) for t in self.tiers],
+            "runs": [asdict(r) | {"as_of": r.as_of.isoformat()} for r in self.runs],
+            "reliability": self.reliability.to_dict("records"),
+            "lead": asdict(self.lead),
+        }
+
+    def figure(self) -> Figure:
+        """Return the reliability curve beside the realised churn rate of each tier."""
+        fig = Figure(figsize=(10.0, 4.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2)
+        left.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+        curve = self.reliability
+        left.plot(curve["predicted"], curve["observed"], marker="o", label="past scores")
+        left.set(xlabel="predicted probability", ylabel="churned afterwards")
+        left.set_title(f"Reliability ({self.graded_runs} graded runs)")
+        left.legend(loc="upper left")
+        shown = [t for t in self.tiers if t.rate is not None]
+        right.bar([t.tier for t in shown], [t.rate for t in shown], color="tab:red")
+        for i, t in enumerate(shown):
+            right.annotate(f"{t.churned}/{t.accounts}", (i, t.rate), ha="center", va="bottom")
+        right.set(ylabel="realised churn rate")
+        right.set_title("What each tier did")
+        return fig
 
 
 def grade(

@@ -10,6 +10,7 @@ Horizon 30 days, no grace, observation up to 2024-04-15 (exclusive):
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date
 
@@ -97,6 +98,14 @@ def test_grade_hand_worked(ds: Dataset) -> None:
     assert curve["lower"].tolist() == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
     assert curve["predicted"].tolist() == pytest.approx([0.035, 0.15, 0.2, 0.3, 0.4, 0.5])
     assert curve["observed"].tolist() == [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
+    as_json = card.to_dict()
+    assert as_json["runs"][1]["as_of"] == "2024-03-01"
+    assert as_json["lead"] == {"churns": 2, "flagged": 1, "median_days": 38.0}
+    assert as_json["tiers"][1] == {"tier": "medium", "accounts": 2, "churned": 1, "rate": 0.5}
+    json.dumps(as_json)  # plain JSON values only
+    left, right = card.figure().axes
+    assert [p.get_height() for p in right.patches] == [1 / 3, 0.5, 0.0]
+    assert list(left.lines[1].get_ydata()) == [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]
 
 
 def test_a_run_with_no_churner_has_no_recall_or_mrr_share() -> None:
