@@ -53,6 +53,7 @@ from churnrisk.store import (
     StoreUnreachableError,
 )
 from churnrisk.store import store as store_module
+from churnrisk.store.database import Database
 from churnrisk.store.schema import HEAD_REVISION, VERSION_TABLE, metadata, scores
 from churnrisk.store.store import at_risk_select
 
@@ -159,7 +160,7 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
     fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_store(fresh_url) as store:
-        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0004")
+        monkeypatch.setattr(Database, "head_revision", lambda self: "0004")
         with pytest.raises(
             StoreError, match=r"revision 0003, older than 0004: run `churnrisk"
         ) as older:
@@ -1148,7 +1149,7 @@ def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) 
     write_sample_run(store, "2026-09-01", T0, _trend_rows(0.5, 0.05, 100.0))
     write_sample_run(store, "2026-10-01", T0 + timedelta(days=30), _trend_rows(0.3, 0.2, 200.0))
     before = store.trend()
-    config = store._alembic_config()
+    config = store.database._alembic_config()
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
@@ -1180,7 +1181,7 @@ def test_upgrading_from_0002_keeps_stored_scores_with_no_renewal_or_context(
             score_row("a2", 0.05),
         ],
     )
-    config = store._alembic_config()
+    config = store.database._alembic_config()
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0002")
