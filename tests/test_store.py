@@ -53,6 +53,10 @@ from churnrisk.store import (
     StoreUnreachableError,
 )
 from churnrisk.store import store as store_module
+from churnrisk.store.database import Database
+from churnrisk.store.keys import KeyStore
+from churnrisk.store.reads import ScoreReader
+from churnrisk.store.runs import RunWriter
 from churnrisk.store.schema import HEAD_REVISION, VERSION_TABLE, metadata, scores
 from churnrisk.store.store import at_risk_select
 
@@ -159,7 +163,7 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
     fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_store(fresh_url) as store:
-        monkeypatch.setattr(ScoreStore, "head_revision", lambda self: "0004")
+        monkeypatch.setattr(Database, "head_revision", lambda self: "0004")
         with pytest.raises(
             StoreError, match=r"revision 0003, older than 0004: run `churnrisk"
         ) as older:
@@ -1148,7 +1152,7 @@ def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) 
     write_sample_run(store, "2026-09-01", T0, _trend_rows(0.5, 0.05, 100.0))
     write_sample_run(store, "2026-10-01", T0 + timedelta(days=30), _trend_rows(0.3, 0.2, 200.0))
     before = store.trend()
-    config = store._alembic_config()
+    config = store.database._alembic_config()
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0001")
@@ -1180,7 +1184,7 @@ def test_upgrading_from_0002_keeps_stored_scores_with_no_renewal_or_context(
             score_row("a2", 0.05),
         ],
     )
-    config = store._alembic_config()
+    config = store.database._alembic_config()
     with store.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.downgrade(config, "0002")
@@ -1316,3 +1320,45 @@ def test_key_scope_and_name_are_checked(store: ScoreStore) -> None:
     with pytest.raises(ConfigError, match=r"needs a name"):
         store.create_key("  ", "read")
     assert store.list_keys() == []
+
+
+# ---------------------------------------------------------------- the rooms
+
+
+def test_the_rooms_work_on_their_own_over_one_database(store_url: str) -> None:
+    database = Database(store_url)
+    try:
+        database.upgrade()
+        database.check_schema()
+        writer, reader, keys = RunWriter(database), ScoreReader(database), KeyStore(database)
+        batches: list[int] = []
+
+        def insert(conn: sa.Connection, rows: list[tuple[Any, ...]]) -> None:
+            batches.append(len(rows))
+            writer.insert_scores(conn, rows)
+
+        run, frame = sample_run("2026-10-01", T0, [score_row(f"a{i}", i / 10) for i in range(5)])
+        writer.write(run, frame, batch_size=2, insert=insert)
+        assert batches == [2, 2, 1]
+        assert reader.current_run() == run
+        assert reader.runs() == [run]
+        assert reader.run_scores(run.run_id, ["account_id"])["account_id"].tolist() == [
+            "a0",
+            "a1",
+            "a2",
+            "a3",
+            "a4",
+        ]
+        latest, history = reader.account_detail("a3") or ({}, [])
+        assert (latest["churn_probability"], latest["current"]) == (0.3, True)
+        assert [point["run_id"] for point in history] == [run.run_id]
+        key, record = keys.create_key("nightly sync", "read")
+        assert keys.verify_key(key) == record
+        assert keys.list_keys() == [record]
+        # the store over the same database sees what the rooms wrote
+        with ScoreStore(store_url) as store:
+            assert store.current_run() == run
+            assert store.verify_key(key) == record
+            assert (store.database.url, store.url) == (database.url, database.url)
+    finally:
+        database.close()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import warnings
 from datetime import date
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -504,3 +505,82 @@ def test_a_bundle_without_a_revenue_model_registers_the_churn_model_only(tracker
     loaded = tracker.load_champion()
     assert loaded.clv is None
     pd.testing.assert_frame_equal(loaded.predict(panel), short.predict(panel))
+
+
+# --------------------------------------------------------------------------- no global state
+
+
+def test_active_puts_an_unset_tracking_uri_back_unset(tracker, tmp_path):
+    code = (
+        "import os, sys, mlflow\n"
+        "from mlflow.tracking import is_tracking_uri_set\n"
+        "from churnrisk.tracking import Tracker\n"
+        f"tracker = Tracker({tracker.uri!r})\n"
+        "with tracker.active():\n"
+        f"    assert mlflow.get_tracking_uri() == {tracker.uri!r}, mlflow.get_tracking_uri()\n"
+        f"    assert os.environ['MLFLOW_TRACKING_URI'] == {tracker.uri!r}\n"
+        "assert not is_tracking_uri_set(), mlflow.get_tracking_uri()\n"
+        "assert 'MLFLOW_TRACKING_URI' not in os.environ\n"
+        "mlflow.set_tracking_uri('sqlite:///elsewhere.db')\n"
+        "with tracker.active():\n"
+        "    pass\n"
+        "assert mlflow.get_tracking_uri() == 'sqlite:///elsewhere.db'\n"
+        "assert os.environ['MLFLOW_TRACKING_URI'] == 'sqlite:///elsewhere.db'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_model_is_a_package_file_and_loads_in_a_fresh_process(tracker, world, tmp_path):
+    import churnrisk.tracking
+
+    models, panel = world["models"], world["panel"]
+    versions = tracker.log_training(models, panel=panel, fingerprint=world["fp"])
+    tracker.promote(versions, models.backtest, gate=GateConfig())
+    package = Path(churnrisk.tracking.__file__).parent
+    for kind in ("churn", "clv"):
+        logged = list((tmp_path / "mlartifacts").rglob(f"{kind}_model.py"))
+        assert len(logged) == 1
+        assert logged[0].read_text() == (package / f"{kind}_model.py").read_text()
+
+    # another process, whose mlflow points at nowhere of ours: every read takes the
+    # tracker's URI, and nothing lands in the working directory (mlflow's default store)
+    example = models.input_example(panel, n=5)
+    expected = models.predict(example)["churn_probability"].tolist()
+    example.to_pickle(tmp_path / "example.pkl")
+    work = tmp_path / "work"
+    work.mkdir()
+    code = (
+        "import json, os, sys\n"
+        "import pandas as pd\n"
+        "from mlflow.tracking import is_tracking_uri_set\n"
+        "from churnrisk.tracking import Tracker\n"
+        f"tracker = Tracker({tracker.uri!r})\n"
+        "info = tracker.champion_info()\n"
+        "bundle = tracker.load_champion(version=info.versions.churn)\n"
+        f"example = pd.read_pickle({str(tmp_path / 'example.pkl')!r})\n"
+        "probabilities = bundle.predict(example)['churn_probability'].tolist()\n"
+        "assert not is_tracking_uri_set()\n"
+        "assert os.listdir('.') == [], os.listdir('.')\n"
+        "print(json.dumps([info.versions.churn, probabilities]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    version, probabilities = json.loads(done.stdout.strip().splitlines()[-1])
+    assert version == versions.churn
+    assert probabilities == pytest.approx(expected)
+
+
+def test_pyfunc_model_serves_each_kind_and_refuses_others():
+    from churnrisk.tracking import pyfunc_model
+
+    assert (pyfunc_model("churn").kind, pyfunc_model("clv").kind) == ("churn", "clv")
+    assert pyfunc_model("churn").bundle is None
+    with pytest.raises(ConfigError, match=r"unknown model kind 'value'; use 'churn' or 'clv'"):
+        pyfunc_model("value")
