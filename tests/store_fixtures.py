@@ -84,7 +84,7 @@ def make_store(url: str) -> ScoreStore:
 def empty_store(store: ScoreStore) -> None:
     """Delete every row of every score store table."""
     with store.engine.begin() as conn:
-        for table in ("scores", "score_runs", "api_keys"):
+        for table in ("scores", "score_runs", "api_keys", "activities", "alert_deliveries"):
             conn.exec_driver_sql(f"DELETE FROM {table}")
 
 

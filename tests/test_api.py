@@ -1583,7 +1583,7 @@ def test_cli_serve_migrates_and_runs_uvicorn(
         f" sqlite:///{db}; metrics from {data}",
         "dashboard: http://127.0.0.1:8123/  API docs: http://127.0.0.1:8123/docs  (Ctrl+C stops)",
     ]
-    assert ScoreStore(f"sqlite:///{db}").revision() == "0003"
+    assert ScoreStore(f"sqlite:///{db}").revision() == "0004"
     assert os.environ["CHURNRISK_DATA"] == str(data)
     assert calls == [
         (

@@ -93,14 +93,22 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def test_upgrade_from_empty_is_idempotent(fresh_url: str) -> None:
     store = ScoreStore(fresh_url)
     try:
-        assert store.head_revision() == HEAD_REVISION == "0003"
+        assert store.head_revision() == HEAD_REVISION == "0004"
         store.upgrade()
-        assert store.revision() == "0003"
+        assert store.revision() == "0004"
         store.check_schema()
         store.upgrade()  # already at head: nothing to do
-        assert store.revision() == "0003"
+        assert store.revision() == "0004"
         tables = set(sa.inspect(store.engine).get_table_names())
-        assert tables == {"score_runs", "scores", "run_totals", "api_keys", VERSION_TABLE}
+        assert tables == {
+            "score_runs",
+            "scores",
+            "run_totals",
+            "api_keys",
+            "activities",
+            "alert_deliveries",
+            VERSION_TABLE,
+        }
         indexes = {ix["name"] for ix in sa.inspect(store.engine).get_indexes("scores")}
         assert indexes == {
             "ix_scores_run_probability",
@@ -163,9 +171,9 @@ def test_check_schema_says_an_old_schema_needs_upgrading(
     fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_store(fresh_url) as store:
-        monkeypatch.setattr(Database, "head_revision", lambda self: "0004")
+        monkeypatch.setattr(Database, "head_revision", lambda self: "0005")
         with pytest.raises(
-            StoreError, match=r"revision 0003, older than 0004: run `churnrisk"
+            StoreError, match=r"revision 0004, older than 0005: run `churnrisk"
         ) as older:
             store.check_schema()
         assert (
@@ -1159,7 +1167,7 @@ def test_upgrading_from_0001_fills_the_totals_of_stored_runs(store: ScoreStore) 
     assert "run_totals" not in sa.inspect(store.engine).get_table_names()
     assert store.revision() == "0001"
     store.upgrade()
-    assert store.revision() == "0003"
+    assert store.revision() == "0004"
     assert count_rows(store, "run_totals") == 4  # high and low of each run
     assert store.trend() == before
 
@@ -1191,7 +1199,7 @@ def test_upgrading_from_0002_keeps_stored_scores_with_no_renewal_or_context(
     columns = {c["name"] for c in sa.inspect(store.engine).get_columns("scores")}
     assert {"renewal_date", "days_to_renewal", "context"}.isdisjoint(columns)
     store.upgrade()
-    assert store.revision() == "0003"
+    assert store.revision() == "0004"
     got = store.run_scores(run.run_id, columns=["account_id", "renewal_date", "context"])
     assert got["renewal_date"].tolist() == [None, None]
     assert got["context"].tolist() == [[], []]

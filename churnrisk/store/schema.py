@@ -21,6 +21,13 @@ Tables
         0002). The book's risk trend reads a few rows per run instead of every score.
     ``api_keys``
         API keys, stored as the SHA-256 of the key text, never the text itself.
+    ``activities``
+        What customer success did about an account (revision 0004): calls, meetings,
+        e-mails, offers, notes, with an optional outcome and snooze date; recorded
+        through the API or imported from a CRM's history.
+    ``alert_deliveries``
+        The delivery log of alerts (revision 0004): one row per webhook POST or e-mail,
+        with its status, attempts and the answer.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from sqlalchemy.engine import Dialect
 VERSION_TABLE = "churnrisk_store_version"
 
 #: The Alembic revision the code in this package expects.
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -230,3 +237,35 @@ JSON_COLUMNS: tuple[str, ...] = ("drivers", "change_drivers", "context")
 
 #: Nullable date columns of ``scores``.
 NULLABLE_DATES: tuple[str, ...] = ("renewal_date",)
+
+# revision 0004: what customer success did about a score, and where alerts went
+activities = sa.Table(
+    "activities",
+    metadata,
+    sa.Column("activity_id", sa.String(32), primary_key=True),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("author", sa.String, nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("snooze_until", sa.Date, nullable=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_activities_account_time", "account_id", "occurred_at"),
+)
+
+alert_deliveries = sa.Table(
+    "alert_deliveries",
+    metadata,
+    sa.Column("delivery_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), nullable=True),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("detail", sa.String, nullable=False),
+    sa.Column("alerts", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_alert_deliveries_at", "at"),
+)

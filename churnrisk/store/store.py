@@ -25,7 +25,9 @@ import pandas as pd
 from sqlalchemy.engine import Connection, Engine
 
 from churnrisk.store import schema
+from churnrisk.store.activities import ActivityStore
 from churnrisk.store.database import Database
+from churnrisk.store.deliveries import DeliveryLog
 from churnrisk.store.errors import (
     InvalidCursorError,
     InvalidQueryError,
@@ -63,6 +65,10 @@ class ScoreStore:
         Reads runs, scores and the API's read models.
     keys : KeyStore
         API keys.
+    activities : ActivityStore
+        What customer success did about each account.
+    deliveries : DeliveryLog
+        Where each run's alerts went.
 
     Notes
     -----
@@ -76,6 +82,8 @@ class ScoreStore:
         self.writer = RunWriter(self.database)
         self.reader = ScoreReader(self.database)
         self.keys = KeyStore(self.database)
+        self.activities = ActivityStore(self.database)
+        self.deliveries = DeliveryLog(self.database)
 
     # ---- lifecycle and schema (Database)
 
