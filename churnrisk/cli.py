@@ -1,4 +1,8 @@
-"""The ``churnrisk`` command line: thin commands that parse, call a stage and summarise.
+"""The ``churnrisk`` command line: thin commands that parse, call a workflow and summarise.
+
+A command calls one workflow (:mod:`churnrisk.jobs`, :mod:`churnrisk.pipeline`) or one
+stage with the process's settings, shows its progress on standard error (:class:`Shown`)
+and prints a summary; it sequences no stages of its own.
 
 Every command that reads a data source validates it first, the same way as
 ``churnrisk validate``, and says what it set aside. Errors end the command with a
