@@ -474,11 +474,6 @@ ConfigOpt = Annotated[
 ]
 
 
-def _tracker() -> Any:
-    """Open the tracker of this process: MLFLOW_TRACKING_URI, else the embedded store."""
-    return jobs.open_tracker(_settings())
-
-
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "—"
@@ -536,21 +531,16 @@ def train(
     allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest, train and register the churn and CLV models; promote them if not worse."""
-    from churnrisk.pipeline import train as run_train
-    from churnrisk.tracking import fingerprint
-
-    run = load_run_config(config)
-    result = _load(data, quarantine=quarantine)
-    tracker = _tracker()
-    outcome = run_train(
-        result.dataset,
-        run,
-        tracker=tracker,
-        fingerprint=fingerprint(data),
+    trained = jobs.train(
+        data,
+        _settings(),
+        load_run_config(config),
         force=force,
         allow_leaks=allow_leak or (),
-        step=SHOWN.step,
+        quarantine=quarantine,
+        progress=SHOWN,
     )
+    outcome = trained.outcome
     print_leaderboard(outcome.backtest)
     if outcome.backtest.plan is not None:
         out.print(outcome.backtest.plan.line(), markup=False)
@@ -568,7 +558,7 @@ def train(
     clv = f"churnrisk-clv v{outcome.versions.clv}" if outcome.versions.clv else "no CLV model"
     out.print(
         f"trained on {outcome.panel_rows:,} rows ({first} to {last}); run {outcome.versions.run_id}"
-        f" in {tracker.uri}; models churnrisk-churn v{outcome.versions.churn}, {clv}"
+        f" in {trained.tracking_uri}; models churnrisk-churn v{outcome.versions.churn}, {clv}"
     )
     if outcome.clv_note:
         out.print(outcome.clv_note)
@@ -585,28 +575,22 @@ def backtest(
     allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest the configuration over time beside the baselines, and record the run."""
-    from churnrisk.pipeline import backtest_run
-    from churnrisk.tracking import fingerprint
-
-    run = load_run_config(config)
-    result = _load(data, quarantine=quarantine)
-    tracker = _tracker()
-    outcome = backtest_run(
-        result.dataset,
-        run,
-        tracker=tracker,
-        fingerprint=fingerprint(data),
+    done = jobs.backtest(
+        data,
+        _settings(),
+        load_run_config(config),
         allow_leaks=allow_leak or (),
-        step=SHOWN.step,
+        quarantine=quarantine,
+        progress=SHOWN,
     )
-    bt = outcome.backtest
+    bt = done.outcome.backtest
     if fmt == "json":
         out.print_json(json.dumps(bt.to_dict()))
         return
     print_leaderboard(bt)
     if bt.plan is not None:
         out.print(bt.plan.line(), markup=False)
-    out.print(f"backtested {len(bt.folds)} folds; run {outcome.run_id} in {tracker.uri}")
+    out.print(f"backtested {len(bt.folds)} folds; run {done.outcome.run_id} in {done.tracking_uri}")
 
 
 @app.command()
@@ -619,12 +603,9 @@ def explain(
     top: Annotated[int, typer.Option(help="Drivers to show in each direction.")] = 5,
 ) -> None:
     """Show an account's churn risk, CLV and the drivers behind its score (champion model)."""
-    from churnrisk.pipeline import explain_account
-
     day = _parse_date(as_of, "--as-of") if as_of else None
-    result = _load(data)
-    models = _tracker().load_champion()
-    score, found, context = explain_account(models, result.dataset, account_id, as_of=day, top=top)
+    explained = jobs.explain(data, _settings(), account_id, as_of=day, top=top, progress=SHOWN)
+    score = explained.score
     renewal = score["renewal_date"]
     renews = (
         f"renews {renewal} (in {score['days_to_renewal']:,.0f} days)"
@@ -638,11 +619,11 @@ def explain(
         f" {renews}"
     )
     labels = (
-        ("drivers: what CS can act on, moving this score", "driver", found),
+        ("drivers: what CS can act on, moving this score", "driver", explained.drivers),
         (
             "context: who the account is and where its contract stands (not a driver)",
             "context",
-            context,
+            explained.context,
         ),
     )
     for label, head, items in labels:
@@ -651,9 +632,7 @@ def explain(
         for d in items:
             table.add_row(d.text, f"{d.contribution:+.3f}")
         out.print(table)
-    from churnrisk.models.explain import global_importance
-
-    overall = global_importance(models.churn).head(5)
+    overall = explained.overall.head(5)
     shares = ", ".join(f"{r.meaning} ({r.share:.0%})" for r in overall.itertuples())
     out.print(f"the model's strongest drivers overall (share of gain): {shares}")
 

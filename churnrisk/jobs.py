@@ -4,8 +4,9 @@ Each workflow is one plain function that takes its settings and paths explicitly
 :class:`~churnrisk.settings.Settings`, never the process environment) and returns a
 result dataclass. The CLI parses its options, calls one of them and prints the summary;
 the notebook and the Spark path call the same functions, so no module above the stages
-sequences them by hand. The modelling workflow (panel, backtest, training, gate) is in
-:mod:`churnrisk.pipeline`.
+sequences them by hand. The modelling workflow on a data set (panel, backtest, training,
+gate) is :mod:`churnrisk.pipeline`; :func:`train`, :func:`backtest` and :func:`explain`
+here run it on a data source with the stores of the settings.
 
 Progress reaches the caller through a :class:`Progress` passed in (the CLI draws
 spinners, bars and step lines from it); the default, :data:`QUIET`, shows nothing.
@@ -18,7 +19,7 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -30,10 +31,13 @@ from churnrisk.errors import ConfigError
 from churnrisk.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from churnrisk.dataset import Dataset
     from churnrisk.generate import GenerateSummary
     from churnrisk.models.bundle import ChurnRiskModels
-    from churnrisk.pipeline import Step, TrainOutcome
+    from churnrisk.models.explain import Driver
+    from churnrisk.pipeline import BacktestOutcome, Step, TrainOutcome
     from churnrisk.scoring import Scorer
     from churnrisk.spark import SparkDataset
     from churnrisk.store import ApiKey, RunRecord, ScoreStore
@@ -247,6 +251,127 @@ def load_spark_data(
         raise
     progress.loaded(ds.report, quarantine, None)
     return ds
+
+
+# --------------------------------------------------------------------------- modelling
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A training run (:func:`churnrisk.pipeline.train`) and the tracking store it is in."""
+
+    outcome: TrainOutcome
+    tracking_uri: str
+
+
+def train(
+    data: Path,
+    settings: Settings,
+    config: RunConfig,
+    *,
+    force: bool = False,
+    allow_leaks: Iterable[str] = (),
+    quarantine: Path | None = None,
+    progress: Progress = QUIET,
+) -> Trained:
+    """Validate ``data``, then backtest, train, record and gate (:func:`churnrisk.pipeline.train`).
+
+    The run goes to the tracking store of ``settings``; ``force`` and ``allow_leaks``
+    are those of :func:`~churnrisk.pipeline.train`.
+    """
+    from churnrisk.pipeline import train as train_models
+    from churnrisk.tracking import fingerprint
+
+    ds = load_data(data, quarantine=quarantine, progress=progress).dataset
+    tracker = open_tracker(settings)
+    outcome = train_models(
+        ds,
+        config,
+        tracker=tracker,
+        fingerprint=fingerprint(data),
+        force=force,
+        allow_leaks=allow_leaks,
+        step=progress.step,
+    )
+    return Trained(outcome, tracker.uri)
+
+
+@dataclass(frozen=True)
+class Backtested:
+    """A recorded backtest (:func:`churnrisk.pipeline.backtest_run`) and its tracking store."""
+
+    outcome: BacktestOutcome
+    tracking_uri: str
+
+
+def backtest(
+    data: Path,
+    settings: Settings,
+    config: RunConfig,
+    *,
+    allow_leaks: Iterable[str] = (),
+    quarantine: Path | None = None,
+    progress: Progress = QUIET,
+) -> Backtested:
+    """Validate ``data``, backtest ``config`` on it and record the run (no model is trained)."""
+    from churnrisk.pipeline import backtest_run
+    from churnrisk.tracking import fingerprint
+
+    ds = load_data(data, quarantine=quarantine, progress=progress).dataset
+    tracker = open_tracker(settings)
+    outcome = backtest_run(
+        ds,
+        config,
+        tracker=tracker,
+        fingerprint=fingerprint(data),
+        allow_leaks=allow_leaks,
+        step=progress.step,
+    )
+    return Backtested(outcome, tracker.uri)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """One account's score by the champion and the drivers behind it.
+
+    Attributes
+    ----------
+    score, drivers, context
+        As :func:`churnrisk.pipeline.explain_account` returns them.
+    overall
+        The champion's global importance
+        (:func:`churnrisk.models.explain.global_importance`), strongest first.
+    """
+
+    score: pd.Series[Any]
+    drivers: list[Driver]
+    context: list[Driver]
+    overall: pd.DataFrame
+
+
+def explain(
+    data: Path,
+    settings: Settings,
+    account_id: str,
+    *,
+    as_of: date | None = None,
+    top: int = 5,
+    progress: Progress = QUIET,
+) -> Explained:
+    """Validate ``data`` and explain one account's score by the champion of ``settings``.
+
+    Raises
+    ------
+    ConfigError
+        Without a champion, or when the account has no score as of ``as_of``.
+    """
+    from churnrisk.models.explain import global_importance
+    from churnrisk.pipeline import explain_account
+
+    ds = load_data(data, progress=progress).dataset
+    models = open_tracker(settings).load_champion()
+    score, found, context = explain_account(models, ds, account_id, as_of=as_of, top=top)
+    return Explained(score, found, context, global_importance(models.churn))
 
 
 # --------------------------------------------------------------------------- scoring
@@ -660,14 +785,6 @@ class MetricsWritten:
     values: dict[str, Any]
     period: str
     path: Path
-
-
-@dataclass(frozen=True)
-class Trained:
-    """The demo's training run and where it is recorded."""
-
-    outcome: TrainOutcome
-    tracking_uri: str
 
 
 @dataclass(frozen=True)

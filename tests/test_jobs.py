@@ -91,6 +91,22 @@ def test_a_scoring_run_returns_what_the_store_holds(trained: Path, tmp_path: Pat
     assert second.change == pytest.approx(second.mrr_at_risk - first.mrr_at_risk, abs=1e-6)
 
 
+def test_explain_gives_the_score_of_the_scoring_run(trained: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=trained / "home", database_url=f"sqlite:///{tmp_path / 's.db'}")
+    day = date(2026, 3, 1)
+    run = jobs.score(trained / "world", settings, as_of=day)
+    with ScoreStore(settings.store_url) as store:
+        rows = store.run_scores(run.run.run_id).set_index("account_id")
+    account = str(rows.index[0])
+    explained = jobs.explain(trained / "world", settings, account, as_of=day, top=3)
+    assert explained.score["churn_probability"] == pytest.approx(
+        rows.loc[account, "churn_probability"], abs=1e-12
+    )
+    assert 0 < len(explained.drivers) <= 6  # up to 3 in each direction
+    assert explained.overall["share"].sum() == pytest.approx(1.0)
+    assert list(explained.overall["gain"]) == sorted(explained.overall["gain"], reverse=True)
+
+
 def test_scoring_without_a_champion_opens_no_store(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "home")
     with pytest.raises(ConfigError, match=r"no champion model in sqlite:///.*train DATA` first"):
