@@ -1,4 +1,8 @@
-"""The ``churnrisk`` command line: thin commands that parse, call a stage and summarise.
+"""The ``churnrisk`` command line: thin commands that parse, call a workflow and summarise.
+
+A command calls one workflow (:mod:`churnrisk.jobs`, :mod:`churnrisk.pipeline`) or one
+stage with the process's settings, shows its progress on standard error (:class:`Shown`)
+and prints a summary; it sequences no stages of its own.
 
 Every command that reads a data source validates it first, the same way as
 ``churnrisk validate``, and says what it set aside. Errors end the command with a
@@ -8,27 +12,28 @@ be used at all, 1 for any other domain error (bad option values, unknown names).
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from churnrisk import jobs
 from churnrisk.config import LabelConfig, load_run_config
 from churnrisk.errors import ChurnRiskError, ConfigError, DataError
+
+if TYPE_CHECKING:
+    from churnrisk.settings import Settings
 
 
 def _commands(help_text: str, **options: Any) -> typer.Typer:
@@ -83,23 +88,62 @@ def _working(message: str) -> Iterator[None]:
         yield
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+class Shown:
+    """The progress of a workflow (:class:`churnrisk.jobs.Progress`) on standard error.
+
+    Steps are dim lines (``… building the panel``), a single long step is a spinner, a
+    counted one a bar; what a load set aside is said as soon as it is known.
+    """
+
+    def step(self, message: str) -> None:
+        """Print the step as a dim line."""
+        err.print(f"[dim]… {message}[/]")
+
+    def working(self, message: str) -> Any:
+        """Show a spinner while the step runs."""
+        return _working(message)
+
+    @contextmanager
+    def counting(self, message: str, total: int | None) -> Iterator[jobs.Count]:
+        """Show a bar of ``total`` items while the step runs."""
+        with _progress() as progress:
+            task = progress.add_task(message, total=total)
+            yield lambda n: progress.advance(task, n)
+
+    def loaded(self, report: Any, quarantine: Path | None, source: Path | None) -> None:
+        """Say which rows were set aside, and that ``churnrisk validate`` lists every cause."""
+        hint = f"`churnrisk validate {source}` lists every cause" if source is not None else ""
+        _say_set_aside(report, quarantine, hint)
+
+
+SHOWN = Shown()
+
+
+def _settings() -> Settings:
+    """Return this process's settings (read once from the environment)."""
+    from churnrisk.settings import get_settings
+
+    return get_settings()
+
+
 def _load(data: Path, *, quarantine: Path | None = None) -> Any:
     """Validate ``data`` and return the load result, saying what was set aside.
 
     A required table left without a valid row ends the command (exit 2) after saying
     what was set aside and why.
     """
-    from churnrisk.validate import UnusableDataError, load
-
-    hint = f"`churnrisk validate {data}` lists every cause"
-    with _working(f"validating {data}"):
-        try:
-            result = load(data, quarantine_dir=quarantine)
-        except UnusableDataError as exc:
-            _say_set_aside(exc.report, quarantine, hint)
-            raise
-    _say_set_aside(result.report, quarantine, hint)
-    return result
+    return jobs.load_data(data, quarantine=quarantine, progress=SHOWN)
 
 
 SHOWN_CAUSES = 3
@@ -129,21 +173,10 @@ def _say_set_aside(report: Any, quarantine: Path | None, hint: str = "") -> None
         )
 
 
-def _load_spark(data: Path, master: str, quarantine: Path | None) -> tuple[Any, Any]:
-    """Open a Spark session, load and check ``data`` on it; return (session, dataset)."""
-    from churnrisk.spark import load_spark, spark_session
-    from churnrisk.validate import UnusableDataError
-
-    session = spark_session(master=master)
-    source = spark_source(data)
-    with _working(f"validating {source} on Spark"):
-        try:
-            ds = load_spark(source, session, quarantine_dir=quarantine)
-        except UnusableDataError as exc:
-            _say_set_aside(exc.report, quarantine)
-            raise
-    _say_set_aside(ds.report, quarantine)
-    return session, ds
+def _load_spark(data: Path, master: str, quarantine: Path | None) -> Any:
+    """Open a Spark session, load and check ``data`` on it; return the dataset."""
+    session = jobs.open_spark(master)
+    return jobs.load_spark_data(spark_source(data), session, quarantine=quarantine, progress=SHOWN)
 
 
 # --------------------------------------------------------------------------- generate
@@ -183,51 +216,20 @@ def generate(
     ] = "parquet",
 ) -> None:
     """Write a synthetic B2B world of one shape: its tables, with a documented churn mechanism."""
-    summary = _generate(
-        out_dir, accounts, months, _parse_date(start, "--start"), seed, fmt, shape=shape
+    summary = jobs.generate(
+        out_dir,
+        shape=shape,
+        accounts=accounts,
+        months=months,
+        start=_parse_date(start, "--start"),
+        seed=seed,
+        fmt=fmt,
+        progress=SHOWN,
     )
     total = sum(summary.rows.values())
     out.print(
         f"generated {summary.rows['accounts']:,} accounts and {total:,} rows in all"
         f" ({summary.shape} world, {summary.start} to {summary.end}, {fmt}) in {summary.out}"
-    )
-
-
-def _generate(
-    out_dir: Path,
-    accounts: int | None,
-    months: int | None,
-    start: date,
-    seed: int,
-    fmt: Literal["csv", "parquet"],
-    *,
-    shape: str = "default",
-) -> Any:
-    from churnrisk.generate import SHAPES, generate_world
-
-    total = accounts if accounts is not None else getattr(SHAPES.get(shape), "accounts", None)
-    with _progress() as progress:
-        task = progress.add_task("generating accounts", total=total)
-        return generate_world(
-            out_dir,
-            shape=shape,
-            accounts=accounts,
-            months=months,
-            start=start,
-            seed=seed,
-            fmt=fmt,
-            progress=lambda n: progress.advance(task, n),
-        )
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
     )
 
 
@@ -386,7 +388,7 @@ def _features_spark(
     """Validate ``data`` and write the feature panel with Spark; return the row count."""
     from churnrisk.spark import write_features_spark
 
-    _, ds = _load_spark(data, master, quarantine)
+    ds = _load_spark(data, master, quarantine)
     with _working(f"building features for {len(dates)} as-of date(s) on Spark"):
         return write_features_spark(ds, dates, out_file, labels=labels)
 
@@ -472,20 +474,6 @@ ConfigOpt = Annotated[
 ]
 
 
-def _tracker() -> Any:
-    """Open the tracker of this process: MLFLOW_TRACKING_URI, else the embedded store."""
-    from churnrisk.settings import get_settings
-    from churnrisk.tracking import Tracker, tracking_uri
-
-    settings = get_settings()
-    return Tracker(settings.mlflow_tracking_uri or tracking_uri(settings.data_dir))
-
-
-def _steps() -> Any:
-    """Return a progress callback that prints each pipeline step on standard error."""
-    return lambda message: err.print(f"[dim]… {message}[/]")
-
-
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "—"
@@ -543,21 +531,16 @@ def train(
     allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest, train and register the churn and CLV models; promote them if not worse."""
-    from churnrisk.pipeline import train as run_train
-    from churnrisk.tracking import fingerprint
-
-    run = load_run_config(config)
-    result = _load(data, quarantine=quarantine)
-    tracker = _tracker()
-    outcome = run_train(
-        result.dataset,
-        run,
-        tracker=tracker,
-        fingerprint=fingerprint(data),
+    trained = jobs.train(
+        data,
+        _settings(),
+        load_run_config(config),
         force=force,
         allow_leaks=allow_leak or (),
-        step=_steps(),
+        quarantine=quarantine,
+        progress=SHOWN,
     )
+    outcome = trained.outcome
     print_leaderboard(outcome.backtest)
     if outcome.backtest.plan is not None:
         out.print(outcome.backtest.plan.line(), markup=False)
@@ -575,7 +558,7 @@ def train(
     clv = f"churnrisk-clv v{outcome.versions.clv}" if outcome.versions.clv else "no CLV model"
     out.print(
         f"trained on {outcome.panel_rows:,} rows ({first} to {last}); run {outcome.versions.run_id}"
-        f" in {tracker.uri}; models churnrisk-churn v{outcome.versions.churn}, {clv}"
+        f" in {trained.tracking_uri}; models churnrisk-churn v{outcome.versions.churn}, {clv}"
     )
     if outcome.clv_note:
         out.print(outcome.clv_note)
@@ -592,40 +575,22 @@ def backtest(
     allow_leak: AllowLeakOpt = None,
 ) -> None:
     """Backtest the configuration over time beside the baselines, and record the run."""
-    from churnrisk.models.audit import check_leaks
-    from churnrisk.models.backtest import backtest as run_backtest
-    from churnrisk.pipeline import backtest_figures, training_grid, training_panel
-    from churnrisk.tracking import fingerprint
-
-    run = load_run_config(config)
-    result = _load(data, quarantine=quarantine)
-    step = _steps()
-    step("building the panel")
-    grid = training_grid(result.dataset, run)
-    panel = training_panel(result.dataset, run, grid)
-    step("auditing the features for leaks")
-    check_leaks(panel, allow=allow_leak or ())
-    step("backtesting the model and the baselines")
-    bt = run_backtest(panel, run, grid=grid)
-    tracker = _tracker()
-    from churnrisk.features import feature_names
-
-    dates = sorted(pd.to_datetime(panel["as_of"]).dt.date.unique())
-    run_id = tracker.log_backtest(
-        bt.to_dict(),
-        config=run,
-        fingerprint=fingerprint(data),
-        window=(dates[0], dates[-1]),
-        feature_names=list(feature_names()),
-        figures=backtest_figures(bt),
+    done = jobs.backtest(
+        data,
+        _settings(),
+        load_run_config(config),
+        allow_leaks=allow_leak or (),
+        quarantine=quarantine,
+        progress=SHOWN,
     )
+    bt = done.outcome.backtest
     if fmt == "json":
         out.print_json(json.dumps(bt.to_dict()))
         return
     print_leaderboard(bt)
     if bt.plan is not None:
         out.print(bt.plan.line(), markup=False)
-    out.print(f"backtested {len(bt.folds)} folds; run {run_id} in {tracker.uri}")
+    out.print(f"backtested {len(bt.folds)} folds; run {done.outcome.run_id} in {done.tracking_uri}")
 
 
 @app.command()
@@ -638,12 +603,9 @@ def explain(
     top: Annotated[int, typer.Option(help="Drivers to show in each direction.")] = 5,
 ) -> None:
     """Show an account's churn risk, CLV and the drivers behind its score (champion model)."""
-    from churnrisk.pipeline import explain_account
-
     day = _parse_date(as_of, "--as-of") if as_of else None
-    result = _load(data)
-    models = _tracker().load_champion()
-    score, found, context = explain_account(models, result.dataset, account_id, as_of=day, top=top)
+    explained = jobs.explain(data, _settings(), account_id, as_of=day, top=top, progress=SHOWN)
+    score = explained.score
     renewal = score["renewal_date"]
     renews = (
         f"renews {renewal} (in {score['days_to_renewal']:,.0f} days)"
@@ -657,11 +619,11 @@ def explain(
         f" {renews}"
     )
     labels = (
-        ("drivers: what CS can act on, moving this score", "driver", found),
+        ("drivers: what CS can act on, moving this score", "driver", explained.drivers),
         (
             "context: who the account is and where its contract stands (not a driver)",
             "context",
-            context,
+            explained.context,
         ),
     )
     for label, head, items in labels:
@@ -670,9 +632,7 @@ def explain(
         for d in items:
             table.add_row(d.text, f"{d.contribution:+.3f}")
         out.print(table)
-    from churnrisk.models.explain import global_importance
-
-    overall = global_importance(models.churn).head(5)
+    overall = explained.overall.head(5)
     shares = ", ".join(f"{r.meaning} ({r.share:.0%})" for r in overall.itertuples())
     out.print(f"the model's strongest drivers overall (share of gain): {shares}")
 
@@ -708,25 +668,17 @@ def score(
     """Score every active account with the champion models and keep the run in the store."""
     day = _parse_date(as_of, "--as-of") if as_of else None
     run = load_run_config(config) if config is not None else None
-    if engine == "spark":
-        from churnrisk.scoring_spark import require_pyspark
-
-        require_pyspark()
-    tracker = _tracker()
-    info = tracker.champion_info()
-    if info is None:
-        raise ConfigError(f"no champion model in {tracker.uri}: run `churnrisk train DATA` first")
-    # Load the very version the info names, so a promotion in between cannot mix them up.
-    models = tracker.load_champion(version=info.versions.churn)
-    scoring = run.scoring if run is not None else models.config.scoring
-    if engine == "spark":
-        line = _score_spark(
-            data, tracker, models, info.versions, scoring, day, spark_master, quarantine
-        )
-    else:
-        result = _load(data, quarantine=quarantine)
-        line = _score_run(result.dataset, models, info.versions, scoring, day, str(data.absolute()))
-    out.print(line)
+    outcome = jobs.score(
+        spark_source(data) if engine == "spark" else data,
+        _settings(),
+        as_of=day,
+        config=run.scoring if run is not None else None,
+        quarantine=quarantine,
+        engine=engine,
+        spark_master=spark_master,
+        progress=SHOWN,
+    )
+    out.print(score_line(outcome))
 
 
 def spark_source(data: Path) -> str:
@@ -744,106 +696,21 @@ def spark_source(data: Path) -> str:
     return str(data.absolute()) if data.exists() else text
 
 
-def _score_spark(
-    data: Path,
-    tracker: Any,
-    models: Any,
-    versions: Any,
-    scoring: Any,
-    as_of: date | None,
-    master: str,
-    quarantine: Path | None,
-) -> str:
-    """Score ``data`` on Spark into this process's store; return the one-line summary."""
-    from churnrisk.features import panel_features
-    from churnrisk.scoring_spark import spark_scorer
-    from churnrisk.spark import build_features_spark
-
-    # Python workers (spark_udf, mapInPandas) must run this interpreter, not "python3"
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    session, ds = _load_spark(data, master, quarantine)
-    scorer = spark_scorer(
-        session,
-        models,
-        tracker=tracker,
-        versions=versions,
-        config=scoring,
-        features=lambda dates: build_features_spark(
-            ds, dates, features=panel_features(models.vocabulary)
-        ),
-        attributes=lambda: ds.dataframe("accounts"),
-        source=ds.source,
-    )
-    return _score_run(ds, models, versions, scoring, as_of, ds.source, scorer=scorer)
-
-
-def _score_run(
-    ds: Any,
-    models: Any,
-    versions: Any,
-    scoring: Any,
-    as_of: date | None,
-    source: str,
-    *,
-    scorer: Any = None,
-) -> str:
-    """Score ``ds`` into this process's store; return the one-line summary."""
-    from churnrisk.scoring import run_scoring
-    from churnrisk.settings import get_settings
-    from churnrisk.store import ScoreStore, StoreError
-
-    store = ScoreStore(get_settings().store_url)
-    try:
-        store.upgrade()
-        record = run_scoring(
-            ds,
-            models,
-            store,
-            as_of=as_of,
-            config=scoring,
-            versions=versions,
-            source=source,
-            step=_steps(),
-            scorer=scorer,
-        )
-        totals = store.totals(record.run_id)
-        trend = store.trend(limit=2)
-    finally:
-        store.close()
-    if totals is None:  # pragma: no cover - the run was written just above
-        raise StoreError(f"run {record.run_id} vanished from {store.url} right after its write")
-    tiers = ", ".join(f"{t['accounts']:,} {t['tier']}" for t in totals["tiers"])
-    at_risk = f"MRR at risk {totals['mrr_at_risk']:,.0f}"
-    if len(trend) == 2 and trend[1]["run"].run_id == record.run_id:
-        before = trend[0]
-        change = trend[1]["mrr_at_risk"] - before["mrr_at_risk"]
-        at_risk += f", {change:+,.0f} since {before['run'].as_of}"
+def score_line(outcome: jobs.ScoreOutcome) -> str:
+    """Return the one-line summary of a scoring run: tiers, MRR at risk and its change."""
+    record = outcome.run
+    tiers = ", ".join(f"{accounts:,} {tier}" for tier, accounts in outcome.tiers)
+    at_risk = f"MRR at risk {outcome.mrr_at_risk:,.0f}"
+    if outcome.change is not None:
+        at_risk += f", {outcome.change:+,.0f} since {outcome.since}"
     return (
         f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; {at_risk})"
-        f" with churnrisk-churn v{record.churn_version}; run {record.run_id} in {store.url}"
+        f" with churnrisk-churn v{record.churn_version}; run {record.run_id} in"
+        f" {outcome.store_url}"
     )
 
 
 # --------------------------------------------------------------------------- serve
-
-
-def _service_store() -> Any:
-    """Open this process's score store (CHURNRISK_DATABASE_URL, else the data dir), migrated."""
-    from churnrisk.settings import get_settings
-    from churnrisk.store import ScoreStore
-
-    store = ScoreStore(get_settings().store_url)
-    store.upgrade()
-    return store
-
-
-def _shown_host(host: str) -> str:
-    """Return an address a browser on this machine can open for ``host``."""
-    if host in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
 
 
 @app.command()
@@ -863,124 +730,33 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the API and the dashboard (the score store is migrated first)."""
-    serve_api(host=host, port=port, workers=workers, data=data, access_log=access_log)
-
-
-def check_port(host: str, port: int) -> None:
-    """Raise a one-line :class:`ConfigError` when ``churnrisk serve`` could not listen there.
-
-    Binds, then closes, a socket at every address ``host`` resolves to, as the server
-    will (asyncio's ``create_server``: an empty host is every interface, IPv4 and IPv6;
-    ``SO_REUSEADDR`` on, IPv6 sockets IPv6-only), so a busy port is reported before
-    anything starts rather than by uvicorn's ``[Errno 98]`` after the start-up lines.
-    """
-    try:
-        found = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-    except socket.gaierror as exc:
-        raise ConfigError(
-            f"cannot listen on --host {host}: {exc.strerror}; pass an address of this"
-            " machine (127.0.0.1, or 0.0.0.0 for all)"
-        ) from exc
-    for family, kind, proto, _, address in dict.fromkeys(found):
-        try:
-            sock = socket.socket(family, kind, proto)
-        except OSError:  # a family this machine lacks (no IPv6): the server skips it too
-            continue
-        with sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                raise ConfigError(_bind_problem(host or "all addresses", port, exc)) from exc
-
-
-def _bind_problem(host: str, port: int, exc: OSError) -> str:
-    """Say in one line why ``host``:``port`` cannot be listened on, and what to do."""
-    if exc.errno == errno.EADDRINUSE:
-        return f"port {port} on {host} is in use: pass --port with a free port"
-    if exc.errno == errno.EACCES and port < 1024:
-        return (
-            f"port {port} on {host} is privileged (below 1024) and this user may not listen"
-            " there: pass --port 1024 or higher"
-        )
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return (
-            f"cannot listen on {host}: it is not an address of this machine; pass --host"
-            " with one of its addresses (127.0.0.1, or 0.0.0.0 for all)"
-        )
-    return f"cannot listen on port {port} on {host}: {exc.strerror or exc}"
-
-
-def serve_api(
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    workers: int = 1,
-    data: Path | None = None,
-    access_log: bool = True,
-    key: str | None = None,
-) -> None:
-    """Migrate the score store, print the addresses and run uvicorn until stopped.
-
-    Settings reach the workers through the environment: ``data`` is passed on as
-    ``CHURNRISK_DATA``. ``key``, when given, is printed in the dashboard address (its
-    ``#key=`` fragment never reaches a server or a log). A port that cannot be listened
-    on ends it first, with one line (:func:`check_port`).
-    """
-    import uvicorn
-
-    from churnrisk.settings import get_settings
-
-    check_port(host, port)
+    settings = _settings()
     if data is not None:
+        jobs.check_port(host, port)  # a busy port is said first, as without --data
         if not data.exists():
             raise ConfigError(f"--data {data}: no such file or folder")
-        os.environ["CHURNRISK_DATA"] = str(data.absolute())
-        get_settings.cache_clear()
-    settings = get_settings()
-    store = _service_store()
-    store_url = store.url
-    store.close()
-    base = f"http://{_shown_host(host)}:{port}"
-    metrics_from = settings.data or "the data of the current run (--data PATH overrides)"
+        settings = settings.model_copy(update={"data": data.absolute()})
+    jobs.serve(
+        settings, host=host, port=port, workers=workers, access_log=access_log, announce=_announce
+    )
+
+
+def _announce(service: jobs.Service) -> None:
+    """Print where the service is about to listen and what it serves."""
+    metrics_from = service.data or "the data of the current run (--data PATH overrides)"
     out.print(
-        f"serving churnrisk at {base} with {workers} worker(s); scores from {store_url};"
-        f" metrics from {metrics_from}",
+        f"serving churnrisk at {service.base} with {service.workers} worker(s); scores from"
+        f" {service.store_url}; metrics from {metrics_from}",
         markup=False,
     )
-    fragment = f"#key={key}" if key else ""
+    base, fragment = service.base, f"#key={service.key}" if service.key else ""
     out.print(f"dashboard: {base}/{fragment}  API docs: {base}/docs  (Ctrl+C stops)", markup=False)
-    uvicorn.run(
-        "churnrisk.api.app:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=access_log,
-        server_header=False,
-    )
 
 
 # --------------------------------------------------------------------------- apikey
 
 apikey_app = _commands("API keys of the service: create, list, revoke.")
 app.add_typer(apikey_app, name="apikey")
-
-
-def create_api_key(name: str, scope: str = "read") -> tuple[str, Any]:
-    """Create an API key in this process's score store; return its text and record."""
-    store = _service_store()
-    try:
-        key, record = store.create_key(name, scope)
-    finally:
-        store.close()
-    return key, record
 
 
 @apikey_app.command("create")
@@ -991,8 +767,9 @@ def apikey_create(
     ] = "read",
 ) -> None:
     """Create an API key and print it, once: only its hash is stored."""
-    key, record = create_api_key(name, scope)
-    out.print(key, markup=False)
+    created = jobs.create_api_key(_settings(), name, scope)
+    record = created.record
+    out.print(created.key, markup=False)
     err.print(
         f"created {record.scope} key {record.key_id} ({record.name}); copy it now: it cannot"
         " be shown again",
@@ -1003,11 +780,7 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list() -> None:
     """List the API keys (id, name, scope, created, revoked); never their text."""
-    store = _service_store()
-    try:
-        keys = store.list_keys()
-    finally:
-        store.close()
+    keys = jobs.list_api_keys(_settings())
     if not keys:
         out.print("no API keys yet: `churnrisk apikey create --name NAME` makes one")
         return
@@ -1022,12 +795,7 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key id to revoke.")]) -> None:
     """Revoke an API key; running services stop accepting it within five seconds."""
-    store = _service_store()
-    try:
-        revoked = store.revoke_key(key_id)
-    finally:
-        store.close()
-    if not revoked:
+    if not jobs.revoke_api_key(_settings(), key_id):
         raise ConfigError(f"no active API key {key_id!r}: `churnrisk apikey list` shows them")
     out.print(f"revoked API key {key_id}; services stop accepting it within five seconds")
 
@@ -1041,12 +809,8 @@ app.add_typer(store_app, name="store")
 @store_app.command("upgrade")
 def store_upgrade() -> None:
     """Create or migrate the score store's schema to this version's revision."""
-    store = _service_store()
-    try:
-        revision = store.revision()
-    finally:
-        store.close()
-    out.print(f"score store {store.url} is at schema revision {revision}", markup=False)
+    status = jobs.upgrade_store(_settings())
+    out.print(f"score store {status.url} is at schema revision {status.revision}", markup=False)
 
 
 # --------------------------------------------------------------------------- demo
@@ -1055,8 +819,12 @@ def store_upgrade() -> None:
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for everything the demo writes.")],
-    accounts: Annotated[int, typer.Option(help="Accounts in the generated world.")] = 5000,
-    months: Annotated[int, typer.Option(help="Months of history, ending 2026-10-31.")] = 36,
+    accounts: Annotated[
+        int, typer.Option(help="Accounts in the generated world.")
+    ] = jobs.DEMO_ACCOUNTS,
+    months: Annotated[
+        int, typer.Option(help="Months of history, ending 2026-10-31.")
+    ] = jobs.DEMO_MONTHS,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     config: ConfigOpt = None,
     serve_after: Annotated[
@@ -1070,84 +838,59 @@ def demo(
     Everything lands in the --out folder: the data, the reports, the MLflow store and the
     score store (unless MLFLOW_TRACKING_URI or CHURNRISK_DATABASE_URL point elsewhere).
     """
-    from churnrisk.dataset import observation_end
-    from churnrisk.features import as_of_dates, write_features
-    from churnrisk.metrics import last_complete_month
-    from churnrisk.pipeline import train as run_train
-    from churnrisk.settings import get_settings
-    from churnrisk.tracking import Tracker, fingerprint, tracking_uri
-
-    if serve_after:  # find out now, not after a minute of work
-        check_port(host, port)
-    run = load_run_config(config)
-    out_dir = out_dir.absolute()
-    # The demo keeps its stores beside its data; workers of `serve` inherit this too.
-    os.environ["CHURNRISK_DATA_DIR"] = str(out_dir)
-    get_settings.cache_clear()
-    data_dir = out_dir / "data"
-    start = date(2026 - (months + 1) // 12, (10 - months) % 12 + 1, 1)
-    summary = _generate(data_dir, accounts, months, start, seed, "parquet")
-    out.print(
-        f"1/7 generated {summary.rows['accounts']:,} accounts, "
-        f"{summary.rows['events']:,} events ({summary.start} to {summary.end}) in {data_dir}"
+    jobs.demo(
+        out_dir,
+        _settings(),
+        accounts=accounts,
+        months=months,
+        seed=seed,
+        config=load_run_config(config),
+        listen=(host, port) if serve_after else None,
+        progress=SHOWN,
+        done=_say_demo,
     )
 
-    report_file = out_dir / "validation.json"
-    result = _load(data_dir, quarantine=out_dir / "quarantine")
-    report_file.write_text(json.dumps(result.report.to_dict(), indent=2), encoding="utf-8")
-    out.print(f"2/7 validated: exit code {result.report.exit_code}, report in {report_file}")
 
-    ds = result.dataset
-    span = last_complete_month(ds)
-    dates = as_of_dates(date(span.start.year - 1, span.start.month, 1), span.start, "monthly")
-    panel = out_dir / "features.parquet"
-    with _working(f"building features for {len(dates)} monthly as-of dates"):
-        rows = write_features(ds, dates, panel, labels=run.labels)
-    out.print(f"3/7 built {rows:,} feature rows ({dates[0]} to {dates[-1]}) in {panel}")
+def _say_demo(stage: jobs.DemoStage) -> None:
+    """Print the line (and table) of a stage of the demo as it completes."""
+    from churnrisk.generate import GenerateSummary
 
-    values = _metrics(ds, span.label, None)
-    metrics_file = out_dir / "metrics.json"
-    metrics_file.write_text(json.dumps(values, indent=2, default=str), encoding="utf-8")
-    print_metrics(values)
-    out.print(f"4/7 metrics for {span.label} in {metrics_file}")
-
-    uri = get_settings().mlflow_tracking_uri or tracking_uri(out_dir)
-    tracker = Tracker(uri)
-    outcome = run_train(ds, run, tracker=tracker, fingerprint=fingerprint(data_dir), step=_steps())
-    print_leaderboard(outcome.backtest)
-    verdict = "champion" if outcome.decision.promoted else "challenger"
-    out.print(
-        f"5/7 trained and backtested; churnrisk-churn v{outcome.versions.churn} is {verdict}"
-        f" ({outcome.decision.reason}); run {outcome.versions.run_id} in {uri}"
-    )
-    if outcome.decision.promoted:
-        models, versions = outcome.models, outcome.versions
+    if isinstance(stage, GenerateSummary):
+        out.print(
+            f"1/7 generated {stage.rows['accounts']:,} accounts, {stage.rows['events']:,}"
+            f" events ({stage.start} to {stage.end}) in {stage.out}"
+        )
+    elif isinstance(stage, jobs.Validated):
+        out.print(f"2/7 validated: exit code {stage.report.exit_code}, report in {stage.path}")
+    elif isinstance(stage, jobs.PanelWritten):
+        out.print(
+            f"3/7 built {stage.rows:,} feature rows ({stage.first} to {stage.last}) in {stage.path}"
+        )
+    elif isinstance(stage, jobs.MetricsWritten):
+        print_metrics(stage.values)
+        out.print(f"4/7 metrics for {stage.period} in {stage.path}")
+    elif isinstance(stage, jobs.Trained):
+        outcome = stage.outcome
+        print_leaderboard(outcome.backtest)
+        verdict = "champion" if outcome.decision.promoted else "challenger"
+        out.print(
+            f"5/7 trained and backtested; churnrisk-churn v{outcome.versions.churn} is"
+            f" {verdict} ({outcome.decision.reason}); run {outcome.versions.run_id} in"
+            f" {stage.tracking_uri}"
+        )
+    elif isinstance(stage, jobs.Backfilled):
+        dates = ", ".join(map(str, stage.dates))
+        out.print(f"6/7 backfilled monthly runs as of {dates}; then {score_line(stage.current)}")
+    elif isinstance(stage, jobs.CreatedKey):
+        key, record = stage.key, stage.record
+        out.print(f"7/7 created read key {record.key_id} for the dashboard: {key}", markup=False)
+    elif isinstance(stage, jobs.DemoOutcome):
+        uri = stage.trained.tracking_uri
+        if uri.startswith("sqlite:///"):
+            out.print(f"see the runs with: mlflow ui --backend-store-uri {uri}")
+        out.print(f"demo done: everything is in {stage.out_dir}")
     else:
-        info = tracker.champion_info()
-        if info is None:
-            raise ConfigError(f"no champion model in {uri} after training")
-        models, versions = tracker.load_champion(version=info.versions.churn), info.versions
-    # Three earlier monthly runs first, so the dashboard has trends and score changes.
-    end = observation_end(ds)
-    backfill = [_months_before(end, n) for n in (3, 2, 1)]
-    for day in backfill:
-        _score_run(ds, models, versions, run.scoring, day, str(data_dir))
-    line = _score_run(ds, models, versions, run.scoring, None, str(data_dir))
-    out.print(f"6/7 backfilled monthly runs as of {', '.join(map(str, backfill))}; then {line}")
-
-    key, record = create_api_key("demo", "read")
-    out.print(f"7/7 created read key {record.key_id} for the dashboard: {key}", markup=False)
-    if uri.startswith("sqlite:///"):
-        out.print(f"see the runs with: mlflow ui --backend-store-uri {uri}")
-    out.print(f"demo done: everything is in {out_dir}")
-    if serve_after:
-        serve_api(host=host, port=port, data=data_dir, key=key)
-
-
-def _months_before(day: date, months: int) -> date:
-    """Return the first day of the month ``months`` months before ``day``'s month."""
-    index = day.year * 12 + day.month - 1 - months
-    return date(index // 12, index % 12 + 1, 1)
+        _announce(stage)
 
 
 # --------------------------------------------------------------------------- entry point

@@ -1,7 +1,8 @@
 """The modelling workflow end to end: panel, backtest, training, tracking and the gate.
 
 The CLI and the notebook call these functions; neither defines a feature, a label, a
-split or a parameter of its own. Tracking is reached only through a
+split or a parameter of its own. The other workflows (scoring runs, the demo, the store,
+serving) are in :mod:`churnrisk.jobs`. Tracking is reached only through a
 :class:`churnrisk.tracking.Tracker` passed in, so this module never imports mlflow.
 """
 
@@ -18,7 +19,7 @@ import pandas as pd
 from churnrisk.config import RunConfig
 from churnrisk.dataset import Dataset, observation_end, observation_start
 from churnrisk.errors import ConfigError, DataError
-from churnrisk.features import build_features, learn_vocabulary, panel_features
+from churnrisk.features import build_features, feature_names, learn_vocabulary, panel_features
 from churnrisk.models.audit import check_leaks
 from churnrisk.models.backtest import BacktestResult, backtest
 from churnrisk.models.bundle import ChurnRiskModels, can_train_clv, train_models
@@ -116,6 +117,62 @@ def backtest_figures(
     if models is not None:
         figures["importance"] = importance_figure(models.churn.feature_importance())
     return figures
+
+
+@dataclass(frozen=True)
+class BacktestOutcome:
+    """What ``churnrisk backtest`` did: the backtest and the MLflow run it is recorded in."""
+
+    backtest: BacktestResult
+    run_id: str
+
+
+def backtest_run(
+    ds: Dataset,
+    config: RunConfig,
+    *,
+    tracker: Tracker,
+    fingerprint: str,
+    allow_leaks: Iterable[str] = (),
+    step: Step = _quiet,
+) -> BacktestOutcome:
+    """Backtest one configuration on a data set beside the baselines, and record the run.
+
+    The panel, leak audit and backtest of :func:`train` (steps 1 and 2), without
+    training or registering a model.
+
+    Parameters
+    ----------
+    ds
+        The validated data set.
+    config
+        The resolved run configuration.
+    tracker
+        Where the run is recorded.
+    fingerprint
+        Fingerprint of the input data (:func:`churnrisk.tracking.fingerprint`).
+    allow_leaks
+        Features the leak audit lets through (the user checked them).
+    step
+        Called with a short message as each step starts (the CLI shows them).
+    """
+    step("building the panel")
+    grid = training_grid(ds, config)
+    panel = training_panel(ds, config, grid)
+    step("auditing the features for leaks")
+    check_leaks(panel, allow=allow_leaks)
+    step("backtesting the model and the baselines")
+    result = backtest(panel, config, grid=grid)
+    dates = sorted(pd.to_datetime(panel["as_of"]).dt.date.unique())
+    run_id = tracker.log_backtest(
+        result.to_dict(),
+        config=config,
+        fingerprint=fingerprint,
+        window=(dates[0], dates[-1]),
+        feature_names=list(feature_names()),
+        figures=backtest_figures(result),
+    )
+    return BacktestOutcome(backtest=result, run_id=run_id)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,20 @@ class Settings(BaseSettings):
         """The score store's URL: :attr:`database_url`, else ``scores.db`` in the data dir."""
         return self.database_url or f"sqlite:///{self.data_dir / 'scores.db'}"
 
+    def environment(self) -> dict[str, str]:
+        """Return the settings given explicitly (by the environment or in code) as variables.
+
+        For processes started with these settings that read theirs from the environment
+        (the workers of ``churnrisk serve --workers N``): a setting left at its default
+        is left out, so such a process computes the same default.
+        """
+        names = {"mlflow_tracking_uri": "MLFLOW_TRACKING_URI"}
+        return {
+            names.get(name, f"CHURNRISK_{name.upper()}"): str(getattr(self, name))
+            for name in sorted(self.model_fields_set)
+            if getattr(self, name) is not None
+        }
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

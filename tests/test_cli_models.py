@@ -1,6 +1,7 @@
 """train, backtest and explain from the command line, on a small world and a quick config."""
 
 import json
+import os
 from datetime import date
 
 import pandas as pd
@@ -163,7 +164,8 @@ def test_explain_without_a_champion_says_to_train_first(setting, tmp_path, monke
 def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("CHURNRISK_DATABASE_URL", raising=False)
-    # the demo points CHURNRISK_DATA_DIR at its folder; monkeypatch restores it afterwards
+    # the demo keeps its stores in its folder whatever CHURNRISK_DATA_DIR says, and
+    # leaves the variable as it was
     monkeypatch.setenv("CHURNRISK_DATA_DIR", str(tmp_path / "elsewhere"))
     out_dir = tmp_path / "demo"
     args = ["demo", "--out", out_dir, "--accounts", 300, "--months", 26, "--no-serve"]
@@ -171,6 +173,8 @@ def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypa
         assert invoke([*args, "--config", setting / "quick.toml"]) == 0
     finally:
         get_settings.cache_clear()
+    assert os.environ["CHURNRISK_DATA_DIR"] == str(tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere").exists()
     for name in ("validation.json", "features.parquet", "metrics.json", "mlflow.db", "scores.db"):
         assert (out_dir / name).exists()
     lines = capsys.readouterr().out.strip().splitlines()
