@@ -679,6 +679,8 @@ def score(
         progress=SHOWN,
     )
     out.print(score_line(outcome))
+    if outcome.alerts is not None:
+        out.print(outcome.alerts.summary())
 
 
 def spark_source(data: Path) -> str:
@@ -708,6 +710,140 @@ def score_line(outcome: jobs.ScoreOutcome) -> str:
         f" with churnrisk-churn v{record.churn_version}; run {record.run_id} in"
         f" {outcome.store_url}"
     )
+
+
+# --------------------------------------------------------------------------- review
+
+
+@app.command()
+def scorecard(
+    data: DataArg,
+    k: Annotated[int, typer.Option(help="Size of the list each run is graded on.", min=1)] = 50,
+    runs: Annotated[int, typer.Option(help="How many as-of dates to read.", min=1)] = 104,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the reliability and tier plot here (PNG).")
+    ] = None,
+    fmt: Annotated[
+        Literal["json", "table"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    quarantine: QuarantineOpt = None,
+) -> None:
+    """Grade the kept scoring runs against what happened, and check the features' drift."""
+    done = jobs.review(data, _settings(), k=k, runs=runs, quarantine=quarantine, progress=SHOWN)
+    card = done.card
+    drifted = (
+        []
+        if done.drift is None
+        else list(done.drift.loc[done.drift["drifted"]].itertuples(index=False))
+    )
+    if plot is not None:
+        card.figure().savefig(plot, dpi=110)
+    if fmt == "json":
+        doc = card.to_dict() | {
+            "drift": None if done.drift is None else done.drift.to_dict("records")
+        }
+        out.print_json(json.dumps(doc, default=str))
+        return
+    tiers = Table("tier", "accounts scored", "churned", "realised churn rate")
+    for t in card.tiers:
+        rate = "-" if t.rate is None else f"{t.rate:.1%}"
+        tiers.add_row(t.tier, f"{t.accounts:,}", f"{t.churned:,}", rate)
+    out.print(tiers)
+    graded = Table("as of", "accounts", "churned", f"precision@{k}", f"recall@{k}", "MRR caught")
+    for r in card.runs:
+        graded.add_row(
+            str(r.as_of),
+            f"{r.accounts:,}",
+            f"{r.churned:,}",
+            f"{r.precision_at_k:.1%}",
+            "-" if r.recall_at_k is None else f"{r.recall_at_k:.1%}",
+            "-" if r.mrr_caught is None else f"{r.mrr_caught:.1%}",
+        )
+    out.print(graded)
+    lead = card.lead
+    early = (
+        f"median {lead.median_days:,.0f} days before the churn"
+        if lead.median_days is not None
+        else "none flagged"
+    )
+    out.print(
+        f"flagged early: {lead.flagged:,} of {lead.churns:,} churns were high risk first; {early}",
+        markup=False,
+    )
+    for row in drifted:
+        err.print(
+            f"[yellow]warning:[/] feature {row.feature} drifted since training (PSI"
+            f" {row.psi:.2f} as of {done.latest.as_of}); retrain when the book has changed"
+        )
+    where = f"; plot in {plot}" if plot is not None else ""
+    out.print(
+        f"graded {card.graded_runs} run(s) ({card.open_runs} still open) from {done.store_url}"
+        f"{where}",
+        markup=False,
+    )
+
+
+@app.command()
+def winback(
+    data: DataArg,
+    as_of: Annotated[
+        str | None, typer.Option(help="As-of date (default: the day after the data ends).")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Churned within this many days.", min=1)] = 90,
+    recent: Annotated[
+        int, typer.Option(help="Used the product within this many days: still using.", min=1)
+    ] = 14,
+    fmt: Annotated[
+        Literal["json", "table"], typer.Option("--format", help="Output format.")
+    ] = "table",
+    quarantine: QuarantineOpt = None,
+) -> None:
+    """List the accounts that churned lately, marked when they still use the product."""
+    day = _parse_date(as_of, "--as-of") if as_of else None
+    found = jobs.win_back(
+        data,
+        _settings(),
+        as_of=day,
+        days=days,
+        recent_days=recent,
+        quarantine=quarantine,
+        progress=SHOWN,
+    )
+    rows = found.accounts
+    if fmt == "json":
+        out.print_json(json.dumps(rows.to_dict("records"), default=str))
+        return
+    table = Table("account", "churned", "last MRR", "used since", "still using", "last drivers")
+    for r in rows.to_dict("records"):
+        drivers = r.get("last_drivers")
+        table.add_row(
+            f"{r['account_id']} {r['name'] or ''}".strip(),
+            str(r["churn_day"]),
+            f"{r['last_mrr']:,.0f}",
+            f"{r['active_days_after_end']:,} day(s)",
+            "yes" if r["still_using"] else "no",
+            "; ".join(drivers[:2]) if isinstance(drivers, list) else "-",
+        )
+    out.print(table)
+    using = int(rows["still_using"].sum()) if len(rows) else 0
+    out.print(
+        f"{len(rows):,} account(s) churned in the {days} days before {found.as_of};"
+        f" {using:,} still use the product",
+        markup=False,
+    )
+
+
+alerts_app = _commands("Alerts after each scoring run: webhooks and e-mail digests.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("test")
+def alerts_test() -> None:
+    """Send a sample alert to every webhook and recipient of CHURNRISK_ALERTS."""
+    sent = jobs.send_sample(_settings())
+    out.print(sent.summary(), markup=False)
+    if any(d.status == "failed" for d in sent.deliveries):
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- serve

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     data
         The data source the service computes metrics from (``CHURNRISK_DATA``): a folder
         of tables or a DuckDB file, as the CLI takes it; empty means no metrics.
+    alerts
+        The alerts file (``CHURNRISK_ALERTS``): webhooks, e-mail and the rules of
+        :mod:`churnrisk.alerts`; empty means scoring runs send no alerts.
+    playbook
+        The playbook file (``CHURNRISK_PLAYBOOK``, :mod:`churnrisk.playbooks`); empty
+        means the default playbook shipped with churnrisk.
     model_check_seconds
         How often the service asks the model registry whether the ``champion`` alias
         moved, and loads the new champion if it did (``CHURNRISK_MODEL_CHECK_SECONDS``;
@@ -54,6 +60,8 @@ class Settings(BaseSettings):
     )
     database_url: str | None = None
     data: Path | None = None
+    alerts: Path | None = None
+    playbook: Path | None = None
     model_check_seconds: float = Field(default=60.0, ge=0.0)
 
     @property

@@ -7,22 +7,17 @@ customer's endpoint would, and a local SMTP server (aiosmtpd) started by the tes
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 from aiosmtpd.controller import Controller
+from webhook_receiver import SECRET, free_port, receiver_fixture  # noqa: F401
 
 from churnrisk.alerts import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
     AlertRules,
     Email,
     Webhook,
@@ -38,7 +33,6 @@ from churnrisk.alerts import (
 from churnrisk.config import ScoringConfig
 from churnrisk.errors import ConfigError
 
-SECRET = "whsec_test"
 ENV = {"HOOK_SECRET": SECRET}
 SCORING = ScoringConfig()  # high >= 0.25, medium >= 0.10
 
@@ -113,57 +107,6 @@ def test_signature_known_vector_and_verification() -> None:
     assert not verify(SECRET, body, "garbage", now=1_700_000_000)
 
 
-class _Receiver:
-    """A local webhook endpoint: answers from a script of statuses, checks signatures."""
-
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.received: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                signed = verify(SECRET, body, self.headers[SIGNATURE_HEADER], now=int(time.time()))
-                receiver.received.append(
-                    {"body": body, "signed": signed, "id": self.headers[DELIVERY_HEADER]}
-                )
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status if signed else 401)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    made: list[_Receiver] = []
-
-    def make(statuses: list[int]) -> _Receiver:
-        made.append(_Receiver(statuses))
-        return made[-1]
-
-    yield make  # type: ignore[misc]
-    for r in made:
-        r.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _hook(url: str, retries: int = 2) -> Webhook:
     return Webhook(url=url, secret_env="HOOK_SECRET", retries=retries, backoff_s=0, timeout_s=5)
 
@@ -193,7 +136,7 @@ def test_a_failed_attempt_is_retried_with_the_same_signed_request(receiver) -> N
 
 def test_an_endpoint_that_keeps_failing_is_logged_not_raised(receiver) -> None:
     failing = receiver([500, 500, 500])
-    down = f"http://127.0.0.1:{_free_port()}/hook"
+    down = f"http://127.0.0.1:{free_port()}/hook"
     good = receiver([])
     hooks = [_hook(failing.url), _hook(down, retries=1), _hook(good.url)]
     out = send_webhooks(hooks, {"alerts": []}, environ=ENV)
@@ -223,7 +166,7 @@ class _Inbox:
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[_Inbox, int]]:
-    inbox, port = _Inbox(), _free_port()
+    inbox, port = _Inbox(), free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield inbox, port
@@ -263,7 +206,7 @@ def test_one_digest_per_owner_over_smtp(smtp) -> None:
 
 
 def test_an_smtp_server_that_is_down_fails_each_digest_without_raising() -> None:
-    port = _free_port()
+    port = free_port()
     out = send_digests(select_alerts(_rows(), SCORING, AlertRules()), _email(port), as_of="x")
     assert [d.status for d in out] == ["failed", "failed", "failed"]
     assert out[0].detail.startswith(f"127.0.0.1:{port}: ConnectionRefusedError")

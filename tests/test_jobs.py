@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -9,10 +10,12 @@ from datetime import date
 from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import uvicorn
 from quick_config import QUICK
 from spark_fixtures import spark_fixture  # noqa: F401
+from webhook_receiver import SECRET, receiver_fixture  # noqa: F401
 
 from churnrisk import jobs
 from churnrisk.config import RunConfig
@@ -260,3 +263,126 @@ def test_spark_workers_run_this_interpreter(spark, monkeypatch: pytest.MonkeyPat
         assert context.pythonExec == "/opt/python/bin/python3"  # the environment's wins
     finally:
         context.pythonExec = saved
+
+
+def _scored(trained: Path, tmp_path: Path, days: list[date], **extra: object) -> Settings:
+    settings = Settings(
+        data_dir=trained / "home", database_url=f"sqlite:///{tmp_path / 's.db'}", **extra
+    )
+    for day in days:
+        jobs.score(trained / "world", settings, as_of=day)
+    return settings
+
+
+def test_review_grades_the_runs_with_the_training_label(trained: Path, tmp_path: Path) -> None:
+    from churnrisk.validate import load
+
+    days = [date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
+    settings = _scored(trained, tmp_path, days)
+    done = jobs.review(trained / "world", settings, k=10)
+    card = done.card
+    assert done.latest.as_of == date(2026, 2, 1)
+    assert card.graded_runs + card.open_runs == 3
+    assert card.graded_runs >= 1
+    # the tiers' outcomes are the training panel's labels of the stored accounts
+    ds = load(trained / "world").dataset
+    labels = build_features(ds, days, labels=RunConfig.model_validate(QUICK).labels)
+    labels["as_of"] = pd.to_datetime(labels["as_of"]).dt.date
+    with ScoreStore(settings.store_url) as store:
+        rows = []
+        for point in store.trend():
+            scored = store.run_scores(point["run"].run_id, columns=["account_id", "risk_tier"])
+            rows.append(scored.assign(as_of=point["run"].as_of))
+    joined = pd.concat(rows).merge(labels, on=["account_id", "as_of"])
+    joined = joined[joined["churned"].notna()]
+    expected = {
+        tier: (len(group), int(group["churned"].sum()))
+        for tier, group in joined.groupby("risk_tier")
+    }
+    assert {t.tier: (t.accounts, t.churned) for t in card.tiers if t.accounts} == expected
+    assert [r.accounts for r in card.runs] == [
+        int((joined["as_of"] == r.as_of).sum()) for r in card.runs
+    ]
+    assert done.drift is not None
+    assert set(done.drift.columns) == {"feature", "psi", "drifted"}
+    assert (done.drift["psi"] >= 0).all()
+    assert "mrr" in set(done.drift["feature"])
+
+
+def test_win_back_carries_each_account_s_last_score(trained: Path, tmp_path: Path) -> None:
+    settings = _scored(trained, tmp_path, [date(2026, 1, 1), date(2026, 3, 1)])
+    found = jobs.win_back(trained / "world", settings, as_of=date(2026, 5, 1), days=120)
+    rows = found.accounts
+    assert found.as_of == date(2026, 5, 1)
+    assert len(rows) > 0
+    assert (rows["churn_day"] < date(2026, 5, 1)).all()
+    scored = rows[rows["last_probability"].notna()]
+    assert len(scored) > 0
+    with ScoreStore(settings.store_url) as store:
+        runs = {p["run"].as_of: p["run"].run_id for p in store.trend()}
+        for row in scored.to_dict("records"):
+            # the latest run on or before its churn day holds that probability
+            day = max(d for d in runs if d <= row["churn_day"])
+            stored = store.run_scores(runs[day]).set_index("account_id")
+            assert row["last_probability"] == stored.loc[row["account_id"], "churn_probability"]
+
+
+def test_alerts_are_sent_and_logged_after_a_run_and_a_dead_endpoint_fails_nothing(
+    trained: Path, tmp_path: Path, receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = receiver([503])
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text(
+        f"[rules]\nrise_points = 5\n"
+        f"[[webhook]]\nurl = '{endpoint.url}'\nsecret_env = 'HOOK_SECRET'\nbackoff_s = 0\n"
+        f"[[webhook]]\nurl = 'http://127.0.0.1:{free_port()}/down'\nsecret_env = 'HOOK_SECRET'\n"
+        "retries = 1\nbackoff_s = 0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    before = _scored(trained, tmp_path, [date(2026, 1, 1)])
+    settings = before.model_copy(update={"alerts": alerts})
+    outcome = jobs.score(trained / "world", settings, as_of=date(2026, 3, 1))
+    sent = outcome.alerts
+    assert sent is not None
+    assert [(d.status, d.attempts) for d in sent.deliveries] == [("delivered", 2), ("failed", 2)]
+    body = json.loads(endpoint.received[-1]["body"])
+    assert body["run"]["run_id"] == outcome.run.run_id
+    assert len(body["alerts"]) == sent.alerts > 0
+    assert all(r["signed"] for r in endpoint.received)
+    with ScoreStore(settings.store_url) as store:
+        assert store.current_run() == outcome.run  # the run landed whole
+        logged = store.deliveries.recent()
+    assert [(d.run_id, d.status) for d in logged[:2]] == [
+        (outcome.run.run_id, "failed"),
+        (outcome.run.run_id, "delivered"),
+    ]
+    assert sent.summary().startswith(f"alerts: {sent.alerts} account(s); webhook ")
+
+
+def test_a_bad_alerts_file_stops_the_run_before_any_work(trained: Path, tmp_path: Path) -> None:
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text("[[webhook]]\nurl = 'ftp://nowhere'\nsecret_env = 'S'\n", encoding="utf-8")
+    settings = Settings(
+        data_dir=trained / "home", database_url=f"sqlite:///{tmp_path / 's.db'}", alerts=alerts
+    )
+    with pytest.raises(ConfigError, match=r"webhook\.0\.url"):
+        jobs.score(trained / "world", settings, as_of=date(2026, 3, 1))
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_send_sample_reaches_every_endpoint(
+    tmp_path: Path, receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = receiver([])
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text(
+        f"[[webhook]]\nurl = '{endpoint.url}'\nsecret_env = 'HOOK_SECRET'\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    settings = Settings(data_dir=tmp_path / "home", alerts=alerts)
+    sent = jobs.send_sample(settings)
+    assert [d.status for d in sent.deliveries] == ["delivered"]
+    assert json.loads(endpoint.received[0]["body"])["alerts"][0]["account_id"] == "SAMPLE-1"
+    with pytest.raises(ConfigError, match="no alerts file configured"):
+        jobs.send_sample(Settings(data_dir=tmp_path / "home"))

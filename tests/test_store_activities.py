@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -128,7 +129,7 @@ def test_the_delivery_log_keeps_every_attempted_delivery(store: ScoreStore) -> N
         Delivery("webhook", "https://crm.example/hook", "delivered", 2, "HTTP 200", 4, T0),
         Delivery("email", "bo@x.io", "failed", 1, "x" * 600, 2, T0 + timedelta(seconds=1)),
     ]
-    assert store.deliveries.record("run1", sent) == 2
+    assert store.deliveries.record("run1", [asdict(d) for d in sent]) == 2
     assert store.deliveries.record("run1", []) == 0
     got = store.deliveries.recent()
     assert [(d.channel, d.status, d.attempts, d.alerts, d.run_id) for d in got] == [

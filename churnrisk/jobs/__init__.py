@@ -15,10 +15,13 @@ One module a job, every name re-exported here: :mod:`~churnrisk.jobs.progress`,
 :mod:`~churnrisk.jobs.stores` (tracker, score store, API keys),
 :mod:`~churnrisk.jobs.sources` (generate, validate on DuckDB or Spark),
 :mod:`~churnrisk.jobs.modelling` (train, backtest, explain),
-:mod:`~churnrisk.jobs.scoring` (scoring runs), :mod:`~churnrisk.jobs.serving` (the API
-and dashboard) and :mod:`~churnrisk.jobs.demo_job` (the demo).
+:mod:`~churnrisk.jobs.scoring` (scoring runs), :mod:`~churnrisk.jobs.alerting`
+(alerts after a run), :mod:`~churnrisk.jobs.review` (the scorecard and win-back),
+:mod:`~churnrisk.jobs.serving` (the API and dashboard) and
+:mod:`~churnrisk.jobs.demo_job` (the demo).
 """
 
+from churnrisk.jobs.alerting import AlertsSent, alerts_config, run_alerts, send_sample
 from churnrisk.jobs.demo_job import (
     DEMO_ACCOUNTS,
     DEMO_END,
@@ -48,6 +51,7 @@ from churnrisk.jobs.progress import (
     Progress,
     Quiet,
 )
+from churnrisk.jobs.review import Reviewed, WinBack, review, win_back
 from churnrisk.jobs.scoring import (
     Champion,
     ScoreOutcome,
@@ -82,6 +86,7 @@ __all__ = [
     "DEMO_END",
     "DEMO_MONTHS",
     "QUIET",
+    "AlertsSent",
     "Backfilled",
     "Backtested",
     "Champion",
@@ -94,11 +99,14 @@ __all__ = [
     "PanelWritten",
     "Progress",
     "Quiet",
+    "Reviewed",
     "ScoreOutcome",
     "Service",
     "StoreStatus",
     "Trained",
     "Validated",
+    "WinBack",
+    "alerts_config",
     "backtest",
     "check_port",
     "create_api_key",
@@ -114,11 +122,15 @@ __all__ = [
     "open_spark",
     "open_store",
     "open_tracker",
+    "review",
     "revoke_api_key",
+    "run_alerts",
     "score",
     "score_dataset",
+    "send_sample",
     "serve",
     "train",
     "train_dataset",
     "upgrade_store",
+    "win_back",
 ]

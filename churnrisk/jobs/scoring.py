@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from churnrisk.config import ScoringConfig
 from churnrisk.errors import ConfigError
+from churnrisk.jobs.alerting import AlertsSent, alerts_config, run_alerts
 from churnrisk.jobs.progress import QUIET, Progress
 from churnrisk.jobs.sources import load_data, load_spark_data, open_spark
 from churnrisk.jobs.stores import open_store, open_tracker
@@ -66,6 +67,8 @@ class ScoreOutcome:
     change, since
         When the run is the newest: its MRR at risk minus that of the run before, and
         that run's as-of date; otherwise ``None``.
+    alerts
+        The run's alerts and their deliveries, when the settings name an alerts file.
     """
 
     run: RunRecord
@@ -74,6 +77,7 @@ class ScoreOutcome:
     mrr_at_risk: float
     change: float | None = None
     since: date | None = None
+    alerts: AlertsSent | None = None
 
 
 def score_dataset(
@@ -92,9 +96,13 @@ def score_dataset(
     The store is migrated first; the outcome carries the run and its totals as read
     back from the store. ``ds`` is a :class:`~churnrisk.spark.SparkDataset` with the
     Spark engine's ``scorer``: the job then reads only its span and source from it.
+    When the settings name an alerts file, the run's alerts are sent and logged once it
+    is written; an endpoint that fails is logged, and never fails the run.
     """
     from churnrisk.scoring import run_scoring
     from churnrisk.store import StoreError
+
+    alerting = alerts_config(settings)  # a bad file stops here, before any work
 
     with open_store(settings) as store:
         record = run_scoring(
@@ -111,6 +119,7 @@ def score_dataset(
         totals = store.totals(record.run_id)
         trend = store.trend(limit=2)
         url = store.url
+        sent = None if alerting is None else run_alerts(store, record, config, alerting)
     if totals is None:  # pragma: no cover - the run was written just above
         raise StoreError(f"run {record.run_id} vanished from {url} right after its write")
     change = since = None
@@ -124,6 +133,7 @@ def score_dataset(
         mrr_at_risk=totals["mrr_at_risk"],
         change=change,
         since=since,
+        alerts=sent,
     )
 
 
@@ -171,6 +181,7 @@ def score(
         from churnrisk.scoring_spark import require_pyspark
 
         require_pyspark()
+    alerts_config(settings)  # a bad alerts file stops the run before any work
     tracker = open_tracker(settings)
     champion = load_champion(tracker)
     scoring = config if config is not None else champion.models.config.scoring

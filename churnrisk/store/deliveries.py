@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
 from churnrisk.store.database import Database
 from churnrisk.store.errors import InvalidQueryError
 from churnrisk.store.schema import alert_deliveries
-
-
-class DeliveryLike(Protocol):
-    """What the log keeps of a delivery (:class:`churnrisk.alerts.Delivery`)."""
-
-    channel: str
-    target: str
-    status: str
-    attempts: int
-    detail: str
-    alerts: int
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -51,18 +39,18 @@ class DeliveryLog:
     def __init__(self, database: Database) -> None:
         self._database = database
 
-    def record(self, run_id: str | None, deliveries: Iterable[DeliveryLike]) -> int:
-        """Append deliveries of one run's alerts; return how many were logged."""
+    def record(self, run_id: str | None, deliveries: Iterable[Mapping[str, Any]]) -> int:
+        """Append deliveries of one run's alerts; return how many were logged.
+
+        Each delivery has ``channel``, ``target``, ``status``, ``attempts``, ``detail``
+        (kept to its first 500 characters), ``alerts`` and ``at``, as
+        :class:`churnrisk.alerts.Delivery` holds them.
+        """
         rows = [
             {
                 "run_id": run_id,
-                "channel": d.channel,
-                "target": d.target,
-                "status": d.status,
-                "attempts": d.attempts,
-                "detail": d.detail[:500],
-                "alerts": d.alerts,
-                "at": d.at,
+                **{k: d[k] for k in ("channel", "target", "status", "attempts", "alerts", "at")},
+                "detail": str(d["detail"])[:500],
             }
             for d in deliveries
         ]
