@@ -14,14 +14,16 @@ all accounts at once with numpy; the only per-account Python is the building of 
 JSON driver items themselves.
 
 Driver items are JSON-safe: plain ``str``, ``int``, ``float``, ``None``; no numpy
-scalars and no NaN. Values are rounded for people: whole-number features become ints,
-others keep 4 decimals (4 significant digits below 1), contributions 4 decimals.
+scalars and no NaN. Values are rounded for people by the one rounding ``churnrisk
+explain`` uses too (:func:`churnrisk.models.explain.round_value`, here also
+:func:`json_value`: whole-number features become ints, others keep 4 decimals, 4
+significant digits below 1), and their display is exactly those digits
+(:func:`churnrisk.models.explain.words`); contributions keep 4 decimals.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,10 +40,11 @@ from churnrisk.features import build_features, get_feature, panel_features
 from churnrisk.models.bundle import ChurnRiskModels
 from churnrisk.models.explain import (
     context_order,
-    format_value,
     rank_actionable,
     top_contributions,
+    words,
 )
+from churnrisk.models.explain import round_value as json_value
 from churnrisk.store import SCORE_COLUMNS
 
 if TYPE_CHECKING:
@@ -85,29 +88,6 @@ class PreviousScores:
 # ---------------------------------------------------------------------------------------
 
 
-def json_value(value: Any, dtype: str) -> str | int | float | None:
-    """Return a feature value as plain JSON data, rounded for people.
-
-    Missing (``None``, NaN, ``pd.NA``) and non-finite numbers give ``None``; categories
-    their text; ``"int"`` features an ``int``; other numbers keep 4 decimals, or 4
-    significant digits when their magnitude is below 1 (so small ratios stay readable).
-    """
-    if value is None or value is pd.NA:
-        return None
-    if dtype == "category":
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        return str(value)
-    v = float(value)
-    if not math.isfinite(v):
-        return None
-    if dtype == "int":
-        return round(v)
-    if abs(v) >= 1 or v == 0:
-        return round(v, 4)
-    return float(f"{v:.4g}")
-
-
 def _cells(
     panel: pd.DataFrame, names: Sequence[str], rows: np.ndarray, cols: np.ndarray
 ) -> tuple[list[Any], list[str]]:
@@ -124,13 +104,14 @@ def _cells(
             labels = panel[names[j]].to_numpy(dtype=object)[rows[at]]
             as_json = [json_value(v, dtype) for v in labels]
             values[at] = as_json
-            shown[at] = [format_value(v, dtype) for v in as_json]
+            shown[at] = [words(v) for v in as_json]
             continue
         raw = panel[names[j]].to_numpy(dtype="float64", na_value=np.nan)[rows[at]]
         uniq, inverse = np.unique(raw, return_inverse=True)
         numbers = uniq.tolist()
-        values[at] = np.array([json_value(v, dtype) for v in numbers], dtype=object)[inverse]
-        shown[at] = np.array([format_value(v, dtype) for v in numbers], dtype=object)[inverse]
+        rounded = [json_value(v, dtype) for v in numbers]
+        values[at] = np.array(rounded, dtype=object)[inverse]
+        shown[at] = np.array([words(v) for v in rounded], dtype=object)[inverse]
     return values.tolist(), shown.tolist()
 
 
