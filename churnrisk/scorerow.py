@@ -23,7 +23,9 @@ Adding a field
    ``add_score_columns("the_field")`` and ``downgrade`` ``drop_score_columns("the_field")``
    (:mod:`churnrisk.store.schema`): the helper reads the column's type and nullability
    from this declaration. Rows of earlier runs get NULL, so a new field is nullable (a
-   ``drivers`` field gets an empty list instead).
+   ``drivers`` field gets an empty list instead). ``HEAD_REVISION`` in that module names
+   the newest revision for the tests; the store itself reads the head from the
+   migrations.
 3. Show it in the dashboard (``churnrisk/api/static/app.js``), if people should see it.
 
 Nothing here imports the API, the store or pandas: this module is the bottom of the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ import pytest
 import sqlalchemy as sa
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from store_fixtures import sample_run, score_row, sqlite_url
+from store_fixtures import (
+    create_pg_schema,
+    drop_pg_schema,
+    sample_run,
+    schema_url,
+    score_row,
+    sqlite_url,
+    store_urls,
+)
 
 from churnrisk.api.app import create_app
 from churnrisk.api.routes import shapes
@@ -75,11 +84,23 @@ def test_store_columns_are_the_declared_fields() -> None:
     assert store_schema.NULLABLE_DATES == ("renewal_date",)
 
 
-@pytest.fixture(name="migrated")
-def migrated_fixture(tmp_path: Path) -> ScoreStore:
-    store = ScoreStore(sqlite_url(tmp_path))
-    store.upgrade()
-    return store
+@pytest.fixture(name="migrated", params=store_urls())
+def migrated_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ScoreStore]:
+    """A store of its own at head (a fresh PostgreSQL schema: the tests alter its tables)."""
+    if request.param == "sqlite":
+        store = ScoreStore(sqlite_url(tmp_path))
+        store.upgrade()
+        yield store
+        store.close()
+        return
+    name = create_pg_schema()
+    store = ScoreStore(schema_url(name))
+    try:
+        store.upgrade()
+        yield store
+    finally:
+        store.close()
+        drop_pg_schema(name)
 
 
 def _columns(store: ScoreStore) -> dict[str, dict[str, Any]]:
@@ -91,7 +112,6 @@ def test_migrations_create_the_declared_columns(migrated: ScoreStore) -> None:
     assert set(found) == {"run_id", *SCORE_COLUMNS}
     for f in SCORE_FIELDS:
         assert found[f.name]["nullable"] == (f.nullable and f.source != "key"), f.name
-    migrated.close()
 
 
 def _migrate(store: ScoreStore, step: Any) -> None:
@@ -117,7 +137,6 @@ def test_a_new_declared_field_gets_its_column_from_the_helper(
     _migrate(migrated, lambda: add_score_columns("seats"))  # present already: no-op
     _migrate(migrated, lambda: drop_score_columns("seats"))
     assert "seats" not in _columns(migrated)
-    migrated.close()
 
 
 def test_a_driver_list_added_later_is_empty_on_stored_rows(migrated: ScoreStore) -> None:
@@ -127,15 +146,13 @@ def test_a_driver_list_added_later_is_empty_on_stored_rows(migrated: ScoreStore)
     assert "context" not in _columns(migrated)
     _migrate(migrated, lambda: add_score_columns("context"))
     assert migrated.run_scores(run.run_id, columns=["context"])["context"].tolist() == [[]]
-    migrated.close()
 
 
 def test_the_helper_refuses_what_stored_rows_cannot_have(migrated: ScoreStore) -> None:
-    with pytest.raises(ConfigError, match="'seats' is not a declared score field"):
-        _migrate(migrated, lambda: add_score_columns("seats"))
+    with pytest.raises(ConfigError, match="'tenure_weeks' is not a declared score field"):
+        _migrate(migrated, lambda: add_score_columns("tenure_weeks"))
     with pytest.raises(ConfigError, match="'mrr' is not nullable"):
         _migrate(migrated, lambda: add_score_columns("mrr"))
-    migrated.close()
 
 
 # ----------------------------------------------------------------------------- scoring
