@@ -14,14 +14,16 @@ all accounts at once with numpy; the only per-account Python is the building of 
 JSON driver items themselves.
 
 Driver items are JSON-safe: plain ``str``, ``int``, ``float``, ``None``; no numpy
-scalars and no NaN. Values are rounded for people: whole-number features become ints,
-others keep 4 decimals (4 significant digits below 1), contributions 4 decimals.
+scalars and no NaN. Values are rounded for people by the one rounding ``churnrisk
+explain`` uses too (:func:`churnrisk.models.explain.round_value`, here also
+:func:`json_value`: whole-number features become ints, others keep 4 decimals, 4
+significant digits below 1), and their display is exactly those digits
+(:func:`churnrisk.models.explain.words`); contributions keep 4 decimals.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,11 +40,12 @@ from churnrisk.features import build_features, get_feature, panel_features
 from churnrisk.models.bundle import ChurnRiskModels
 from churnrisk.models.explain import (
     context_order,
-    format_value,
     rank_actionable,
     top_contributions,
+    words,
 )
-from churnrisk.store import SCORE_COLUMNS
+from churnrisk.models.explain import round_value as json_value
+from churnrisk.scorerow import SCORE_COLUMNS, SCORE_FIELDS, ScoreField, fields_of
 
 if TYPE_CHECKING:
     from churnrisk.store import RunRecord, ScoreStore
@@ -85,29 +88,6 @@ class PreviousScores:
 # ---------------------------------------------------------------------------------------
 
 
-def json_value(value: Any, dtype: str) -> str | int | float | None:
-    """Return a feature value as plain JSON data, rounded for people.
-
-    Missing (``None``, NaN, ``pd.NA``) and non-finite numbers give ``None``; categories
-    their text; ``"int"`` features an ``int``; other numbers keep 4 decimals, or 4
-    significant digits when their magnitude is below 1 (so small ratios stay readable).
-    """
-    if value is None or value is pd.NA:
-        return None
-    if dtype == "category":
-        if isinstance(value, float) and math.isnan(value):
-            return None
-        return str(value)
-    v = float(value)
-    if not math.isfinite(v):
-        return None
-    if dtype == "int":
-        return round(v)
-    if abs(v) >= 1 or v == 0:
-        return round(v, 4)
-    return float(f"{v:.4g}")
-
-
 def _cells(
     panel: pd.DataFrame, names: Sequence[str], rows: np.ndarray, cols: np.ndarray
 ) -> tuple[list[Any], list[str]]:
@@ -124,13 +104,14 @@ def _cells(
             labels = panel[names[j]].to_numpy(dtype=object)[rows[at]]
             as_json = [json_value(v, dtype) for v in labels]
             values[at] = as_json
-            shown[at] = [format_value(v, dtype) for v in as_json]
+            shown[at] = [words(v) for v in as_json]
             continue
         raw = panel[names[j]].to_numpy(dtype="float64", na_value=np.nan)[rows[at]]
         uniq, inverse = np.unique(raw, return_inverse=True)
         numbers = uniq.tolist()
-        values[at] = np.array([json_value(v, dtype) for v in numbers], dtype=object)[inverse]
-        shown[at] = np.array([format_value(v, dtype) for v in numbers], dtype=object)[inverse]
+        rounded = [json_value(v, dtype) for v in numbers]
+        values[at] = np.array(rounded, dtype=object)[inverse]
+        shown[at] = np.array([words(v) for v in rounded], dtype=object)[inverse]
     return values.tolist(), shown.tolist()
 
 
@@ -344,11 +325,12 @@ def _text_or_none(values: pd.Series[Any]) -> pd.Series[Any]:
 
 
 def account_attributes(ds: Dataset) -> pd.DataFrame:
-    """Return ``name`` and ``owner`` of every account, indexed by ``account_id``.
+    """Return the attribute fields of every account (``name``, ``owner``), by ``account_id``.
 
-    Both are optional contract columns: NULL where the source lacks them.
+    The score fields declared from the accounts table (``source="attribute"`` in
+    :mod:`churnrisk.scorerow`); optional contract columns: NULL where the source lacks them.
     """
-    cols = ", ".join(quote(c) for c in ("account_id", "name", "owner"))
+    cols = ", ".join(quote(c) for c in ("account_id", *fields_of(source="attribute")))
     frame = ds.con.sql(f"SELECT {cols} FROM {quote('accounts')}").df()
     frame["account_id"] = frame["account_id"].astype("string")
     return frame.drop_duplicates("account_id").set_index("account_id")
@@ -457,36 +439,68 @@ def _score(
     names = [c for c in contrib.columns if c != "bias"]
     values = contrib[names].to_numpy(dtype="float64")
     drivers = driver_items(panel, names, values, top=config.top_drivers)
-    renewal_date, days_to_renewal = renewal_timing(panel)
 
-    def attribute(column: str) -> pd.Series[Any]:
-        if attributes is None or column not in attributes.columns:
-            return pd.Series(np.full(n, None, dtype=object), dtype=object)
-        return _text_or_none(attributes[column].reindex(ids.to_numpy()))
-
+    computed: dict[str, Any] = {
+        "risk_tier": risk_tiers(p, config),
+        "mrr_at_risk": mrr * p,
+        "previous_probability": np.full(n, np.nan),
+        "probability_change": np.full(n, np.nan),
+        "drivers": _object_column(drivers),
+        "change_drivers": _object_column([[] for _ in range(n)]),
+        "renewal_date": renewal_timing(panel)[0],
+        "context": _object_column(context_items(panel, names, values)),
+    }
     out = pd.DataFrame(
-        {
-            "account_id": ids.to_numpy(dtype=object),
-            "name": attribute("name"),
-            "segment": _text_or_none(panel["segment"]),
-            "plan": _text_or_none(panel["plan"]),
-            "owner": attribute("owner"),
-            "churn_probability": p,
-            "risk_tier": risk_tiers(p, config),
-            "mrr": mrr,
-            "mrr_at_risk": mrr * p,
-            "revenue_12m": pred["revenue_12m"].to_numpy(dtype="float64"),
-            "lifetime_clv": pred["lifetime_clv"].to_numpy(dtype="float64"),
-            "previous_probability": np.full(n, np.nan),
-            "probability_change": np.full(n, np.nan),
-            "drivers": _object_column(drivers),
-            "change_drivers": _object_column([[] for _ in range(n)]),
-            "renewal_date": renewal_date,
-            "days_to_renewal": days_to_renewal,
-            "context": _object_column(context_items(panel, names, values)),
-        }
+        {f.name: _field_values(f, panel, ids, pred, attributes, computed) for f in SCORE_FIELDS}
     )
     return out[list(SCORE_COLUMNS)], contrib
+
+
+def _field_values(
+    field: ScoreField,
+    panel: pd.DataFrame,
+    ids: pd.Series[Any],
+    predictions: pd.DataFrame,
+    attributes: pd.DataFrame | None,
+    computed: dict[str, Any],
+) -> Any:
+    """Return one score field's values for every panel row, from where it is declared.
+
+    Texts are ``str`` or ``None``; numbers float64 with NaN where missing; a feature or
+    an attribute the inputs lack is missing for every row.
+    """
+    n = len(panel)
+    if field.source == "key":
+        return ids.to_numpy(dtype=object)
+    if field.source == "computed":
+        if field.name not in computed:
+            raise ConfigError(
+                f"score field {field.name!r} is declared computed, but the scoring job"
+                " computes no such value: compute it in churnrisk.scoring._score or declare"
+                " it from a feature, a prediction or an attribute"
+            )
+        return computed[field.name]
+    if field.source == "prediction":
+        return predictions[field.name].to_numpy(dtype="float64")
+    if field.source == "attribute":
+        if attributes is None or field.name not in attributes.columns:
+            column = None
+        else:
+            column = attributes[field.name].reindex(ids.to_numpy())
+    else:
+        column = panel.get(field.feature_column)
+    if field.kind == "text":
+        if column is None:
+            return pd.Series(np.full(n, None, dtype=object), dtype=object)
+        return _text_or_none(column)
+    if field.kind in ("number", "whole"):
+        if column is None:
+            return np.full(n, np.nan)
+        return pd.to_numeric(column).to_numpy(dtype="float64", na_value=np.nan)
+    raise ConfigError(
+        f"score field {field.name!r} of kind {field.kind!r} cannot come from a {field.source}:"
+        " only texts and numbers do; declare it computed and compute it in the scoring job"
+    )
 
 
 def add_changes(

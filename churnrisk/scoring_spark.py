@@ -38,8 +38,8 @@ from churnrisk.config import ScoringConfig
 from churnrisk.errors import ConfigError
 from churnrisk.features import FEATURES, LABEL_COLUMNS
 from churnrisk.models.bundle import ChurnRiskModels
+from churnrisk.scorerow import SCORE_COLUMNS, fields_of
 from churnrisk.scoring import PreviousScores, Scorer, Step, score_panel
-from churnrisk.store import SCORE_COLUMNS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -48,9 +48,11 @@ if TYPE_CHECKING:
 
 PYSPARK_MISSING = "the Spark engine needs pyspark: pip install churnrisk[spark]"
 
-_TEXT = ("account_id", "name", "segment", "plan", "owner", "risk_tier")
-_JSON = ("drivers", "change_drivers", "context")
-_DATES = ("renewal_date",)
+_TEXT = fields_of(kind="text")
+_JSON = fields_of(kind="drivers") + fields_of(kind="change_drivers")
+_DATES = fields_of(kind="date")
+_ATTRIBUTES = fields_of(source="attribute")
+"""The score fields read from the accounts table, joined as ``_<name>`` columns."""
 _PREDICTED = ("churn_probability", "revenue_12m", "lifetime_clv", "mrr")
 _PREV = "_prev_"
 _BUNDLE_FILES = ("bundle.json", "churn.txt", "clv.txt")
@@ -180,7 +182,7 @@ def explain_batch(
         predicted |= models.value(panel, predicted["churn_probability"])
     predictions = pd.DataFrame({name: predicted[name] for name in _PREDICTED})
     attributes = pd.DataFrame(
-        {"name": _text(batch["_name"]), "owner": _text(batch["_owner"])},
+        {name: _text(batch[f"_{name}"]) for name in _ATTRIBUTES},
         index=pd.Index(ids, dtype="string", name="account_id"),
     )
     previous = previous_panel = None
@@ -311,14 +313,12 @@ def score_features_spark(
     if attributes is not None:
         attrs = attributes.select(
             F.col("account_id").cast("string").alias("account_id"),
-            F.col("name").cast("string").alias("_name"),
-            F.col("owner").cast("string").alias("_owner"),
+            *(F.col(n).cast("string").alias(f"_{n}") for n in _ATTRIBUTES),
         ).dropDuplicates(["account_id"])
         rows = rows.join(attrs, "account_id", "left")
     else:
-        rows = rows.withColumn("_name", F.lit(None).cast("string")).withColumn(
-            "_owner", F.lit(None).cast("string")
-        )
+        for n in _ATTRIBUTES:
+            rows = rows.withColumn(f"_{n}", F.lit(None).cast("string"))
     if previous is not None:
         before = features.where(F.col("as_of") == F.lit(previous.as_of)).select(
             "account_id",

@@ -291,7 +291,13 @@ def test_clv_model_predicts_non_negative_revenue(model_panel):
         (0.0812, "float", "0.0812"),
         (12.0, "int", "12"),
         (1096.0, "int", "1,096"),
-        (12487.35, "float", "12,487"),
+        # the digits of the rounded value the API gives (4 decimals at 1 and above),
+        # where the CLI used to write "12,487" for an API value of 12487.35
+        (12487.35, "float", "12,487.35"),
+        (0.081234, "float", "0.08123"),
+        (0.000123456, "float", "0.0001235"),
+        (-1234.5, "float", "-1,234.5"),
+        (0.0, "float", "0"),
         (float("nan"), "float", "missing"),
         (None, "category", "missing"),
         ("enterprise", "category", "enterprise"),
@@ -302,3 +308,17 @@ def test_driver_values_are_formatted_for_people(value, dtype, text):
     from churnrisk.models.explain import format_value
 
     assert format_value(value, dtype) == text
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+    st.sampled_from(["float", "int"]),
+)
+def test_the_words_of_a_value_are_the_digits_the_api_gives(value: float, dtype: str) -> None:
+    from churnrisk.models.explain import format_value, round_value, words
+
+    rounded = round_value(value, dtype)
+    text = format_value(value, dtype)
+    assert text == words(rounded)
+    assert "e" not in text
+    assert float(text.replace(",", "")) == rounded

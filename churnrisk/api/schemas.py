@@ -4,7 +4,9 @@
 routes serialise their answers with :mod:`orjson` from plain dictionaries built to
 these shapes (the answers are cached as bytes), and the tests check every answer
 against these models, which forbid extra members, so the documentation and the wire
-cannot drift apart.
+cannot drift apart. The score row's models (:data:`AccountRiskPublic`,
+:data:`AccountDetailPublic`) are generated from the score row's declaration
+(:mod:`churnrisk.scorerow`), as the store's table and the export's columns are.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from churnrisk.metrics import PERIOD_PATTERN
+from churnrisk.scorerow import Api, ScoreField, api_fields
 
 Scope = Literal["read", "admin"]
 SortKey = Literal["probability", "mrr_at_risk", "clv", "change"]
@@ -137,41 +140,46 @@ class RunPublic(_Public):
     )
 
 
-class AccountRiskPublic(_Public):
-    """An account in the at-risk list: its score in the current run."""
+def _api_type(field: ScoreField) -> Any:
+    """Return the Python type of a score field in the API (:data:`churnrisk.scorerow.Kind`)."""
+    kinds: dict[str, Any] = {
+        "text": str,
+        "number": float,
+        "whole": int,
+        "date": date,
+        "drivers": list[DriverPublic],
+        "change_drivers": list[ChangeDriverPublic],
+    }
+    kind = kinds[field.kind]
+    return kind | None if field.nullable else kind
 
-    account_id: str
-    name: str | None
-    segment: str | None
-    plan: str | None
-    owner: str | None = Field(description="The account's owner (CS manager), if known.")
-    churn_probability: float = Field(description="Calibrated churn probability, 0-1.")
-    risk_tier: str
-    probability_change: float | None = Field(
-        description="Change of the probability since the previous run (null: not scored then)."
-    )
-    mrr: float = Field(description="Monthly recurring revenue on the as-of date.")
-    mrr_at_risk: float = Field(description="MRR x churn probability.")
-    revenue_12m: float = Field(description="Projected revenue of the next 12 months.")
-    lifetime_clv: float = Field(description="Projected lifetime customer value.")
-    renewal_date: date | None = Field(
-        description="Context, not a driver: the nearest end of a subscription term known on"
-        " the as-of date (as-of date + `days_to_renewal`); null: no known term end."
-    )
-    days_to_renewal: int | None = Field(
-        description="Days from the as-of date to `renewal_date` (null: no known term end)."
-    )
-    drivers: list[DriverPublic] = Field(
-        description="The top drivers raising risk, among the features customer success can"
-        " act on (usage, engagement, tickets, NPS, billing changes)."
-    )
+
+def score_fields(answer: Api) -> dict[str, Any]:
+    """Return the pydantic fields of the score row that the API answer ``answer`` carries.
+
+    Read from :data:`churnrisk.scorerow.SCORE_FIELDS`: each field's name, its type by
+    kind and nullability (required, ``null`` allowed when nullable) and its description.
+    """
+    return {
+        f.name: (_api_type(f), Field(description=f.api_description(answer)))
+        for f in api_fields(answer)
+    }
+
+
+AccountRiskPublic = create_model(
+    "AccountRiskPublic",
+    __base__=_Public,
+    __doc__="An account in the at-risk list: its score in the current run.",
+    __module__=__name__,
+    **score_fields("list"),
+)
 
 
 class AtRiskPagePublic(_Public):
     """One page of the at-risk list of the current run."""
 
     run: RunPublic
-    data: list[AccountRiskPublic]
+    data: list[AccountRiskPublic]  # type: ignore[valid-type]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
     total: int = Field(description="Accounts matching the filters, over all pages.")
     notes: list[str] = Field(
@@ -193,25 +201,12 @@ class HistoryPointPublic(_Public):
     lifetime_clv: float
 
 
-class AccountDetailPublic(AccountRiskPublic):
-    """An account's latest score, every driver, the change since last run and its history."""
+class _ScoredRunPublic(_Public):
+    """The run of an account's latest score, as the account detail gives it."""
 
-    previous_probability: float | None
     previous_as_of: date | None = Field(
         description="As-of date of the run the change is measured against (the latest"
         " earlier date scored; null: no previous run)."
-    )
-    drivers: list[DriverPublic] = Field(
-        description="Top drivers in both directions, risers first, among the features"
-        " customer success can act on."
-    )
-    context: list[DriverPublic] = Field(
-        description="Context, apart from the drivers: who the account is and where it stands"
-        " in its contract (size, plan, tenure, segment, renewal timing), largest push first"
-        " (empty for scores written before the store kept it)."
-    )
-    change_drivers: list[ChangeDriverPublic] = Field(
-        description="Why the score changed since the previous run (empty: no previous run)."
     )
     as_of: date
     scored_at: datetime
@@ -224,6 +219,15 @@ class AccountDetailPublic(AccountRiskPublic):
     history: list[HistoryPointPublic] = Field(
         description="Its score at every scored as-of date (the date's newest run), oldest first."
     )
+
+
+AccountDetailPublic = create_model(
+    "AccountDetailPublic",
+    __base__=_ScoredRunPublic,
+    __doc__="An account's latest score, every driver, the change since last run and its history.",
+    __module__=__name__,
+    **score_fields("detail"),
+)
 
 
 class TierSummaryPublic(_Public):

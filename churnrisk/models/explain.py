@@ -39,7 +39,8 @@ class Driver:
     feature
         Registered feature name.
     value
-        The account's value (a number, a category, or ``None`` when missing).
+        The account's value rounded for people (:func:`round_value`: a number, a
+        category, or ``None`` when missing), as the API gives it.
     contribution
         Contribution to the log-odds of churn (uncalibrated model).
     direction
@@ -55,29 +56,65 @@ class Driver:
     text: str
 
 
-def format_value(value: Any, dtype: str) -> str:
-    """Format a feature value for people: missing, category, whole number or 3 digits."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "missing"
+FeatureValue = str | int | float | None
+"""A feature value as people are shown it: rounded, JSON-safe (see :func:`round_value`)."""
+
+
+def round_value(value: Any, dtype: str) -> FeatureValue:
+    """Return a feature value rounded for people, as plain JSON data.
+
+    The one rounding of a driver's value: the API and the dashboard give it as the
+    item's ``value``, and :func:`format_value` writes exactly its digits (``churnrisk
+    explain`` and the items' ``display`` and ``text``).
+
+    Missing (``None``, NaN, ``pd.NA``) and non-finite numbers give ``None``; categories
+    their text; ``"int"`` features an ``int``; other numbers keep 4 decimals, or 4
+    significant digits when their magnitude is below 1 (so small ratios stay readable).
+    """
+    if value is None or value is pd.NA:
+        return None
     if dtype == "category":
+        if isinstance(value, float) and math.isnan(value):
+            return None
         return str(value)
     v = float(value)
-    if dtype == "int" or (v.is_integer() and abs(v) >= 1):
-        return f"{v:,.0f}"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}"
+    if not math.isfinite(v):
+        return None
+    if dtype == "int":
+        return round(v)
+    if abs(v) >= 1 or v == 0:
+        return round(v, 4)
+    return float(f"{v:.4g}")
+
+
+def words(value: FeatureValue) -> str:
+    """Write a rounded value (:func:`round_value`) for people: its digits, no more, no fewer.
+
+    ``None`` reads "missing", a category its text, a number its digits with thousands
+    grouped and no exponent: ``1096`` is "1,096", ``0.0001235`` is "0.0001235".
+    """
+    if value is None:
+        return "missing"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) or value == 0:
+        return f"{int(value):,}"
+    whole, dot, fraction = np.format_float_positional(value, trim="-").partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-')):,}{dot}{fraction}"
+
+
+def format_value(value: Any, dtype: str) -> str:
+    """Format a feature value for people: the words of its :func:`round_value`."""
+    return words(round_value(value, dtype))
 
 
 def _driver(feature: str, value: Any, contribution: float) -> Driver:
     decl = get_feature(feature)
     direction: Direction = "raises" if contribution > 0 else "lowers"
-    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        value = None
-    elif isinstance(value, np.generic):
-        value = value.item()
-    text = f"{decl.meaning} = {format_value(value, decl.dtype)}, {direction} risk"
-    return Driver(feature, value, float(contribution), direction, text)
+    shown = round_value(value.item() if isinstance(value, np.generic) else value, decl.dtype)
+    text = f"{decl.meaning} = {words(shown)}, {direction} risk"
+    return Driver(feature, shown, float(contribution), direction, text)
 
 
 def top_contributions(

@@ -1,8 +1,11 @@
 """The score store's tables, as SQLAlchemy Core :class:`~sqlalchemy.MetaData`.
 
 The migrations under ``migrations/versions`` create these tables; this module is what the
-queries in :mod:`churnrisk.store.store` are written against. Keep the two in step: a
-change here needs a new migration.
+queries in :mod:`churnrisk.store.queries` and :mod:`churnrisk.store.reads` are written
+against. Keep the two in step: a change here needs a new migration. The ``scores``
+columns are the score row's fields as :mod:`churnrisk.scorerow` declares them; a declared
+field gets its column from a migration that calls :func:`add_score_columns` (see that
+module's notes).
 
 Tables
     ``score_runs``
@@ -37,6 +40,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+from churnrisk.errors import ConfigError
+from churnrisk.scorerow import FIELDS_BY_NAME, SCORE_FIELDS, ScoreField, fields_of
 
 #: Alembic's version table of the score store. Not ``alembic_version``: the store may
 #: share a database (or schema) with another Alembic-managed application such as MLflow.
@@ -114,6 +120,27 @@ run_totals = sa.Table(
     sa.Column("mrr_at_risk", sa.Float, nullable=False),
 )
 
+
+def score_column(field: ScoreField) -> sa.Column[Any]:
+    """Return the ``scores`` column of a declared score field (:mod:`churnrisk.scorerow`).
+
+    ``text`` is ``VARCHAR`` (of the field's length), ``number`` and ``whole`` ``FLOAT``
+    (whole numbers are held as floats so that missing is NaN, stored as NULL), ``date``
+    ``DATE`` and the driver lists ``JSON``; the account id is part of the primary key.
+    """
+    kind: Any = {
+        "text": sa.String(field.length),
+        "number": sa.Float,
+        "whole": sa.Float,
+        "date": sa.Date,
+        "drivers": sa.JSON,
+        "change_drivers": sa.JSON,
+    }[field.kind]
+    if field.source == "key":
+        return sa.Column(field.name, kind, primary_key=True)
+    return sa.Column(field.name, kind, nullable=field.nullable)
+
+
 scores = sa.Table(
     "scores",
     metadata,
@@ -123,25 +150,7 @@ scores = sa.Table(
         sa.ForeignKey("score_runs.run_id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("account_id", sa.String, primary_key=True),
-    sa.Column("name", sa.String, nullable=True),
-    sa.Column("segment", sa.String, nullable=True),
-    sa.Column("plan", sa.String, nullable=True),
-    sa.Column("owner", sa.String, nullable=True),
-    sa.Column("churn_probability", sa.Float, nullable=False),
-    sa.Column("risk_tier", sa.String(32), nullable=False),
-    sa.Column("mrr", sa.Float, nullable=False),
-    sa.Column("mrr_at_risk", sa.Float, nullable=False),
-    sa.Column("revenue_12m", sa.Float, nullable=False),
-    sa.Column("lifetime_clv", sa.Float, nullable=False),
-    sa.Column("previous_probability", sa.Float, nullable=True),
-    sa.Column("probability_change", sa.Float, nullable=True),
-    sa.Column("drivers", sa.JSON, nullable=False),
-    sa.Column("change_drivers", sa.JSON, nullable=False),
-    # revision 0003: renewal timing and context, apart from the drivers
-    sa.Column("renewal_date", sa.Date, nullable=True),
-    sa.Column("days_to_renewal", sa.Float, nullable=True),
-    sa.Column("context", sa.JSON, nullable=False),
+    *(score_column(f) for f in SCORE_FIELDS),
 )
 
 # The at-risk list sorts descending by a value with ties by account_id ascending; the
@@ -223,20 +232,95 @@ api_keys = sa.Table(
     sa.Column("revoked_at", UTCDateTime, nullable=True),
 )
 
-#: The ``scores`` columns a scoring run provides, in table order (all but ``run_id``).
+#: The ``scores`` columns a scoring run provides, in declaration order (all but ``run_id``).
 SCORE_COLUMNS: list[str] = [c.name for c in scores.columns if c.name != "run_id"]
 
 #: Nullable float columns of ``scores``: NaN is written as NULL.
-NULLABLE_FLOATS: tuple[str, ...] = ("previous_probability", "probability_change", "days_to_renewal")
+NULLABLE_FLOATS: tuple[str, ...] = tuple(
+    f.name for f in SCORE_FIELDS if f.kind in ("number", "whole") and f.nullable
+)
 
 #: Nullable text columns of ``scores``.
-NULLABLE_TEXTS: tuple[str, ...] = ("name", "segment", "plan", "owner")
+NULLABLE_TEXTS: tuple[str, ...] = tuple(
+    f.name for f in SCORE_FIELDS if f.kind == "text" and f.nullable
+)
 
 #: JSON columns of ``scores``: lists of driver items.
-JSON_COLUMNS: tuple[str, ...] = ("drivers", "change_drivers", "context")
+JSON_COLUMNS: tuple[str, ...] = fields_of(kind="drivers") + fields_of(kind="change_drivers")
 
 #: Nullable date columns of ``scores``.
-NULLABLE_DATES: tuple[str, ...] = ("renewal_date",)
+NULLABLE_DATES: tuple[str, ...] = fields_of(kind="date")
+
+
+# ---------------------------------------------------------------------------------------
+# migrations of declared fields
+# ---------------------------------------------------------------------------------------
+
+
+def _new_column(name: str) -> sa.Column[Any]:
+    """Return the column a migration adds for the declared field ``name``.
+
+    Rows stored before the migration have no value for it: a driver list gets an empty
+    list (as revision 0003 gave ``context``), any other field must be nullable.
+    """
+    field = FIELDS_BY_NAME.get(name)
+    if field is None:
+        raise ConfigError(
+            f"{name!r} is not a declared score field; declare it in churnrisk.scorerow"
+            " before its migration adds it"
+        )
+    column = score_column(field)
+    if field.kind in ("drivers", "change_drivers"):
+        column.server_default = sa.DefaultClause(sa.text("'[]'"))
+    elif not field.nullable:
+        raise ConfigError(
+            f"score field {name!r} is not nullable, but the rows already stored have no"
+            " value for it: declare it nullable (earlier runs show it as null)"
+        )
+    return column
+
+
+def add_score_columns(*names: str) -> None:
+    """Add the ``scores`` columns of declared score fields, in a migration's ``upgrade``.
+
+    The type and nullability come from :data:`churnrisk.scorerow.SCORE_FIELDS`, so the
+    migration of a new field is two lines::
+
+        def upgrade() -> None:
+            add_score_columns("seats")
+
+
+        def downgrade() -> None:
+            drop_score_columns("seats")
+
+    A column the table has already is left as it is, so the call is safe on a database
+    whose table was made with the column. Plain ``ALTER TABLE`` on both backends (no
+    batch copy, which would rebuild the sort indexes without their ``DESC`` order).
+
+    Raises
+    ------
+    ConfigError
+        A name that is not declared, or a declared field that is not nullable (stored rows
+        would have no value for it).
+    """
+    from alembic import op
+
+    columns = [_new_column(n) for n in names]
+    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("scores")}
+    for column in columns:
+        if column.name not in present:
+            op.add_column("scores", column)
+
+
+def drop_score_columns(*names: str) -> None:
+    """Drop ``scores`` columns, in the ``downgrade`` of the migration that added them."""
+    from alembic import op
+
+    present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("scores")}
+    for name in names:
+        if name in present:
+            op.drop_column("scores", name)
+
 
 # revision 0004: what customer success did about a score, and where alerts went
 activities = sa.Table(

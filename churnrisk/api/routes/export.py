@@ -30,32 +30,18 @@ from churnrisk.api.deps import ReadKey, StoreDep
 from churnrisk.api.errors import bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
 from churnrisk.api.state import dumps
+from churnrisk.scorerow import EXPORT_FIELDS, json_value
 from churnrisk.store import RunRecord
 
 router = APIRouter(prefix="/v1", tags=["export"])
 
-CSV_COLUMNS: tuple[str, ...] = (
-    "account_id",
-    "name",
-    "segment",
-    "plan",
-    "owner",
-    "risk_tier",
-    "churn_probability",
-    "probability_change",
-    "mrr",
-    "mrr_at_risk",
-    "revenue_12m",
-    "lifetime_clv",
-    "renewal_date",
-    "days_to_renewal",
-    "top_drivers",
-    "as_of",
-    "updated_at",
-    "run_id",
-    "churn_version",
-)
-"""Columns of the export, in order (JSON rows have the same members)."""
+RUN_COLUMNS: tuple[str, ...] = ("as_of", "updated_at", "run_id", "churn_version")
+"""The run's columns, after the score fields: its as-of date, when it was scored, its id
+and the churn model's version."""
+
+CSV_COLUMNS: tuple[str, ...] = (*(f.export for f in EXPORT_FIELDS if f.export), *RUN_COLUMNS)
+"""Columns of the export, in order (JSON rows have the same members): the score fields the
+declaration exports (:data:`churnrisk.scorerow.EXPORT_FIELDS`), then :data:`RUN_COLUMNS`."""
 
 BATCH = 5000
 
@@ -129,23 +115,16 @@ def _stamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _iso(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
 def export_row(row: Mapping[str, Any], run: RunRecord) -> dict[str, Any]:
     """Return one scores row as the export gives it (``top_drivers``: texts of risers).
 
+    Each exported field as :func:`churnrisk.scorerow.json_value` gives it for the export:
     ``renewal_date`` is ISO text and ``days_to_renewal`` whole days, both ``None`` when
     the account has no known term end (or was scored before the store kept them).
     """
-    out = {k: row.get(k) for k in CSV_COLUMNS[: CSV_COLUMNS.index("renewal_date")]}
-    renewal, days = row.get("renewal_date"), row.get("days_to_renewal")
-    out["renewal_date"] = renewal.isoformat() if renewal is not None else None
-    out["days_to_renewal"] = None if days is None or days != days else round(days)
-    out["top_drivers"] = [
-        d.get("text") for d in row.get("drivers") or () if d.get("direction") == "raises"
-    ]
+    out: dict[str, Any] = {
+        str(f.export): json_value(f, row.get(f.name), answer="export") for f in EXPORT_FIELDS
+    }
     out["as_of"] = run.as_of.isoformat()
     out["updated_at"] = run.scored_at.isoformat()
     out["run_id"] = run.run_id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -11,16 +10,17 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from churnrisk.api.schemas import (
-    AccountRiskPublic,
     ChangeDriverPublic,
     DriverPublic,
     HistoryPointPublic,
     RunPublic,
 )
+from churnrisk.scorerow import Api, ScoreField, api_fields, json_value
 from churnrisk.store import RunRecord
 
 _RUN_FIELDS = tuple(RunPublic.model_fields)
-_RISK_FIELDS = tuple(k for k in AccountRiskPublic.model_fields if k != "drivers")
+_LIST_FIELDS = api_fields("list")
+_DETAIL_FIELDS = api_fields("detail")
 _DRIVER_FIELDS = tuple(DriverPublic.model_fields)
 _CHANGE_FIELDS = tuple(ChangeDriverPublic.model_fields)
 _HISTORY_FIELDS = tuple(HistoryPointPublic.model_fields)
@@ -85,30 +85,30 @@ def _pick(item: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
     return {k: item.get(k) for k in fields}
 
 
-def drivers(items: Any, *, risers_only: bool) -> list[dict[str, Any]]:
-    """Return the stored drivers as :class:`DriverPublic` dicts (risers first, as stored)."""
-    return [
-        _pick(d, _DRIVER_FIELDS)
-        for d in items or ()
-        if not risers_only or d.get("direction") == "raises"
-    ]
+_ITEM_FIELDS = {"drivers": _DRIVER_FIELDS, "change_drivers": _CHANGE_FIELDS}
 
 
-def risk_row(row: Mapping[str, Any], *, risers_only: bool = True) -> dict[str, Any]:
-    """Return a scores row as :class:`AccountRiskPublic` (drivers raising risk only)."""
-    out = _pick(row, _RISK_FIELDS)
-    days = out.get("days_to_renewal")
-    out["days_to_renewal"] = None if days is None or math.isnan(days) else round(days)
-    out["drivers"] = drivers(row.get("drivers"), risers_only=risers_only)
+def _score_fields(
+    row: Mapping[str, Any], fields: Iterable[ScoreField], answer: Api
+) -> dict[str, Any]:
+    """Return the score fields of a stored row as the answer gives them (items picked)."""
+    out = {}
+    for f in fields:
+        value = json_value(f, row.get(f.name), answer=answer)
+        if f.kind in _ITEM_FIELDS and isinstance(value, list):
+            value = [_pick(item, _ITEM_FIELDS[f.kind]) for item in value]
+        out[f.name] = value
     return out
+
+
+def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a scores row as :class:`AccountRiskPublic` (drivers raising risk only)."""
+    return _score_fields(row, _LIST_FIELDS, "list")
 
 
 def detail(row: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Return an account's latest row and history as :class:`AccountDetailPublic`."""
-    out = risk_row(row, risers_only=False)
-    out["previous_probability"] = row.get("previous_probability")
-    out["context"] = drivers(row.get("context"), risers_only=False)
-    out["change_drivers"] = [_pick(c, _CHANGE_FIELDS) for c in row.get("change_drivers") or ()]
+    out = _score_fields(row, _DETAIL_FIELDS, "detail")
     for key in ("as_of", "scored_at", "run_id", "churn_version", "clv_version", "previous_as_of"):
         out[key] = row.get(key)
     out["current"] = bool(row.get("current"))
