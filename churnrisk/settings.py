@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     alerts
         The alerts file (``CHURNRISK_ALERTS``): webhooks, e-mail and the rules of
         :mod:`churnrisk.alerts`; empty means scoring runs send no alerts.
+    playbook
+        The playbook file (``CHURNRISK_PLAYBOOK``, :mod:`churnrisk.playbooks`) whose plays
+        the service matches to each account; empty means the default playbook.
     model_check_seconds
         How often the service asks the model registry whether the ``champion`` alias
         moved, and loads the new champion if it did (``CHURNRISK_MODEL_CHECK_SECONDS``;
@@ -58,6 +61,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     data: Path | None = None
     alerts: Path | None = None
+    playbook: Path | None = None
     model_check_seconds: float = Field(default=60.0, ge=0.0)
 
     @property

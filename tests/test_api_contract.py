@@ -29,8 +29,8 @@ from api_fixtures import (  # noqa: F401
 from store_fixtures import sqlite_url
 
 from churnrisk.api import create_app
-from churnrisk.api.deps import AdminKey
-from churnrisk.api.routes import accounts, export, health, keys, service, status
+from churnrisk.api.deps import AdminKey, WriteKey
+from churnrisk.api.routes import accounts, activities, export, health, keys, service, status
 from churnrisk.store import ScoreStore
 
 PROBLEM = "application/problem+json"
@@ -46,6 +46,7 @@ def _calls(dependant: Any) -> Iterator[Any]:
 def _route(path: str, method: str) -> Any:
     routers = (
         accounts.router,
+        activities.router,
         export.router,
         health.router,
         keys.router,
@@ -66,10 +67,11 @@ def test_every_error_a_route_can_give_is_documented_as_a_problem(api: Api) -> No
     """400 where there is input, 401 and 503 behind a key, 403 behind an admin key,
     404 where the path names a resource; every error as a problem document."""
     admin_check = typing.get_args(AdminKey)[1].dependency
+    write_check = typing.get_args(WriteKey)[1].dependency
     document = api.get("/openapi.json", key=None).json()
     problem_schema = {"$ref": "#/components/schemas/Problem"}
     operations = [(p, m, op) for p, ops in document["paths"].items() for m, op in ops.items()]
-    assert len(operations) == 13
+    assert len(operations) == 16
     for path, method, operation in operations:
         route = _route(path, method)
         expected = set()
@@ -77,7 +79,7 @@ def test_every_error_a_route_can_give_is_documented_as_a_problem(api: Api) -> No
             expected.add("400")
         if operation.get("security"):
             expected |= {"401", "503"}  # a key is checked against the store
-        if admin_check in _calls(route.dependant):
+        if {admin_check, write_check} & set(_calls(route.dependant)):
             expected.add("403")
         if "{" in path:
             expected.add("404")

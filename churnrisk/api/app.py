@@ -36,7 +36,7 @@ from churnrisk.api import logs, security
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
 from churnrisk.api.methods import MethodsMiddleware
-from churnrisk.api.routes import accounts, export, health, keys, service, status
+from churnrisk.api.routes import accounts, activities, export, health, keys, service, status
 from churnrisk.api.state import (
     ChampionWatch,
     LoadedModels,
@@ -44,6 +44,7 @@ from churnrisk.api.state import (
     ServiceState,
     StoreHolder,
 )
+from churnrisk.playbooks import load_playbook
 from churnrisk.settings import Settings
 from churnrisk.store import ScoreStore, StoreError
 
@@ -130,7 +131,9 @@ def create_app(
             champion = await run_in_threadpool(_watch_champion, _models_uri(conf))
             if conf.model_check_seconds > 0:
                 follow = asyncio.create_task(_follow_champion(champion, conf.model_check_seconds))
-        app.state.service = ServiceState.open(holder, champion, MetricsSource(conf.data))
+        app.state.service = ServiceState.open(
+            holder, champion, MetricsSource(conf.data), load_playbook(conf.playbook)
+        )
         # Everything loaded so far (pandas, SQLAlchemy, MLflow, the models) lives as long
         # as the process: move it out of the collector's sight, so that a full collection
         # walks only what requests create. Without this, full collections over the
@@ -162,6 +165,7 @@ def create_app(
     )
     install_handlers(app)
     app.add_middleware(MethodsMiddleware)
+    app.include_router(activities.router)  # before the account route: its id is a path
     app.include_router(accounts.router)
     app.include_router(service.router)
     app.include_router(export.router)

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from churnrisk.api.errors import ProblemError, store_unavailable
 from churnrisk.api.state import MAX_KEY_TEXT, MISSING, LoadedModels, Marker, ServiceState
-from churnrisk.store import ApiKey, ScoreStore
+from churnrisk.store import SCOPES, ApiKey, ScoreStore
 
 SECURITY_SCHEMES: dict[str, dict[str, str]] = {
     "bearer": {
@@ -91,7 +91,7 @@ def _credential(request: Request) -> str | None:
     return headers.get("x-api-key") or None
 
 
-def require(scope: Literal["read", "admin"]) -> Callable[..., Awaitable[ApiKey]]:
+def require(scope: Literal["read", "write", "admin"]) -> Callable[..., Awaitable[ApiKey]]:
     """Return a dependency that admits a request only with a valid key of ``scope``.
 
     The dependency reads the headers itself (no sub-dependencies: each costs time on the
@@ -100,7 +100,7 @@ def require(scope: Literal["read", "admin"]) -> Callable[..., Awaitable[ApiKey]]
     Parameters
     ----------
     scope
-        ``"read"`` (any valid key) or ``"admin"``.
+        ``"read"`` (any valid key), ``"write"`` (a write or admin key) or ``"admin"``.
     """
 
     async def check_key(request: Request) -> ApiKey:
@@ -129,10 +129,12 @@ def require(scope: Literal["read", "admin"]) -> Callable[..., Awaitable[ApiKey]]
                 kind="unauthorized",
                 headers=_CHALLENGE,
             )
-        if scope == "admin" and api_key.scope != "admin":
+        if SCOPES.index(api_key.scope) < SCOPES.index(scope):
+            article = "an" if scope == "admin" else "a"
             raise ProblemError(
                 403,
-                f"API key {api_key.key_id} has scope {api_key.scope!r}; this needs an admin key",
+                f"API key {api_key.key_id} has scope {api_key.scope!r}; this needs"
+                f" {article} {scope} key",
                 kind="forbidden",
             )
         return api_key
@@ -142,4 +144,5 @@ def require(scope: Literal["read", "admin"]) -> Callable[..., Awaitable[ApiKey]]
 
 
 ReadKey = Annotated[ApiKey, Depends(require("read"))]
+WriteKey = Annotated[ApiKey, Depends(require("write"))]
 AdminKey = Annotated[ApiKey, Depends(require("admin"))]

@@ -14,12 +14,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from churnrisk.metrics import PERIOD_PATTERN
 from churnrisk.scorerow import Api, ScoreField, api_fields
+from churnrisk.store.activities import AUTHOR_CHARS, KINDS, OUTCOMES, TEXT_CHARS
 
-Scope = Literal["read", "admin"]
+Scope = Literal["read", "write", "admin"]
 SortKey = Literal["probability", "mrr_at_risk", "clv", "change"]
 FeatureValue = float | int | str | bool | None
 
@@ -323,7 +324,10 @@ class ApiKeyCreate(BaseModel):
     name: str = Field(
         min_length=1, max_length=100, pattern=TEXT_PATTERN, description="Who or what uses the key."
     )
-    scope: Scope = Field(default="read", description="`read`, or `admin` to manage keys.")
+    scope: Scope = Field(
+        default="read",
+        description="`read`; `write` also records CS activities; `admin` also manages keys.",
+    )
 
 
 class ApiKeyCreatedPublic(ApiKeyPublic):
@@ -413,3 +417,98 @@ class StatusPublic(_Public):
 
 MetricsPublic = dict[str, Any]
 """The metrics document (``churnrisk metrics --format json``)."""
+
+
+NOTE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""An activity's text: no control characters but line breaks and tabs."""
+
+
+class ActivityCreate(BaseModel):
+    """A CS activity on an account: a touch, its outcome, and an optional snooze."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(
+        json_schema_extra={"enum": list(KINDS)},
+        description="What was done: " + ", ".join(f"`{k}`" for k in KINDS) + ".",
+    )
+    text: str = Field(
+        default="", max_length=TEXT_CHARS, pattern=NOTE_PATTERN, description="What happened."
+    )
+    author: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=AUTHOR_CHARS,
+        pattern=TEXT_PATTERN,
+        description="Who did it (default: none given).",
+    )
+    occurred_at: datetime | None = Field(
+        default=None, description="When it happened (default: now; no time zone: UTC)."
+    )
+    outcome: str | None = Field(
+        default=None,
+        json_schema_extra={"enum": [*OUTCOMES, None]},
+        description="What came of it: " + ", ".join(f"`{o}`" for o in OUTCOMES) + ".",
+    )
+    snooze_until: date | None = Field(
+        default=None,
+        description="Hide the account from the at-risk list until this day (exclusive); the"
+        " latest activity with a snooze decides.",
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        return kind
+
+    @field_validator("outcome")
+    @classmethod
+    def _known_outcome(cls, outcome: str | None) -> str | None:
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+        return outcome
+
+
+class ActivityPublic(_Public):
+    """A recorded CS activity."""
+
+    activity_id: str
+    account_id: str
+    occurred_at: datetime
+    kind: str
+    text: str
+    author: str | None
+    outcome: str | None
+    snooze_until: date | None
+    source: Literal["api", "import"] = Field(
+        description="`api`: recorded here; `import`: from a CRM's history."
+    )
+    recorded_at: datetime
+
+
+class ActivityListPublic(_Public):
+    """An account's activities, newest first, with its last contact and snooze."""
+
+    account_id: str
+    last_contact: datetime | None = Field(
+        description="The latest call, meeting, e-mail or offer (notes and tasks do not count)."
+    )
+    snoozed_until: date | None = Field(description="Hidden from the list until this day.")
+    data: list[ActivityPublic]
+
+
+class PlayPublic(_Public):
+    """A play of the playbook that matches the account, and why."""
+
+    name: str
+    text: str
+    reasons: list[str] = Field(description="One reason per condition of the play.")
+
+
+class PlayListPublic(_Public):
+    """The plays that match an account's latest score, in playbook order."""
+
+    account_id: str
+    data: list[PlayPublic]

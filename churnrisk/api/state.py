@@ -33,6 +33,7 @@ import orjson
 from cachetools import LRUCache, TTLCache
 
 from churnrisk.errors import ChurnRiskError, ConfigError
+from churnrisk.playbooks import Playbook, load_playbook
 from churnrisk.store import hash_key, mask_password
 
 if TYPE_CHECKING:
@@ -639,6 +640,8 @@ class ServiceState:
     flights: SingleFlight = field(default_factory=SingleFlight)
     inline_reads: bool = False
     """Whether single-row reads run in the event loop (SQLite: in-process, no waiting)."""
+    playbook: Playbook = field(default_factory=load_playbook)
+    """The plays matched to each account (``CHURNRISK_PLAYBOOK``, else the default)."""
     runs: RunWatch = field(init=False)
 
     @property
@@ -653,6 +656,7 @@ class ServiceState:
         holder: StoreHolder,
         models: ChampionWatch | LoadedModels,
         metrics: MetricsSource,
+        playbook: Playbook | None = None,
     ) -> ServiceState:
         """Return the state of an app, with as many store threads as suit the database.
 
@@ -662,7 +666,12 @@ class ServiceState:
         """
         sqlite = holder.store is None or holder.store.url.startswith("sqlite")
         return cls(
-            holder, models, metrics, flights=SingleFlight(2 if sqlite else 4), inline_reads=sqlite
+            holder,
+            models,
+            metrics,
+            flights=SingleFlight(2 if sqlite else 4),
+            inline_reads=sqlite,
+            playbook=playbook if playbook is not None else load_playbook(),
         )
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -197,8 +197,13 @@ class ActivityStore:
         with self._database.errors("read activities"), self._database.engine.connect() as conn:
             return [_activity(r._mapping) for r in conn.execute(stmt)]
 
-    def last_contacts(self, *, before: datetime | None = None) -> dict[str, datetime]:
-        """Return each account's latest contact (:data:`CONTACT_KINDS`) time."""
+    def last_contacts(
+        self, *, before: datetime | None = None, account_ids: Sequence[str] | None = None
+    ) -> dict[str, datetime]:
+        """Return each account's latest contact (:data:`CONTACT_KINDS`) time.
+
+        ``account_ids`` limits the answer to those accounts (default: every account).
+        """
         latest = sa.func.max(activities.c.occurred_at)
         stmt = (
             sa.select(activities.c.account_id, latest.label("at"))
@@ -207,11 +212,16 @@ class ActivityStore:
         )
         if before is not None:
             stmt = stmt.where(activities.c.occurred_at < before)
+        if account_ids is not None:
+            stmt = stmt.where(activities.c.account_id.in_(list(account_ids)))
         with self._database.errors("read last contacts"), self._database.engine.connect() as conn:
             return {str(r.account_id): r.at for r in conn.execute(stmt)}
 
-    def snoozed(self, today: date) -> dict[str, date]:
-        """Return the accounts snoozed after ``today``, each with the day its snooze ends."""
+    def snoozed(self, today: date, *, account_ids: Sequence[str] | None = None) -> dict[str, date]:
+        """Return the accounts snoozed after ``today``, each with the day its snooze ends.
+
+        ``account_ids`` limits the answer to those accounts (default: every account).
+        """
         stmt = (
             sa.select(activities.c.account_id, activities.c.snooze_until)
             .where(activities.c.snooze_until.is_not(None))
@@ -221,6 +231,8 @@ class ActivityStore:
                 activities.c.recorded_at.desc(),
             )
         )
+        if account_ids is not None:
+            stmt = stmt.where(activities.c.account_id.in_(list(account_ids)))
         with self._database.errors("read snoozes"), self._database.engine.connect() as conn:
             out: dict[str, date] = {}
             seen: set[str] = set()

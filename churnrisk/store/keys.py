@@ -16,8 +16,9 @@ from churnrisk.errors import ConfigError
 from churnrisk.store.database import Database
 from churnrisk.store.schema import api_keys
 
-#: API key scopes: ``read`` for the ``/v1`` reads, ``admin`` for key management.
-SCOPES: tuple[str, ...] = ("read", "admin")
+#: API key scopes, each allowing what the ones before it do: ``read`` for the ``/v1``
+#: reads, ``write`` also to record CS activities, ``admin`` also to manage keys.
+SCOPES: tuple[str, ...] = ("read", "write", "admin")
 
 _KEY_PREFIX = "crk_"
 _KEY_ID_HEX = 16

@@ -18,6 +18,7 @@ from fastapi.responses import Response
 from churnrisk.api.deps import ReadKey, StateDep, current_marker, get_store
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
+from churnrisk.api.routes.activities import ACCOUNT_LINKS
 from churnrisk.api.schemas import (
     MAX_TEXT,
     TEXT_PATTERN,
@@ -146,7 +147,7 @@ def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: 
 @router.get(
     "/accounts/at-risk",
     response_model=AtRiskPagePublic,
-    responses=problem_responses(400, 401, 404, 409, 503),
+    responses={200: {"links": ACCOUNT_LINKS}, **problem_responses(400, 401, 404, 409, 503)},
     summary="The at-risk list of the current run",
     openapi_extra={"parameters": shapes.query_parameters(AtRiskParams)},
 )
