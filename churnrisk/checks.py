@@ -12,9 +12,10 @@ cast, so that both engines accept exactly the same texts (their casts alone do n
 Spark reads ``2024``, ``2026-03`` and ``yesterday`` as timestamps, DuckDB reads
 ``epoch``, ``infinity`` and time-zone names):
 
-* a timestamp is ``YYYY-MM-DD``, optionally followed by ``T`` or a space and
-  ``hh:mm[:ss[.fraction]]`` and an offset (``Z``, ``±hh``, ``±hhmm`` or ``±hh:mm``);
-  naive text means UTC, offsets convert to UTC; nothing around it, not even spaces;
+* a timestamp is ``YYYY-MM-DD``, optionally followed by ``T`` or a space and ``hh:mm``
+  or ``hh:mm:ss[.fraction]``, the latter optionally followed by an offset (``Z``,
+  ``±hh``, ``±hhmm`` or ``±hh:mm``; Spark does not read one after ``hh:mm``); naive
+  text means UTC, offsets convert to UTC; nothing around it, not even spaces;
 * a date is such a timestamp at midnight UTC; a column declared ``year_month`` also
   reads ``YYYY-MM`` as the first day of that month;
 * a number is decimal text with an optional sign, fraction and exponent, spaces around
@@ -36,6 +37,7 @@ a double (Ibis's ``isnull`` on Spark also counts NaN).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -68,7 +70,7 @@ END_COLUMNS: tuple[str, ...] = ("end_date", "term_end")
 """The subscription dates that must come after ``start_date`` (rule end_not_after_start)."""
 
 _ZONE = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)"
-_TIME = rf"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{{1,9}})?)?{_ZONE}?"
+_TIME = rf"[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{{1,9}})?{_ZONE}?)?"
 TIMESTAMP_TEXT = rf"^[0-9]{{4}}-[0-9]{{1,2}}-[0-9]{{1,2}}({_TIME})?\z"
 """The texts read as timestamps (and as dates, when the time is midnight UTC)."""
 MONTH_TEXT = r"^[0-9]{4}-[0-9]{2}\z"
@@ -126,10 +128,12 @@ def _finite(number: ir.FloatingValue, engine: Engine) -> ir.BooleanValue:
 
     DuckDB 2.0 answers ``isnan`` and ``isinf`` from Parquet statistics, which leave
     NaN out, and so misses a NaN in a Parquet file; ``isfinite`` reads the values.
+    Ibis 12 compiles ``isinf`` for Spark to ``FALSE``; a finite magnitude is at most
+    the largest double, and Spark orders NaN above every number.
     """
     if engine == "duckdb":
         return _isfinite(number)
-    return ~number.isnan() & ~number.isinf()
+    return ~number.isnan() & (number.abs() <= sys.float_info.max)
 
 
 def _is_null(value: ir.Value, engine: Engine) -> ir.BooleanValue:
