@@ -63,7 +63,7 @@ import ibis.expr.types as ir
 from ibis.backends.sql.datatypes import DuckDBType
 
 from churnrisk.causes import Cause, diagnose
-from churnrisk.checks import Check, check_table, valid_values
+from churnrisk.checks import FLAG, Check, check_table, valid_values
 from churnrisk.contract import TABLES, Rule, Table
 from churnrisk.dataset import Dataset, empty_table_sql, quote
 from churnrisk.errors import DataError
@@ -942,7 +942,6 @@ def _check_table(
     """Check one table, create its clean relation and return what it found."""
     name = source.table
     bad, skipped = f"_cr_bad_{name}", f"_cr_malformed_{name}"
-    raw_columns = ", ".join(quote(c) for c in source.types)
     try:
         checks = _create_relations(con, backend, source, bad, materialise=materialise)
         malformed = _malformed(con, source, warnings)  # after the last scan of a CSV file
@@ -966,8 +965,33 @@ def _check_table(
     except duckdb.Error as err:
         raise _read_error(err, source) from err
     quarantined, rows = broken + len(malformed), accepted + len(malformed)
+    problems = _problems(con, name, bad, checks, malformed)
+    if quarantine_dir is not None:
+        written = (bad if broken else None, skipped if malformed else None)
+        _write_quarantine(con, quarantine_dir, source, checks, *written)
+    report = TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined)
+    causes = _causes(con, source, bad, problems, rows, set_aside_accounts) if problems else []
+    ids: frozenset[str] = frozenset()
+    if name == "accounts" and broken:
+        listed = con.execute(f"SELECT DISTINCT CAST(account_id AS VARCHAR) FROM {bad}")
+        ids = frozenset(str(r[0]) for r in listed.fetchall() if r[0] is not None)
+    con.execute(f"DROP TABLE {bad}")
+    if malformed:
+        con.execute(f"DROP TABLE {skipped}")
+    return _Checked(report, problems, causes, ids)
+
+
+def _problems(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    bad: str,
+    checks: Sequence[Check],
+    malformed: Sequence[_Malformed],
+) -> list[Problem]:
+    """List the problems of the rows in table ``bad`` and of the malformed records."""
     problem_sql = " UNION ALL ".join(
-        f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} WHERE __cr_k{i}"
+        f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} "
+        f"WHERE {FLAG.format(i)}"
         for i, c in enumerate(checks)
     )
     problems = [
@@ -981,26 +1005,30 @@ def _check_table(
             Problem(name, m.row, "", Rule.MALFORMED_LINE, m.text[:_VALUE_CHARS]) for m in malformed
         ]
         problems = sorted(problems + lines, key=lambda p: p.row)  # stable: rules keep order
-    if quarantine_dir is not None:
-        labels = ", ".join(
-            f"CASE WHEN __cr_k{i} THEN {_literal(c.label)} END" for i, c in enumerate(checks)
-        )
-        rows_sql = f"SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems FROM {bad}"
-        _quarantine_file(con, quarantine_dir / f"{name}.csv", rows_sql if broken else None)
-        lines_sql = f"SELECT _row, _line, _error, _text FROM {skipped}"
-        _quarantine_file(
-            con, quarantine_dir / f"{name}.malformed.csv", lines_sql if malformed else None
-        )
-    report = TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined)
-    causes = _causes(con, source, bad, problems, rows, set_aside_accounts) if problems else []
-    ids: frozenset[str] = frozenset()
-    if name == "accounts" and broken:
-        listed = con.execute(f"SELECT DISTINCT CAST(account_id AS VARCHAR) FROM {bad}")
-        ids = frozenset(str(r[0]) for r in listed.fetchall() if r[0] is not None)
-    con.execute(f"DROP TABLE {bad}")
-    if malformed:
-        con.execute(f"DROP TABLE {skipped}")
-    return _Checked(report, problems, causes, ids)
+    return problems
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    source: _Source,
+    checks: Sequence[Check],
+    bad: str | None,
+    skipped: str | None,
+) -> None:
+    """Write ``<table>.csv`` from table ``bad``, ``<table>.malformed.csv`` from ``skipped``.
+
+    ``None`` for a table without such rows: its file, left by an earlier run, is removed.
+    """
+    name = source.table
+    raw_columns = ", ".join(quote(c) for c in source.types)
+    labels = ", ".join(
+        f"CASE WHEN {FLAG.format(i)} THEN {_literal(c.label)} END" for i, c in enumerate(checks)
+    )
+    rows_sql = f"SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems FROM {bad}"
+    _quarantine_file(con, folder / f"{name}.csv", rows_sql if bad else None)
+    lines_sql = f"SELECT _row, _line, _error, _text FROM {skipped}"
+    _quarantine_file(con, folder / f"{name}.malformed.csv", lines_sql if skipped else None)
 
 
 def _causes(
