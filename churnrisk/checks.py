@@ -60,6 +60,7 @@ __all__ = [
     "Engine",
     "TableChecks",
     "check_table",
+    "schema",
     "valid_values",
 ]
 
@@ -286,6 +287,11 @@ _IBIS_TYPES: dict[Kind, str] = {
     Kind.INTEGER: "int64",
     Kind.FLOAT: "float64",
 }
+
+
+def schema(name: str) -> ibis.Schema:
+    """Return the Ibis schema of contract table ``name`` (its columns in contract types)."""
+    return ibis.schema({c.name: _IBIS_TYPES[c.kind] for c in TABLES[name].columns})
 
 
 def _column_checks(col: Column, typed: ir.Table, i: int, engine: Engine) -> list[Check]:

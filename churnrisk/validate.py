@@ -63,7 +63,7 @@ import ibis.expr.types as ir
 from ibis.backends.sql.datatypes import DuckDBType
 
 from churnrisk.causes import Cause, diagnose
-from churnrisk.checks import FLAG, Check, check_table, valid_values
+from churnrisk.checks import FLAG, Check, check_table, schema, valid_values
 from churnrisk.contract import TABLES, Rule, Table
 from churnrisk.dataset import Dataset, empty_table_sql, quote
 from churnrisk.errors import DataError
@@ -856,21 +856,26 @@ def _renumber(con: duckdb.DuckDBPyConnection, bad: str, malformed: str) -> None:
 # --------------------------------------------------------------------------- rules
 
 
-def _relation(backend: Any, source: _Source, *, numbered: bool) -> ir.Table:
+def _relation(con: duckdb.DuckDBPyConnection, source: _Source, *, numbered: bool) -> ir.Table:
     """Return the source scan (with ``_row`` when ``numbered``) as an Ibis table.
 
-    The schema is given, not inferred: inferring it would run the scan, and a CSV
-    scan lists its rejected records (see :func:`_rejected`).
+    The scan is a temporary view the compiled checks read by name; its schema is given,
+    not inferred, since inferring it would run the scan.
     """
-    schema = {name: DuckDBType.from_string(kind) for name, kind in source.types.items()}
-    if numbered:
-        return backend.sql(f"SELECT * FROM {source.numbered}", schema={"_row": "int64", **schema})
-    return backend.sql(f"SELECT * FROM {source.scan}", schema=schema)
+    view = f"_cr_{'rows' if numbered else 'scan'}_{source.table}"
+    select = source.numbered if numbered else source.scan
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {select}")
+    types = {name: DuckDBType.from_string(kind) for name, kind in source.types.items()}
+    return ibis.table({"_row": "int64", **types} if numbered else types, name=view)
 
 
-def _known_accounts(backend: Any, name: str) -> ir.Table | None:
-    """Return the valid accounts for the unknown_account rule (None for ``accounts``)."""
-    return None if name == "accounts" else backend.table("accounts")
+def _sql(expr: ir.Table) -> str:
+    """Compile an Ibis expression to DuckDB SQL."""
+    return str(ibis.to_sql(expr, dialect="duckdb", pretty=False))
+
+
+_ACCOUNTS = ibis.table(schema("accounts"), name="accounts")
+"""The valid accounts, for the unknown_account rule (read once ``accounts`` is made)."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -901,37 +906,44 @@ class _Checked:
 
 
 def _create_relations(
-    con: duckdb.DuckDBPyConnection, backend: Any, source: _Source, bad: str, *, materialise: bool
+    con: duckdb.DuckDBPyConnection, source: _Source, bad: str, *, materialise: bool
 ) -> tuple[Check, ...]:
     """Create the table ``bad`` of the rows breaking a rule, then the table's relation.
 
     ``bad`` holds ``_row``, the source columns and one flag per check. The relation of
     the valid rows is a table, or (``materialise`` false) a view over the source.
+    Where the row numbers are stable (a CSV or Parquet file, or a table made now), it
+    keeps the rows whose number is not in ``bad``: an anti join on a small table is
+    cheaper than checking each row again (and one compiled query fewer). A view over
+    a DuckDB table checks the rows at each read.
     """
     name = source.table
-    known = _known_accounts(backend, name)
-    numbered = _relation(backend, source, numbered=True)
+    known = None if name == "accounts" else _ACCOUNTS
+    numbered = _relation(con, source, numbered=True)
     checked = check_table(name, numbered, engine="duckdb", known_accounts=known)
-    listed = checked.broken_rows(["_row", *source.types])
-    con.execute(f"CREATE TEMP TABLE {bad} AS {backend.compile(listed)}")
-    if source.fmt == "parquet" and not materialise:
-        # The file row number is stable, so the view leaves out exactly the listed
-        # rows; an anti join on a small table is cheaper than re-checking each row.
-        kept = f"_churnrisk_quarantined_{name}"
-        con.execute(f"CREATE TABLE {kept} AS SELECT _row FROM {bad}")
-        rows = numbered.filter(~numbered["_row"].isin(backend.table(kept)["_row"]))
-        clean = valid_values(name, rows, engine="duckdb")
+    con.execute(f"CREATE TEMP TABLE {bad} AS {_sql(checked.broken_rows(['_row', *source.types]))}")
+    listed = f"_churnrisk_quarantined_{name}"  # a view reads it after bad is dropped
+    if materialise or source.fmt == "parquet":
+        con.execute(f"CREATE TABLE {listed} AS SELECT _row FROM {bad}")
+        kept = ibis.table({"_row": "int64"}, name=listed)
+        rows = numbered.filter(~numbered["_row"].isin(kept["_row"]))
+        clean, read = valid_values(name, rows, engine="duckdb"), "rows"
     else:
-        scan = _relation(backend, source, numbered=False)
+        scan = _relation(con, source, numbered=False)
         clean = check_table(name, scan, engine="duckdb", known_accounts=known).valid()
+        read = "scan"
     kind = "TABLE" if materialise else "VIEW"
-    con.execute(f"CREATE {kind} {quote(name)} AS {backend.compile(clean)}")
+    con.execute(f"CREATE {kind} {quote(name)} AS {_sql(clean)}")
+    if materialise:
+        con.execute(f"DROP TABLE {listed}")
+    for view in ("rows", "scan"):  # a view over the source keeps the one it reads
+        if materialise or view != read:
+            con.execute(f"DROP VIEW IF EXISTS _cr_{view}_{name}")
     return checked.checks
 
 
 def _check_table(
     con: duckdb.DuckDBPyConnection,
-    backend: Any,
     source: _Source,
     *,
     materialise: bool,
@@ -943,7 +955,7 @@ def _check_table(
     name = source.table
     bad, skipped = f"_cr_bad_{name}", f"_cr_malformed_{name}"
     try:
-        checks = _create_relations(con, backend, source, bad, materialise=materialise)
+        checks = _create_relations(con, source, bad, materialise=materialise)
         malformed = _malformed(con, source, warnings)  # after the last scan of a CSV file
         if malformed:
             con.execute(
@@ -1185,7 +1197,6 @@ def _validate(
     causes: list[Cause] = []
     absent: list[str] = []
     set_aside_accounts: frozenset[str] = frozenset()
-    backend = ibis.duckdb.from_connection(con)
     for name, table in TABLES.items():
         if name not in found:
             absent.append(name)
@@ -1202,7 +1213,6 @@ def _validate(
         materialise = not (name == "events" and src.fmt in ("parquet", "duckdb"))
         checked = _check_table(
             con,
-            backend,
             src,
             materialise=materialise,
             quarantine_dir=quarantine_dir,
