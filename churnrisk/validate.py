@@ -37,8 +37,9 @@ stored as naive ``TIMESTAMP`` values meaning UTC. The session time zone of the r
 connection is UTC.
 
 Large tables stay out of core: ``events`` read from parquet or from a DuckDB file is a
-view over the source with the validity predicate, evaluated at each query; every other
-table is materialised in an in-memory DuckDB database that spills to a private
+view over the source (over Parquet, the rows whose file row number was not set aside;
+over a DuckDB table, the rows that pass the checks, evaluated at each query); every
+other table is materialised in an in-memory DuckDB database that spills to a private
 temporary folder when it outgrows memory.
 """
 
