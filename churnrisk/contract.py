@@ -7,11 +7,12 @@ row covers the day" never reads it otherwise). The renewal or term-end date know
 signing, where the source has one, is the optional ``term_end``, and only it feeds the
 renewal-timing features.
 
-This module only declares; :mod:`churnrisk.validate` enforces it. Every stage after
-validation may rely on what is written here: required columns exist, optional columns
-exist too (filled with nulls when the source lacks them), and every value passed its
-rules. All timestamps are normalised to UTC and held as naive ``TIMESTAMP`` values that
-mean UTC.
+This module only declares; :mod:`churnrisk.checks` turns the declarations into the row
+checks that :mod:`churnrisk.validate` (DuckDB) and :mod:`churnrisk.spark` run. Every
+stage after validation may rely on what is written here: required columns exist,
+optional columns exist too (filled with nulls when the source lacks them), and every
+value passed its rules. All timestamps are normalised to UTC and held as naive
+``TIMESTAMP`` values that mean UTC.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class Column:
         Inclusive bounds for numeric columns (``None``: unbounded).
     integer
         Whether a numeric value must be a whole number.
+    year_month
+        For a date column: whether ``YYYY-MM`` text is read too, as the first day of
+        that month (a monthly table's month).
     """
 
     name: str
@@ -75,6 +79,7 @@ class Column:
     min_value: float | None = None
     max_value: float | None = None
     integer: bool = False
+    year_month: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ TABLES: dict[str, Table] = {
             money="amount",
             columns=(
                 Column("account_id", S),
-                Column("month", D),
+                Column("month", D, year_month=True),
                 Column("amount", F, min_value=0),
             ),
         ),

@@ -1,12 +1,13 @@
 """The Spark engine: the same feature and label definitions, run by Apache Spark.
 
-DuckDB is the default engine. For event logs that outgrow one machine, this module
-loads the contract tables into a Spark session (:func:`load_spark`), checks them against
-the contract with the same rules as :func:`churnrisk.validate.load` (bad rows are
-counted and written to a quarantine folder, never dropped silently), and runs the very
-Ibis expression of :func:`churnrisk.features.build_features_expr` on Spark through
-Ibis's pyspark backend (:func:`build_features_spark`, :func:`write_features_spark`).
-Nothing here re-states a feature.
+DuckDB is the default engine. For event logs that outgrow one machine, this module loads
+the contract tables into a Spark session (:func:`load_spark`), checks them against the
+contract with the rules :func:`churnrisk.validate.load` runs, the Ibis expressions of
+:mod:`churnrisk.checks` (bad rows are counted and written to a quarantine folder, never
+dropped silently), and runs the very Ibis expression of
+:func:`churnrisk.features.build_features_expr` on Spark through Ibis's pyspark backend
+(:func:`build_features_spark`, :func:`write_features_spark`). Nothing here re-states a
+feature or a rule.
 
 Settings that matter (set by :func:`spark_session`, checked by :func:`load_spark`): the
 session time zone is UTC (a day is a UTC calendar day), shuffle partitions are sized
@@ -32,12 +33,12 @@ from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from churnrisk.checks import FLAG, VALUE, Check, check_table, valid_values
 from churnrisk.config import LabelConfig
-from churnrisk.contract import TABLES, Column, Kind, Rule, Table
+from churnrisk.contract import TABLES, Kind, Table
 from churnrisk.dataset import observation_end
 from churnrisk.errors import ConfigError, DataError
 from churnrisk.validate import (
-    END_COLUMNS,
     TableReport,
     UnusableDataError,
     check_columns,
@@ -260,9 +261,7 @@ class SparkDataset:
     def backend(self) -> Any:
         """The Ibis pyspark backend over :attr:`session` (created on first use)."""
         if self._ibis is None:
-            import ibis
-
-            self._ibis = ibis.pyspark.connect(self.session)
+            self._ibis = _ibis_backend(self.session)
         return self._ibis
 
     def table(self, name: str) -> Any:
@@ -284,6 +283,13 @@ class SparkDataset:
     def frame(self, name: str) -> pd.DataFrame:
         """Return contract table ``name`` as a pandas frame (small data only)."""
         return self.dataframe(name).toPandas()
+
+
+def _ibis_backend(session: Any) -> Any:
+    """Return an Ibis pyspark backend over ``session``."""
+    import ibis
+
+    return ibis.pyspark.connect(session)
 
 
 # --------------------------------------------------------------------------- sources
@@ -442,137 +448,6 @@ def _sources(
 
 
 @dataclass(frozen=True)
-class _Check:
-    column: str
-    rule: Rule
-    broken: Any
-    """A Spark Column, true when the row breaks the rule (NULL counts as not broken)."""
-
-
-def _column_checks(table: Table, col: Column, dtype: Any) -> tuple[Any, list[_Check]]:
-    """Return the contract-typed value of ``col`` and its rule checks (Spark Columns)."""
-    from pyspark.sql import functions as sf
-    from pyspark.sql import types as st
-
-    ref = sf.col(f"`{col.name}`")
-    target = _SPARK_TYPES[col.kind]
-    if isinstance(dtype, st.StringType):
-        missing = ref.isNull() | (sf.trim(ref) == "")
-    else:
-        missing = ref.isNull()
-    text = ref.cast("string")
-    checks: list[_Check] = []
-    number = None
-    if col.kind is Kind.STRING:
-        value = sf.when(~missing, text)
-    elif col.kind in (Kind.TIMESTAMP, Kind.DATE):
-        if isinstance(dtype, st.TimestampType | st.TimestampNTZType | st.DateType):
-            ts = ref.cast("timestamp")  # NTZ and DATE are read in the UTC session zone
-        else:
-            # ISO text: 'Z' and offsets convert to UTC, naive text is taken as UTC
-            ts = sf.expr(f"try_cast(cast(`{col.name}` as string) as timestamp)")
-        if col.kind is Kind.TIMESTAMP:
-            value = sf.when(~missing, ts)
-        elif isinstance(dtype, st.DateType):
-            value = sf.when(~missing, ref)
-        else:
-            value = sf.when(~missing & (ts == sf.date_trunc("day", ts)), sf.to_date(ts))
-    else:
-        if isinstance(dtype, st.NumericType):
-            raw_number = ref.cast("double")
-        else:
-            raw_number = sf.expr(f"try_cast(cast(`{col.name}` as string) as double)")
-        finite = ~sf.isnan(raw_number) & (sf.abs(raw_number) != float("inf"))
-        number = sf.when(finite, raw_number)
-        if col.kind is Kind.INTEGER:
-            in_range = sf.abs(number) < 9.2e18
-            value = sf.when(~missing & in_range, number.cast("bigint"))
-        else:
-            value = sf.when(~missing, number)
-    value = value.cast(target)
-    if not col.nullable:
-        checks.append(_Check(col.name, Rule.MISSING_VALUE, missing))
-    if col.kind is not Kind.STRING:
-        checks.append(_Check(col.name, Rule.UNPARSEABLE, ~missing & value.isNull()))
-    if number is not None and col.integer:
-        checks.append(_Check(col.name, Rule.NOT_INTEGER, sf.floor(number) != number))
-    if number is not None and (col.min_value is not None or col.max_value is not None):
-        bounds = sf.lit(False)
-        if col.min_value is not None:
-            bounds = bounds | (number < col.min_value)
-        if col.max_value is not None:
-            bounds = bounds | (number > col.max_value)
-        rule = Rule.NEGATIVE if col.min_value == 0 and col.max_value is None else Rule.OUT_OF_RANGE
-        checks.append(_Check(col.name, rule, bounds))
-    return value, checks
-
-
-_FLAG = "__cr_k{}"
-_KNOWN = "__cr_known_account"
-
-
-def _checked(table: Table, df: Any, accounts: Any | None) -> tuple[Any, Any, list[_Check]]:
-    """Return ``df`` with its typed values, the same with one flag per check, and the checks.
-
-    The flags are ``__cr_k<i>`` (never NULL); the contract-typed values are the columns
-    ``__cr_v<i>``, one per contract column in contract order. A malformed CSV record
-    (see :func:`_read_csv`) breaks ``malformed_line`` and no other rule, and does not
-    count as a duplicate of a sound row, as on DuckDB, whose reader skips it.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as sf
-
-    types = {f.name: f.dataType for f in df.schema.fields}
-    malformed = sf.col(_CORRUPT).isNotNull() if _CORRUPT in types else None
-    values: dict[str, Any] = {}
-    checks: list[_Check] = []
-    for col in table.columns:
-        if col.name not in types:
-            values[col.name] = sf.lit(None).cast(_SPARK_TYPES[col.kind])
-            continue
-        values[col.name], found = _column_checks(table, col, types[col.name])
-        checks += found
-    typed = df.select("*", *(v.alias(f"__cr_v{i}") for i, v in enumerate(values.values())))
-    index = {c.name: f"__cr_v{i}" for i, c in enumerate(table.columns)}
-    if table.unique is not None:
-        raw = sf.col(f"`{table.unique}`").cast("string")
-        sound = sf.lit(1) if malformed is None else sf.when(~malformed, sf.lit(1))
-        per_key = sf.count(sound).over(Window.partitionBy(raw))
-        checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, raw.isNotNull() & (per_key > 1)))
-    if Rule.END_NOT_AFTER_START in table.extra_rules:
-        start = sf.col(index["start_date"])
-        for name in END_COLUMNS:
-            if name in types:
-                checks.append(_Check(name, Rule.END_NOT_AFTER_START, sf.col(index[name]) <= start))
-    if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in types:
-        resolved, created = sf.col(index["resolved_at"]), sf.col(index["created_at"])
-        checks.append(_Check("resolved_at", Rule.RESOLVED_BEFORE_CREATED, resolved < created))
-    if table.account_fk and accounts is not None:
-        known = accounts.select(
-            sf.col("account_id").alias("__cr_acc"), sf.lit(True).alias(_KNOWN)
-        ).distinct()
-        typed = typed.join(
-            sf.broadcast(known), sf.col(index["account_id"]) == known["__cr_acc"], "left"
-        )
-        checks.append(
-            _Check(
-                "account_id",
-                Rule.UNKNOWN_ACCOUNT,
-                sf.col(index["account_id"]).isNotNull() & sf.col(_KNOWN).isNull(),
-            )
-        )
-    order = {c.name: i for i, c in enumerate(table.columns)}
-    rules = list(Rule)
-    checks.sort(key=lambda c: (order[c.column], rules.index(c.rule)))
-    flags = [sf.coalesce(c.broken, sf.lit(False)) for c in checks]
-    if malformed is not None:
-        checks.insert(0, _Check("", Rule.MALFORMED_LINE, malformed))
-        flags = [malformed, *(flag & ~malformed for flag in flags)]
-    flagged = typed.select("*", *(flag.alias(_FLAG.format(i)) for i, flag in enumerate(flags)))
-    return typed, flagged, checks
-
-
-@dataclass(frozen=True)
 class _Checked:
     """One table with its rule flags, before the counts are known."""
 
@@ -580,15 +455,16 @@ class _Checked:
     where: str
     source_columns: list[str]
     flagged: Any
-    checks: list[_Check]
-    typed: Any
-    """``flagged`` before its checks: the source rows with their contract-typed values."""
+    """The source rows with their typed values ``__cr_v<i>`` and flags ``__cr_k<i>``."""
+    checks: tuple[Check, ...]
+    valid_values: Any
+    """The contract columns of every source row, computed as for rows known valid."""
 
     @property
     def flags(self) -> list[Any]:
         from pyspark.sql import functions as sf
 
-        return [sf.col(_FLAG.format(i)) for i in range(len(self.checks))]
+        return [sf.col(FLAG.format(i)) for i in range(len(self.checks))]
 
     @property
     def bad(self) -> Any:
@@ -604,7 +480,7 @@ class _Checked:
 
         pairs = []
         for check, flag in zip(self.checks, self.flags, strict=True):
-            pairs += [sf.lit(f"{check.column}:{check.rule}"), sf.sum(flag.cast("long"))]
+            pairs += [sf.lit(check.label), sf.sum(flag.cast("long"))]
         return self.flagged.agg(
             sf.lit(self.name).alias("table"),
             sf.count(sf.lit(1)).alias("rows"),
@@ -618,7 +494,7 @@ class _Checked:
 
         table = TABLES[self.name]
         return rows.select(
-            *(sf.col(f"__cr_v{i}").alias(c.name) for i, c in enumerate(table.columns))
+            *(sf.col(VALUE.format(i)).alias(c.name) for i, c in enumerate(table.columns))
         )
 
     def clean(self) -> Any:
@@ -631,7 +507,7 @@ class _Checked:
         The same rows and values, without computing the checks again (nor the join to
         the known accounts) each time the table is read.
         """
-        return self._values(self.typed)
+        return self.valid_values
 
     def quarantined(self) -> Any:
         """Return the rows breaking a rule, with ``_problems`` (``column:rule;...``).
@@ -642,8 +518,7 @@ class _Checked:
         from pyspark.sql import functions as sf
 
         labels = [
-            sf.when(flag, sf.lit(f"{c.column}:{c.rule}"))
-            for c, flag in zip(self.checks, self.flags, strict=True)
+            sf.when(flag, sf.lit(c.label)) for c, flag in zip(self.checks, self.flags, strict=True)
         ]
         columns = [sf.col(f"`{c}`") for c in self.source_columns]
         if _CORRUPT in self.flagged.columns:
@@ -658,9 +533,16 @@ class _Checked:
 
 
 def _check_table(
-    name: str, df: Any, where: str, accounts: Any | None, report: SparkReport
+    name: str, df: Any, where: str, accounts: str | None, backend: Any, report: SparkReport
 ) -> _Checked:
-    """Check the columns of one table and flag the rows breaking each rule (lazily)."""
+    """Check the columns of one table and flag the rows breaking each rule (lazily).
+
+    The rules are :func:`churnrisk.checks.check_table`'s, compiled to Spark SQL over a
+    temporary view of ``df``; ``accounts`` is the view of the valid accounts. A
+    malformed CSV record (see :func:`_read_csv`) breaks ``malformed_line`` and no other
+    rule, and does not count as a duplicate of a sound row, as on DuckDB, whose reader
+    skips it.
+    """
     from pyspark import StorageLevel
 
     table = TABLES[name]
@@ -669,12 +551,24 @@ def _check_table(
     extra = extra_columns_warning(table, source_columns, where)
     if extra:
         report.warnings.append(extra)
-    typed, flagged, checks = _checked(table, df, accounts)
+    view = f"churnrisk_{uuid.uuid4().hex[:12]}_source_{name}"
+    df.createOrReplaceTempView(view)
+    source = backend.table(view)
+    checked = check_table(
+        name,
+        source,
+        engine="spark",
+        known_accounts=None if accounts is None else backend.table(accounts),
+        unsound=_CORRUPT if _CORRUPT in df.columns else None,
+    )
+    session = df.sparkSession
+    flagged = session.sql(str(backend.compile(checked.flagged())))
+    values = session.sql(str(backend.compile(valid_values(name, source, engine="spark"))))
     if name != "events":
         # Like the DuckDB loader, every table but events is materialised once: the
         # feature query reads the small tables many times over (accounts above all).
         flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
-    return _Checked(name, where, source_columns, flagged, checks, typed)
+    return _Checked(name, where, source_columns, flagged, checked.checks, values)
 
 
 def _record(
@@ -708,16 +602,7 @@ def _record(
 
 
 def _empty(session: Any, table: Table) -> Any:
-    from pyspark.sql import types as st
-
-    kinds = {
-        Kind.STRING: st.StringType(),
-        Kind.TIMESTAMP: st.TimestampType(),
-        Kind.DATE: st.DateType(),
-        Kind.INTEGER: st.LongType(),
-        Kind.FLOAT: st.DoubleType(),
-    }
-    schema = st.StructType([st.StructField(c.name, kinds[c.kind], True) for c in table.columns])
+    schema = ", ".join(f"`{c.name}` {_SPARK_TYPES[c.kind]}" for c in table.columns)
     return session.createDataFrame([], schema)
 
 
@@ -782,19 +667,18 @@ def load_spark(
     token = uuid.uuid4().hex[:12]
     quarantine = None if quarantine_dir is None else str(quarantine_dir)
     views: dict[str, str] = {}
-    accounts = None
     checked: list[_Checked] = []
+    backend = _ibis_backend(session)
     for name, table in TABLES.items():
         view = f"churnrisk_{token}_{name}"
         if name in found:
             df, described = found[name]
-            checked.append(_check_table(name, df, described, accounts, report))
+            accounts = views.get("accounts")
+            checked.append(_check_table(name, df, described, accounts, backend, report))
             clean = checked[-1].clean()
         else:
             report.absent.append(name)
             clean = _empty(session, table)
-        if name == "accounts":
-            accounts = clean
         clean.createOrReplaceTempView(view)
         views[name] = view
     # one Spark job counts every table and rule
@@ -816,6 +700,7 @@ def load_spark(
         absent=frozenset(report.absent),
         source=where,
         report=report,
+        _ibis=backend,
     )
     note = _end_date_note(ds)
     if note is not None:

@@ -7,8 +7,11 @@ a row is either valid and kept, or listed in the report (and written to the quar
 folder when one is given).
 
 The work is set-based in DuckDB. CSV files are read with every column as text so the
-reader coerces nothing; parquet and DuckDB columns keep their types and are converted
-to the contract types with explicit rules. Every source is read in file order (DuckDB's
+reader coerces nothing; parquet and DuckDB columns keep their types. The rules, and
+which texts are read as timestamps, dates and numbers, are :mod:`churnrisk.checks`'s
+Ibis expressions, the ones the Spark loader runs too; this module reads the sources,
+numbers the rows, finds malformed CSV records and writes the report and the quarantine
+files. Every source is read in file order (DuckDB's
 ``preserve_insertion_order``), which gives each row its number:
 ``row_number() OVER ()`` over the CSV or DuckDB scan (a streaming window, in scan order)
 and ``file_row_number`` for parquet.
@@ -28,13 +31,15 @@ rejected record, one pass of Python's ``csv`` reader over the file up to that re
 turns those numbers into data row numbers and physical line numbers. A clean file costs
 nothing extra: the rejects table of its scan is empty.
 
-Timestamps may be naive (taken as UTC), end in ``Z`` or carry an offset, mixed within
-one file; they are converted to UTC and stored as naive ``TIMESTAMP`` values meaning
-UTC. The session time zone of the returned connection is UTC.
+Timestamps may be naive (taken as UTC), end in ``Z`` or carry a numeric offset, mixed
+within one file (:data:`churnrisk.checks.TIMESTAMP_TEXT`); they are converted to UTC and
+stored as naive ``TIMESTAMP`` values meaning UTC. The session time zone of the returned
+connection is UTC.
 
 Large tables stay out of core: ``events`` read from parquet or from a DuckDB file is a
-view over the source with the validity predicate, evaluated at each query; every other
-table is materialised in an in-memory DuckDB database that spills to a private
+view over the source (over Parquet, the rows whose file row number was not set aside;
+over a DuckDB table, the rows that pass the checks, evaluated at each query); every
+other table is materialised in an in-memory DuckDB database that spills to a private
 temporary folder when it outgrows memory.
 """
 
@@ -54,9 +59,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import ibis
+import ibis.expr.types as ir
+from ibis.backends.sql.datatypes import DuckDBType
 
 from churnrisk.causes import Cause, diagnose
-from churnrisk.contract import TABLES, Column, Kind, Rule, Table
+from churnrisk.checks import FLAG, Check, check_table, schema, valid_values
+from churnrisk.contract import TABLES, Rule, Table
 from churnrisk.dataset import Dataset, empty_table_sql, quote
 from churnrisk.errors import DataError
 
@@ -77,9 +86,6 @@ __all__ = [
     "unusable_tables",
 ]
 
-END_COLUMNS: tuple[str, ...] = ("end_date", "term_end")
-"""The subscription dates that must come after ``start_date`` (rule end_not_after_start)."""
-
 _DUCKDB_SUFFIXES = (".duckdb", ".db")
 _SOURCE_DB = "_churnrisk_source"
 _HEAD_BYTES = 1 << 20
@@ -91,14 +97,6 @@ _MALFORMED_KINDS = frozenset(
 _FIELD_COUNT_KINDS = frozenset({"MISSING COLUMNS", "TOO MANY COLUMNS"})
 _VALUE_CHARS = 500
 _BLANK_LINE = re.compile(rb"\n\r?\n|\r\r")
-_INTEGER_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"}
-    | {"UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
-)
-_FLOAT_TYPES = frozenset({"FLOAT", "DOUBLE"})
-_NAIVE_TS_TYPES = frozenset({"TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"})
-_TZ_TS_TYPE = "TIMESTAMP WITH TIME ZONE"
-
 
 # --------------------------------------------------------------------------- report
 
@@ -859,206 +857,26 @@ def _renumber(con: duckdb.DuckDBPyConnection, bad: str, malformed: str) -> None:
 # --------------------------------------------------------------------------- rules
 
 
-@dataclass(frozen=True)
-class _Check:
-    """One rule applied to one column: ``condition`` is true when the row breaks it."""
+def _relation(con: duckdb.DuckDBPyConnection, source: _Source, *, numbered: bool) -> ir.Table:
+    """Return the source scan (with ``_row`` when ``numbered``) as an Ibis table.
 
-    column: str
-    rule: Rule
-    condition: str
-    keep: str | None = None
-    """Optional equivalent predicate for valid rows, for a faster clean select (a semi
-    join instead of a mark join); a value that breaks an earlier rule may be ``NULL``."""
-
-
-@dataclass(frozen=True)
-class _ColumnSql:
-    """SQL pieces for one contract column over a source relation.
-
-    ``number`` (numeric columns) is computed in a first projection, ``parsed`` (the
-    contract-typed value, NULL when empty or unreadable) in a second one that may
-    refer to it; ``value`` names the parsed value for checks and the clean select.
+    The scan is a temporary view the compiled checks read by name; its schema is given,
+    not inferred, since inferring it would run the scan.
     """
-
-    name: str
-    raw: str
-    value: str
-    number: tuple[str, str] | None
-    parsed: tuple[str, str] | None
-    checks: list[_Check]
-    direct: str
-    """The contract-typed value computed straight from the source column, correct for
-    rows known to be valid (used by views, where it saves the checks' work)."""
+    view = f"_cr_{'rows' if numbered else 'scan'}_{source.table}"
+    select = source.numbered if numbered else source.scan
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {select}")
+    types = {name: DuckDBType.from_string(kind) for name, kind in source.types.items()}
+    return ibis.table({"_row": "int64", **types} if numbered else types, name=view)
 
 
-def _utc(tstz: str) -> str:
-    """Return the naive UTC timestamp of a ``TIMESTAMPTZ`` expression.
-
-    ``make_timestamp(epoch_us(x))`` reads the stored UTC instant directly; it does not
-    depend on the session time zone and is several times faster than ``timezone()``.
-    """
-    return f"make_timestamp(epoch_us({tstz}))"
+def _sql(expr: ir.Table) -> str:
+    """Compile an Ibis expression to DuckDB SQL."""
+    return str(ibis.to_sql(expr, dialect="duckdb", pretty=False))
 
 
-def _ts_from_text(text: str) -> str:
-    # Naive strings are read in the session time zone (UTC); 'Z' and offsets convert.
-    # isfinite() keeps out 'infinity'; 'epoch' is DuckDB's only other special word.
-    parsed = _utc(f"TRY_CAST({text} AS TIMESTAMPTZ)")
-    return f"CASE WHEN isfinite({parsed}) AND NOT contains({text}, 'epoch') THEN {parsed} END"
-
-
-def _timestamp_sql(ref: str, source_type: str) -> str:
-    if source_type in _NAIVE_TS_TYPES or source_type == "DATE":
-        return f"CAST({ref} AS TIMESTAMP)"
-    if source_type == _TZ_TS_TYPE:
-        return _utc(ref)
-    return _ts_from_text(ref if source_type == "VARCHAR" else f"CAST({ref} AS VARCHAR)")
-
-
-def _date_sql(ref: str, source_type: str, *, month: bool) -> str:
-    if source_type == "DATE":
-        return ref
-    ts = f"({_timestamp_sql(ref, source_type)})"
-    as_date = f"CASE WHEN {ts} = date_trunc('day', {ts}) THEN CAST({ts} AS DATE) END"
-    if month and source_type not in _NAIVE_TS_TYPES | {_TZ_TS_TYPE}:
-        text = f"trim(CAST({ref} AS VARCHAR))"
-        # TRY_STRPTIME alone would read DuckDB's special word 'epoch' as 1970-01.
-        first = (
-            f"CASE WHEN regexp_full_match({text}, '[0-9]{{4}}-[0-9]{{2}}') "
-            f"THEN CAST(TRY_STRPTIME({text}, '%Y-%m') AS DATE) END"
-        )
-        return f"coalesce({as_date}, {first})"
-    return as_date
-
-
-def _number_sql(ref: str, source_type: str, *, checked: bool = True) -> str:
-    """Return ``ref`` as a DOUBLE, NULL when unreadable or (``checked``) not finite."""
-    if source_type in _INTEGER_TYPES | _FLOAT_TYPES or source_type.startswith("DECIMAL"):
-        number = f"CAST({ref} AS DOUBLE)"
-    else:
-        number = f"TRY_CAST(CAST({ref} AS VARCHAR) AS DOUBLE)"
-    return f"CASE WHEN isfinite({number}) THEN {number} END" if checked else number
-
-
-def _column_sql(table: Table, col: Column, position: int, source: _Source) -> _ColumnSql:
-    """Build the value and the rule checks of contract column ``col``."""
-    if col.name not in source.types:
-        null = f"CAST(NULL AS {col.kind.value})"
-        return _ColumnSql(col.name, "CAST(NULL AS VARCHAR)", null, None, None, [], null)
-    ref, source_type = quote(col.name), source.types[col.name]
-    if source_type == "VARCHAR":
-        raw, missing = ref, f"({ref} IS NULL OR trim({ref}) = '')"
-    else:
-        raw, missing = f"CAST({ref} AS VARCHAR)", f"({ref} IS NULL)"
-    parsed_name = f"__cr_v{position}"
-    number_name = f"__cr_n{position}"
-    number_sql: tuple[str, str] | None = None
-    if col.kind is Kind.STRING:
-        parsed = raw
-        direct = raw if not col.nullable else f"CASE WHEN NOT {missing} THEN {raw} END"
-    elif col.kind is Kind.TIMESTAMP:
-        parsed = direct = _timestamp_sql(ref, source_type)
-    elif col.kind is Kind.DATE:
-        month = (table.name, col.name) == ("costs", "month")
-        parsed = direct = _date_sql(ref, source_type, month=month)
-    else:
-        number_sql = (number_name, _number_sql(ref, source_type))
-        target = "BIGINT" if col.kind is Kind.INTEGER else "DOUBLE"
-        parsed = f"TRY_CAST({quote(number_name)} AS {target})"
-        direct = f"CAST({_number_sql(ref, source_type, checked=False)} AS {target})"
-    parsed_sql = (parsed_name, f"CASE WHEN NOT {missing} THEN {parsed} END")
-    value = quote(parsed_name)
-    checks: list[_Check] = []
-    if not col.nullable:
-        checks.append(_Check(col.name, Rule.MISSING_VALUE, missing))
-    if col.kind is not Kind.STRING:
-        checks.append(_Check(col.name, Rule.UNPARSEABLE, f"(NOT {missing} AND {value} IS NULL)"))
-    number = quote(number_name)
-    if col.integer:
-        checks.append(_Check(col.name, Rule.NOT_INTEGER, f"{number} <> trunc({number})"))
-    bounds = []
-    if col.min_value is not None:
-        bounds.append(f"{number} < {col.min_value!r}")
-    if col.max_value is not None:
-        bounds.append(f"{number} > {col.max_value!r}")
-    if bounds:
-        rule = Rule.NEGATIVE if col.min_value == 0 and col.max_value is None else Rule.OUT_OF_RANGE
-        checks.append(_Check(col.name, rule, "(" + " OR ".join(bounds) + ")"))
-    return _ColumnSql(col.name, raw, value, number_sql, parsed_sql, checks, direct)
-
-
-@dataclass(frozen=True)
-class _TablePlan:
-    """The SQL that checks one source table and selects its valid rows."""
-
-    source: _Source
-    columns: list[_ColumnSql]
-    checks: list[_Check]
-
-    def typed(self, relation: str) -> str:
-        """Return ``relation`` with the numbers and parsed values of every column added."""
-        for layer in ("number", "parsed"):
-            pieces = [getattr(c, layer) for c in self.columns if getattr(c, layer) is not None]
-            if pieces:
-                added = ", ".join(f"{sql} AS {quote(name)}" for name, sql in pieces)
-                relation = f"(SELECT *, {added} FROM {relation})"
-        return relation
-
-    def any_broken(self, checks: list[_Check] | None = None) -> str:
-        """Return a predicate that is true when a row breaks any of ``checks`` (all)."""
-        checks = self.checks if checks is None else checks
-        return " OR ".join(f"coalesce({c.condition}, false)" for c in checks) or "false"
-
-    def clean_select(self, numbered_filter: str | None = None) -> str:
-        """Return the ``SELECT`` of the valid rows in contract columns and types.
-
-        ``numbered_filter``, a predicate on ``_row``, replaces the rule checks.
-        """
-        values = ", ".join(f"{c.value} AS {quote(c.name)}" for c in self.columns)
-        if numbered_filter is not None:
-            direct = ", ".join(f"{c.direct} AS {quote(c.name)}" for c in self.columns)
-            return f"SELECT {direct} FROM {self.source.numbered} WHERE {numbered_filter}"
-        plain = [c for c in self.checks if c.keep is None]
-        keeps = "".join(f" AND {c.keep}" for c in self.checks if c.keep is not None)
-        relation = self.typed(self.source.scan)
-        return f"SELECT {values} FROM {relation} WHERE NOT ({self.any_broken(plain)}){keeps}"
-
-
-def _plan(source: _Source, *, accounts_ready: bool) -> _TablePlan:
-    table = TABLES[source.table]
-    columns = [_column_sql(table, col, i, source) for i, col in enumerate(table.columns)]
-    by_name = {c.name: c for c in columns}
-    checks = [check for c in columns for check in c.checks]
-    if table.unique is not None:
-        key = by_name[table.unique]
-        duplicated = (
-            f"{key.raw} IN (SELECT {key.raw} FROM {source.scan} WHERE {key.raw} IS NOT NULL "
-            f"GROUP BY ALL HAVING count(*) > 1)"
-        )
-        checks.append(_Check(table.unique, Rule.DUPLICATE_KEY, duplicated))
-    if Rule.END_NOT_AFTER_START in table.extra_rules:
-        start = by_name["start_date"]
-        for name in END_COLUMNS:
-            if name in source.types:
-                end = by_name[name]
-                checks.append(
-                    _Check(name, Rule.END_NOT_AFTER_START, f"{end.value} <= {start.value}")
-                )
-    if Rule.RESOLVED_BEFORE_CREATED in table.extra_rules and "resolved_at" in source.types:
-        resolved, created = by_name["resolved_at"], by_name["created_at"]
-        checks.append(
-            _Check(
-                "resolved_at", Rule.RESOLVED_BEFORE_CREATED, f"{resolved.value} < {created.value}"
-            )
-        )
-    if table.account_fk and accounts_ready:
-        account = by_name["account_id"]
-        known = f"{account.value} IN (SELECT account_id FROM accounts)"
-        checks.append(_Check("account_id", Rule.UNKNOWN_ACCOUNT, f"NOT ({known})", known))
-    order = {c.name: i for i, c in enumerate(table.columns)}
-    rules = list(Rule)
-    checks.sort(key=lambda c: (order[c.column], rules.index(c.rule)))
-    return _TablePlan(source, columns, checks)
+_ACCOUNTS = ibis.table(schema("accounts"), name="accounts")
+"""The valid accounts, for the unknown_account rule (read once ``accounts`` is made)."""
 
 
 # --------------------------------------------------------------------------- loading
@@ -1088,9 +906,46 @@ class _Checked:
     """The ``account_id`` values of the rows set aside (for the accounts table)."""
 
 
+def _create_relations(
+    con: duckdb.DuckDBPyConnection, source: _Source, bad: str, *, materialise: bool
+) -> tuple[Check, ...]:
+    """Create the table ``bad`` of the rows breaking a rule, then the table's relation.
+
+    ``bad`` holds ``_row``, the source columns and one flag per check. The relation of
+    the valid rows is a table, or (``materialise`` false) a view over the source.
+    Where the row numbers are stable (a CSV or Parquet file, or a table made now), it
+    keeps the rows whose number is not in ``bad``: an anti join on a small table is
+    cheaper than checking each row again (and one compiled query fewer). A view over
+    a DuckDB table checks the rows at each read.
+    """
+    name = source.table
+    known = None if name == "accounts" else _ACCOUNTS
+    numbered = _relation(con, source, numbered=True)
+    checked = check_table(name, numbered, engine="duckdb", known_accounts=known)
+    con.execute(f"CREATE TEMP TABLE {bad} AS {_sql(checked.broken_rows(['_row', *source.types]))}")
+    listed = f"_churnrisk_quarantined_{name}"  # a view reads it after bad is dropped
+    if materialise or source.fmt == "parquet":
+        con.execute(f"CREATE TABLE {listed} AS SELECT _row FROM {bad}")
+        kept = ibis.table({"_row": "int64"}, name=listed)
+        rows = numbered.filter(~numbered["_row"].isin(kept["_row"]))
+        clean, read = valid_values(name, rows, engine="duckdb"), "rows"
+    else:
+        scan = _relation(con, source, numbered=False)
+        clean = check_table(name, scan, engine="duckdb", known_accounts=known).valid()
+        read = "scan"
+    kind = "TABLE" if materialise else "VIEW"
+    con.execute(f"CREATE {kind} {quote(name)} AS {_sql(clean)}")
+    if materialise:
+        con.execute(f"DROP TABLE {listed}")
+    for view in ("rows", "scan"):  # a view over the source keeps the one it reads
+        if materialise or view != read:
+            con.execute(f"DROP VIEW IF EXISTS _cr_{view}_{name}")
+    return checked.checks
+
+
 def _check_table(
     con: duckdb.DuckDBPyConnection,
-    plan: _TablePlan,
+    source: _Source,
     *,
     materialise: bool,
     quarantine_dir: Path | None,
@@ -1098,27 +953,10 @@ def _check_table(
     set_aside_accounts: frozenset[str] = frozenset(),
 ) -> _Checked:
     """Check one table, create its clean relation and return what it found."""
-    source, name = plan.source, plan.source.table
+    name = source.table
     bad, skipped = f"_cr_bad_{name}", f"_cr_malformed_{name}"
-    flags = ", ".join(
-        f"coalesce({c.condition}, false) AS __cr_k{i}" for i, c in enumerate(plan.checks)
-    )
-    raw_columns = ", ".join(quote(c) for c in source.types)
-    kind = "TABLE" if materialise else "VIEW"
     try:
-        con.execute(
-            f"CREATE TEMP TABLE {bad} AS SELECT _row, {raw_columns}, {flags} "
-            f"FROM {plan.typed(source.numbered)} WHERE {plan.any_broken()}"
-        )
-        if source.fmt == "parquet" and not materialise:
-            # The file row number is stable, so the view leaves out exactly the listed
-            # rows; an anti join on a small table is cheaper than re-checking each row.
-            kept = f"_churnrisk_quarantined_{name}"
-            con.execute(f"CREATE TABLE {kept} AS SELECT _row FROM {bad}")
-            clean = plan.clean_select(f"_row NOT IN (SELECT _row FROM {kept})")
-        else:
-            clean = plan.clean_select()
-        con.execute(f"CREATE {kind} {quote(name)} AS {clean}")
+        checks = _create_relations(con, source, bad, materialise=materialise)
         malformed = _malformed(con, source, warnings)  # after the last scan of a CSV file
         if malformed:
             con.execute(
@@ -1140,34 +978,12 @@ def _check_table(
     except duckdb.Error as err:
         raise _read_error(err, source) from err
     quarantined, rows = broken + len(malformed), accepted + len(malformed)
-    problem_sql = " UNION ALL ".join(
-        f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} WHERE __cr_k{i}"
-        for i, c in enumerate(plan.checks)
-    )
-    problems = [
-        Problem(name, int(row), plan.checks[k].column, plan.checks[k].rule, value)
-        for row, k, value in (
-            con.execute(f"{problem_sql} ORDER BY _row, k").fetchall() if plan.checks else []
-        )
-    ]
-    if malformed:
-        lines = [
-            Problem(name, m.row, "", Rule.MALFORMED_LINE, m.text[:_VALUE_CHARS]) for m in malformed
-        ]
-        problems = sorted(problems + lines, key=lambda p: p.row)  # stable: rules keep order
+    problems = _problems(con, name, bad, checks, malformed)
     if quarantine_dir is not None:
-        labels = ", ".join(
-            f"CASE WHEN __cr_k{i} THEN {_literal(f'{c.column}:{c.rule}')} END"
-            for i, c in enumerate(plan.checks)
-        )
-        rows_sql = f"SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems FROM {bad}"
-        _quarantine_file(con, quarantine_dir / f"{name}.csv", rows_sql if broken else None)
-        lines_sql = f"SELECT _row, _line, _error, _text FROM {skipped}"
-        _quarantine_file(
-            con, quarantine_dir / f"{name}.malformed.csv", lines_sql if malformed else None
-        )
+        written = (bad if broken else None, skipped if malformed else None)
+        _write_quarantine(con, quarantine_dir, source, checks, *written)
     report = TableReport(rows=rows, valid=rows - quarantined, quarantined=quarantined)
-    causes = _causes(con, plan, bad, problems, rows, set_aside_accounts) if problems else []
+    causes = _causes(con, source, bad, problems, rows, set_aside_accounts) if problems else []
     ids: frozenset[str] = frozenset()
     if name == "accounts" and broken:
         listed = con.execute(f"SELECT DISTINCT CAST(account_id AS VARCHAR) FROM {bad}")
@@ -1178,16 +994,66 @@ def _check_table(
     return _Checked(report, problems, causes, ids)
 
 
+def _problems(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    bad: str,
+    checks: Sequence[Check],
+    malformed: Sequence[_Malformed],
+) -> list[Problem]:
+    """List the problems of the rows in table ``bad`` and of the malformed records."""
+    problem_sql = " UNION ALL ".join(
+        f"SELECT _row, {i} AS k, CAST({quote(c.column)} AS VARCHAR) AS v FROM {bad} "
+        f"WHERE {FLAG.format(i)}"
+        for i, c in enumerate(checks)
+    )
+    problems = [
+        Problem(name, int(row), checks[k].column, checks[k].rule, value)
+        for row, k, value in (
+            con.execute(f"{problem_sql} ORDER BY _row, k").fetchall() if checks else []
+        )
+    ]
+    if malformed:
+        lines = [
+            Problem(name, m.row, "", Rule.MALFORMED_LINE, m.text[:_VALUE_CHARS]) for m in malformed
+        ]
+        problems = sorted(problems + lines, key=lambda p: p.row)  # stable: rules keep order
+    return problems
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    source: _Source,
+    checks: Sequence[Check],
+    bad: str | None,
+    skipped: str | None,
+) -> None:
+    """Write ``<table>.csv`` from table ``bad``, ``<table>.malformed.csv`` from ``skipped``.
+
+    ``None`` for a table without such rows: its file, left by an earlier run, is removed.
+    """
+    name = source.table
+    raw_columns = ", ".join(quote(c) for c in source.types)
+    labels = ", ".join(
+        f"CASE WHEN {FLAG.format(i)} THEN {_literal(c.label)} END" for i, c in enumerate(checks)
+    )
+    rows_sql = f"SELECT {raw_columns}, _row, concat_ws(';', {labels}) AS _problems FROM {bad}"
+    _quarantine_file(con, folder / f"{name}.csv", rows_sql if bad else None)
+    lines_sql = f"SELECT _row, _line, _error, _text FROM {skipped}"
+    _quarantine_file(con, folder / f"{name}.malformed.csv", lines_sql if skipped else None)
+
+
 def _causes(
     con: duckdb.DuckDBPyConnection,
-    plan: _TablePlan,
+    source: _Source,
     bad: str,
     problems: list[Problem],
     rows: int,
     set_aside_accounts: frozenset[str],
 ) -> list[Cause]:
     """Group a table's problems by cause, with the money its set-aside rows carry."""
-    table, types = TABLES[plan.source.table], plan.source.types
+    table, types = TABLES[source.table], source.types
     money = table.money if table.money in types else None
     account = "account_id" if table.account_fk and "account_id" in types else None
     picked = [c for c in (money, account) if c is not None]
@@ -1238,7 +1104,8 @@ def load(source: Path, *, quarantine_dir: Path | None = None) -> LoadResult:
     Each row that breaks a rule of :mod:`churnrisk.contract` is listed in the report,
     once per broken rule, and kept out of the data set; nothing is coerced. Rules:
     ``missing_value`` (empty non-nullable column), ``unparseable`` (timestamp, date or
-    number that cannot be read, or a date with a time of day other than midnight UTC),
+    number that cannot be read, or a date with a time of day other than midnight UTC;
+    the texts read are those of :mod:`churnrisk.checks`),
     ``negative``, ``out_of_range``, ``not_integer``, ``duplicate_key`` (every row that
     shares an ``accounts.account_id`` or ``tickets.ticket_id`` is quarantined, since
     there is no way to know which of them is right), ``unknown_account`` (an
@@ -1344,11 +1211,10 @@ def _validate(
         extra = extra_columns_warning(table, list(src.types), src.where)
         if extra:
             warnings.append(extra)
-        plan = _plan(src, accounts_ready=name != "accounts")
         materialise = not (name == "events" and src.fmt in ("parquet", "duckdb"))
         checked = _check_table(
             con,
-            plan,
+            src,
             materialise=materialise,
             quarantine_dir=quarantine_dir,
             warnings=warnings,
