@@ -899,7 +899,8 @@ app.add_typer(apikey_app, name="apikey")
 def apikey_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key, e.g. crm-sync.")],
     scope: Annotated[
-        Literal["read", "admin"], typer.Option(help="read: the /v1 reads; admin: also keys.")
+        Literal["read", "write", "admin"],
+        typer.Option(help="read: the /v1 reads; write: also CS activities; admin: also keys."),
     ] = "read",
 ) -> None:
     """Create an API key and print it, once: only its hash is stored."""

@@ -119,6 +119,28 @@ def backtest_figures(
     return figures
 
 
+def audited_backtest(
+    ds: Dataset,
+    config: RunConfig,
+    *,
+    allow_leaks: Iterable[str],
+    step: Step,
+    building: str,
+) -> tuple[Grid, pd.DataFrame, BacktestResult]:
+    """Build the labelled panel on the plan's grid, audit it for leaks and backtest it.
+
+    Steps 1 and 2 of :func:`train`, shared with :func:`backtest_run`; ``building`` is the
+    first step's message. Returns the grid, the panel and the backtest.
+    """
+    step(building)
+    grid = training_grid(ds, config)
+    panel = training_panel(ds, config, grid)
+    step("auditing the features for leaks")
+    check_leaks(panel, allow=allow_leaks)
+    step("backtesting the model and the baselines")
+    return grid, panel, backtest(panel, config, grid=grid)
+
+
 @dataclass(frozen=True)
 class BacktestOutcome:
     """What ``churnrisk backtest`` did: the backtest and the MLflow run it is recorded in."""
@@ -156,13 +178,9 @@ def backtest_run(
     step
         Called with a short message as each step starts (the CLI shows them).
     """
-    step("building the panel")
-    grid = training_grid(ds, config)
-    panel = training_panel(ds, config, grid)
-    step("auditing the features for leaks")
-    check_leaks(panel, allow=allow_leaks)
-    step("backtesting the model and the baselines")
-    result = backtest(panel, config, grid=grid)
+    _, panel, result = audited_backtest(
+        ds, config, allow_leaks=allow_leaks, step=step, building="building the panel"
+    )
     dates = sorted(pd.to_datetime(panel["as_of"]).dt.date.unique())
     run_id = tracker.log_backtest(
         result.to_dict(),
@@ -250,13 +268,9 @@ def train(
     """
     from churnrisk.tracking import backtest_key, flatten_metrics
 
-    step("building the training panel")
-    grid = training_grid(ds, config)
-    panel = training_panel(ds, config, grid)
-    step("auditing the features for leaks")
-    check_leaks(panel, allow=allow_leaks)
-    step("backtesting the model and the baselines")
-    result = backtest(panel, config, grid=grid)
+    grid, panel, result = audited_backtest(
+        ds, config, allow_leaks=allow_leaks, step=step, building="building the training panel"
+    )
     note = clv_shortfall(ds, panel, config)
     step("training the churn model" if note else "training the churn and CLV models")
     models = train_models(

@@ -1530,7 +1530,7 @@ def test_cli_store_upgrade_and_api_keys(cli_env: Path, capsys: pytest.CaptureFix
     db = cli_env / "data" / "scores.db"
     assert invoke(["store", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert out == f"score store sqlite:///{db} is at schema revision 0003\n"
+    assert out == f"score store sqlite:///{db} is at schema revision 0004\n"
 
     assert invoke(["apikey", "list"]) == 0
     assert "no API keys yet" in capsys.readouterr().out

@@ -1323,8 +1323,8 @@ def test_revoke_a_key(store: ScoreStore) -> None:
 
 
 def test_key_scope_and_name_are_checked(store: ScoreStore) -> None:
-    with pytest.raises(ConfigError, match=r"scope 'write' is not one of read, admin"):
-        store.create_key("x", "write")
+    with pytest.raises(ConfigError, match=r"scope 'owner' is not one of read, write, admin"):
+        store.create_key("x", "owner")
     with pytest.raises(ConfigError, match=r"needs a name"):
         store.create_key("  ", "read")
     assert store.list_keys() == []
