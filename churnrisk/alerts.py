@@ -13,7 +13,8 @@ Where they go:
   t=<unix time>,v1=<hex digest>`` (the scheme Stripe documents for its webhooks: the
   timestamp inside the signed text lets a receiver refuse replays). Each endpoint's
   secret is read from the environment variable its configuration names, never from the
-  file. Failed attempts (connection errors, 429 and 5xx answers) are retried with
+  file, and logs and summaries show an endpoint without its query or credentials.
+  Failed attempts (connection errors, 429 and 5xx answers) are retried with
   exponential backoff by urllib3's ``Retry``; every delivery ends in a :class:`Delivery`
   record, and an endpoint that stays down never raises: alerts must not fail the run.
 - **E-mail** (:func:`send_digests`): one digest per account owner over SMTP, to the
@@ -42,6 +43,7 @@ from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 import requests
@@ -301,6 +303,17 @@ def _session(hook: Webhook) -> requests.Session:
     return session
 
 
+def shown_url(url: str) -> str:
+    """Return ``url`` without its credentials and query: what logs and summaries may show.
+
+    Endpoints often carry a token in the query (``?token=...``) or in ``user:pass@``.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _first_line(err: BaseException) -> str:
     text = str(err).strip().splitlines()
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
@@ -322,10 +335,11 @@ def send_webhooks(
     count = len(document.get("alerts", ()))
     out = []
     for hook in hooks:
+        target = shown_url(hook.url)
         secret = env.get(hook.secret_env)
         if not secret:
             detail = f"secret variable {hook.secret_env} is not set; nothing sent"
-            out.append(Delivery("webhook", hook.url, "failed", 0, detail, count, _now()))
+            out.append(Delivery("webhook", target, "failed", 0, detail, count, _now()))
             continue
         headers = {
             "Content-Type": "application/json",
@@ -337,18 +351,16 @@ def send_webhooks(
                 answer = session.post(hook.url, data=body, headers=headers, timeout=hook.timeout_s)
             except requests.RequestException as err:
                 attempts = hook.retries + 1
-                out.append(
-                    Delivery(
-                        "webhook", hook.url, "failed", attempts, _first_line(err), count, _now()
-                    )
-                )
+                query = urlsplit(hook.url).query
+                detail = _first_line(err).replace(f"?{query}", "") if query else _first_line(err)
+                out.append(Delivery("webhook", target, "failed", attempts, detail, count, _now()))
                 continue
         history = getattr(getattr(answer.raw, "retries", None), "history", ()) or ()
         ok = 200 <= answer.status_code < 300
         out.append(
             Delivery(
                 "webhook",
-                hook.url,
+                target,
                 "delivered" if ok else "failed",
                 len(history) + 1,
                 f"HTTP {answer.status_code}",

@@ -27,6 +27,7 @@ from churnrisk.alerts import (
     select_alerts,
     send_digests,
     send_webhooks,
+    shown_url,
     sign,
     verify,
 )
@@ -242,3 +243,18 @@ def test_an_alerts_file_reads(tmp_path: Path) -> None:
     assert [h.url for h in cfg.webhook] == ["https://crm.example/hook"]
     assert cfg.email is not None
     assert (cfg.email.port, cfg.email.sender) == (2525, "cs@x.io")
+
+
+def test_a_shown_endpoint_keeps_no_token() -> None:
+    assert shown_url("https://u:pw@hooks.example.com:8443/in/x?token=s3cret#f") == (
+        "https://hooks.example.com:8443/in/x"
+    )
+    assert shown_url("http://127.0.0.1/hook") == "http://127.0.0.1/hook"
+
+
+def test_the_delivery_log_never_holds_the_token(receiver) -> None:
+    endpoint = receiver([])
+    (delivery,) = send_webhooks(
+        [_hook(endpoint.url + "?token=s3cret")], {"alerts": []}, environ=ENV
+    )
+    assert (delivery.status, delivery.target) == ("delivered", endpoint.url)
