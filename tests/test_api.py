@@ -625,6 +625,7 @@ def test_summary(api: Api) -> None:
         "segments": ["ent", "mid", "smb"],
         "plans": ["basic", "pro"],
         "owners": ["ann", "bob"],
+        "owner": None,  # every owner's accounts: not one book
     }
 
 

@@ -251,6 +251,10 @@ class SummaryPublic(_Public):
     segments: list[str]
     plans: list[str]
     owners: list[str]
+    owner: str | None = Field(
+        description="Whose book the figures and tiers count (`owner=`); null: every account."
+        " The filter values list the whole run either way."
+    )
 
 
 class TierTotalPublic(_Public):
@@ -512,3 +516,22 @@ class PlayListPublic(_Public):
 
     account_id: str
     data: list[PlayPublic]
+
+
+class SearchHitPublic(_Public):
+    """An account of the current run whose id or name matches the search."""
+
+    account_id: str
+    name: str | None
+    segment: str | None
+    owner: str | None
+    risk_tier: str
+    churn_probability: float
+    mrr: float
+
+
+class SearchPublic(_Public):
+    """The current run's accounts matching a search, riskiest first."""
+
+    q: str
+    data: list[SearchHitPublic]

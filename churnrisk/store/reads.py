@@ -303,13 +303,14 @@ class ScoreReader:
         history = [{k: row[k] for k in _HISTORY_COLUMNS} for row in rows]
         return latest, history
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self, owner: str | None = None) -> dict[str, Any] | None:
         """Return the current run's headline figures and filter values, or None without runs.
 
         Keys: ``run`` (:meth:`RunRecord.to_dict`), ``accounts``, ``mrr``, ``mrr_at_risk``,
         ``tiers`` (``[{"tier", "accounts", "mrr_at_risk"}]`` riskiest first, every tier of
         the run including empty ones), and the distinct non-null ``segments``, ``plans``
-        and ``owners``, sorted.
+        and ``owners``, sorted. With ``owner`` ("my book"), the figures and tiers count
+        only that owner's accounts; the filter values still list the whole run's.
         """
         s = scores.c
         # One pass over the run (rows are wide: drivers are JSON), grouped finely enough
@@ -332,13 +333,15 @@ class ScoreReader:
         tier_at_risk: dict[str, list[float]] = {t: [] for t in run.tier_names}
         mrr: list[float] = []
         segments, plans, owners = set(), set(), set()
-        for tier, segment, plan, owner, count, group_mrr, group_at_risk in groups:
+        for tier, segment, plan, group_owner, count, group_mrr, group_at_risk in groups:
+            segments.add(segment)
+            plans.add(plan)
+            owners.add(group_owner)
+            if owner is not None and group_owner != owner:
+                continue
             tier_accounts[tier] = tier_accounts.get(tier, 0) + int(count)
             tier_at_risk.setdefault(tier, []).append(float(group_at_risk))
             mrr.append(float(group_mrr))
-            segments.add(segment)
-            plans.add(plan)
-            owners.add(owner)
         return {
             "run": run.to_dict(),
             "accounts": sum(tier_accounts.values()),
@@ -352,6 +355,48 @@ class ScoreReader:
             "plans": sorted(v for v in plans if v is not None),
             "owners": sorted(v for v in owners if v is not None),
         }
+
+    def search(self, text: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the current run's accounts whose id or name contains ``text``.
+
+        Case-insensitive; riskiest first (ties by ``account_id``). Each hit has
+        ``account_id``, ``name``, ``segment``, ``owner``, ``risk_tier``,
+        ``churn_probability`` and ``mrr``. No run, or an empty ``text``: no hits.
+        """
+        if limit < 1:
+            raise InvalidQueryError(f"limit must be >= 1, got {limit}")
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        s = scores.c
+        columns = (
+            s.account_id,
+            s.name,
+            s.segment,
+            s.owner,
+            s.risk_tier,
+            s.churn_probability,
+            s.mrr,
+        )
+        with self._database.errors("search accounts"), self._database.engine.connect() as conn:
+            run = self.current(conn)
+            if run is None:
+                return []
+            stmt = (
+                sa.select(*columns)
+                .where(
+                    s.run_id == run.run_id,
+                    sa.or_(
+                        sa.func.lower(s.account_id).like(pattern, escape="\\"),
+                        sa.func.lower(s.name).like(pattern, escape="\\"),
+                    ),
+                )
+                .order_by(s.churn_probability.desc(), s.account_id)
+                .limit(limit)
+            )
+            return [dict(r._mapping) for r in conn.execute(stmt)]
 
     def export_rows(
         self, updated_since: datetime | None, batch_size: int = 5000

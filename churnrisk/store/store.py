@@ -186,9 +186,13 @@ class ScoreStore:
         """Return an account's latest score and its history (:meth:`ScoreReader.account_detail`)."""
         return self.reader.account_detail(account_id, current_run_id=current_run_id)
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self, owner: str | None = None) -> dict[str, Any] | None:
         """Return the current run's headline figures and filter values, or None."""
-        return self.reader.summary()
+        return self.reader.summary(owner)
+
+    def search(self, text: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        """Return the current run's accounts whose id or name contains ``text``."""
+        return self.reader.search(text, limit=limit)
 
     def export_rows(
         self, updated_since: datetime | None, batch_size: int = 5000

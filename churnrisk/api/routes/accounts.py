@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
-from churnrisk.api.deps import ReadKey, StateDep, current_marker, get_store
+from churnrisk.api.deps import ReadKey, StateDep, StoreDep, current_marker, get_store
 from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
 from churnrisk.api.routes import shapes
 from churnrisk.api.routes.activities import ACCOUNT_LINKS
@@ -25,6 +25,7 @@ from churnrisk.api.schemas import (
     AccountDetailPublic,
     AtRiskPagePublic,
     AtRiskParams,
+    SearchPublic,
     SummaryPublic,
     TrendPublic,
 )
@@ -195,13 +196,14 @@ def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any)
     return body
 
 
-def _summary_body(state: ServiceState, marker: Marker, key: Any) -> bytes:
+def _summary_body(state: ServiceState, marker: Marker, owner: str | None, key: Any) -> bytes:
     store = get_store(state)
-    summary = store.summary()
+    summary = store.summary(owner)
     if summary is None:
         raise _no_run()
     run = summary["run"]
     out = {k: summary.get(k) for k in SummaryPublic.model_fields}
+    out["owner"] = owner
     out["run"] = shapes.run_dict(run)
     out["tier_names"] = [*run["tiers"], run["low_tier"]]
     body = dumps(out)
@@ -212,16 +214,57 @@ def _summary_body(state: ServiceState, marker: Marker, key: Any) -> bytes:
 @router.get(
     "/summary",
     response_model=SummaryPublic,
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(400, 401, 404, 503),
     summary="Headline figures of the current run",
 )
-async def summary(_key: ReadKey, state: StateDep) -> Response:
-    """Return the current run's accounts, MRR, MRR at risk per tier and the filter values."""
+async def summary(
+    _key: ReadKey,
+    state: StateDep,
+    owner: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=TEXT_PATTERN,
+            description='Count only this owner\'s accounts ("my book").',
+        ),
+    ] = None,
+) -> Response:
+    """Return the current run's accounts, MRR, MRR at risk per tier and the filter values.
+
+    With `owner`, the figures and tiers are that owner's book; an owner with no account
+    in the run gets zeros, not an error (filters narrow, they never refuse).
+    """
     marker = await current_marker(state)
     if marker.current is None:
         raise _no_run()
-    key = (marker.key, "summary")
-    return await _cached(state, key, _summary_body, state, marker, key)
+    key = (marker.key, "summary", owner)
+    return await _cached(state, key, _summary_body, state, marker, owner, key)
+
+
+@router.get(
+    "/accounts/search",
+    response_model=SearchPublic,
+    responses=problem_responses(400, 401, 503),
+    summary="Find accounts of the current run by id or name",
+)
+def search(
+    _key: ReadKey,
+    store: StoreDep,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=TEXT_PATTERN,
+            description="Text the account id or name contains (any case).",
+        ),
+    ],
+    limit: Annotated[int, Query(ge=1, le=100, description="Hits to return.")] = 20,
+) -> Response:
+    """Return the current run's accounts whose id or name contains `q`, riskiest first."""
+    hits = store.search(q, limit=limit)
+    return Response(dumps({"q": q, "data": hits}), media_type=JSON)
 
 
 TREND_POINTS = 26
