@@ -77,6 +77,16 @@ def bad_request(
     return ProblemError(400, detail, kind=kind, errors=[dict(e) for e in errors])
 
 
+def never_scored(account_id: str) -> ProblemError:
+    """Return the 404 of an account no run has scored (every per-account route says it)."""
+    return ProblemError(
+        404,
+        f"account {account_id!r} has never been scored: check the id, or run"
+        " `churnrisk score DATA` if it is new",
+        kind="unknown-account",
+    )
+
+
 def param_error(name: str, where: str, message: str) -> dict[str, str]:
     """Return one ``errors`` item: the parameter, where it was, and what is wrong."""
     return {"parameter": name, "in": where, "message": message}

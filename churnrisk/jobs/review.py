@@ -12,6 +12,7 @@ import pandas as pd
 from churnrisk.config import LabelConfig
 from churnrisk.errors import ConfigError
 from churnrisk.jobs.progress import QUIET, Progress
+from churnrisk.jobs.scoring import load_champion
 from churnrisk.jobs.sources import load_data
 from churnrisk.jobs.stores import open_store, open_tracker
 from churnrisk.settings import Settings
@@ -121,7 +122,7 @@ def review(
     models = None
     if tracker.champion_info() is not None:
         with progress.working("loading the champion"):
-            models = tracker.load_champion()
+            models = load_champion(tracker).models
     labels = models.config.labels if models is not None else LabelConfig()
     with open_store(settings) as store:
         with progress.working("grading the kept runs against what happened"):

@@ -16,7 +16,13 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from churnrisk.api.deps import ReadKey, StateDep, StoreDep, current_marker, get_store
-from churnrisk.api.errors import ProblemError, bad_request, param_error, problem_responses
+from churnrisk.api.errors import (
+    ProblemError,
+    bad_request,
+    never_scored,
+    param_error,
+    problem_responses,
+)
 from churnrisk.api.routes import shapes
 from churnrisk.api.routes.activities import ACCOUNT_LINKS
 from churnrisk.api.schemas import (
@@ -185,12 +191,7 @@ def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any)
     run_id = marker.current.run_id if marker.current else ""
     found = store.account_detail(account_id, current_run_id=run_id or None)
     if found is None:
-        raise ProblemError(
-            404,
-            f"account {account_id!r} has never been scored: check the id, or run"
-            " `churnrisk score DATA` if it is new",
-            kind="unknown-account",
-        )
+        raise never_scored(account_id)
     body = dumps(shapes.detail(*found))
     _cache_or_drop(state, marker, key, run_id, body)
     return body

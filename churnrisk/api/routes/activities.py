@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from churnrisk.api.deps import ReadKey, StateDep, StoreDep, WriteKey
-from churnrisk.api.errors import ProblemError, problem_responses
+from churnrisk.api.errors import ProblemError, never_scored, problem_responses
 from churnrisk.api.schemas import (
     MAX_TEXT,
     TEXT_PATTERN,
@@ -54,12 +54,7 @@ def _latest(store: ScoreStore, account_id: str) -> dict[str, Any]:
     """Return the account's latest score row, or answer 404 for an account never scored."""
     found = store.account_detail(account_id)
     if found is None:
-        raise ProblemError(
-            404,
-            f"account {account_id!r} has never been scored: check the id, or run"
-            " `churnrisk score DATA`",
-            kind="not-found",
-        )
+        raise never_scored(account_id)
     return found[0]
 
 
