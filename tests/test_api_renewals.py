@@ -218,3 +218,19 @@ def test_an_activity_written_by_another_worker_shows_in_the_list_at_once(
         assert "r1" not in ids(again)
         renewals = worker.get("/v1/renewals", headers=headers).json()
         assert renewals["data"][1]["snoozed_until"] == "2099-01-01"  # r1, listed, snoozed
+
+
+def test_the_renewal_play_and_the_renewal_filter_read_the_same_days(api3: Api) -> None:
+    """The default playbook's "Renewal rescue" (high tier, renewal within 60 days) matches
+    exactly the accounts the list gives for `tier=high&renewing_within=60`."""
+    listed = ids(at_risk(api3, tier="high", renewing_within=60))
+    assert listed == ["r1", "r2"]  # r5 renews in 200 days
+    rescued = []
+    for account in ("r1", "r2", "r3", "r4", "r5", "r6"):
+        plays = api3.get(f"/v1/accounts/{account}/plays").json()["data"]
+        if any(p["name"] == "Renewal rescue" for p in plays):
+            rescued.append(account)
+    assert rescued == ["r1", "r2"]
+    plays = api3.get("/v1/accounts/r2/plays").json()["data"]
+    (rescue,) = [p for p in plays if p["name"] == "Renewal rescue"]
+    assert "renews in 5 days (within 60)" in rescue["reasons"]
