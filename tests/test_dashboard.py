@@ -96,6 +96,7 @@ CSV_HEADER = [
     "lifetime_clv",
     "renewal_date",
     "days_to_renewal",
+    "renewal_mrr",
     "top_drivers",
     "as_of",
     "updated_at",

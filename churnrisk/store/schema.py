@@ -49,7 +49,7 @@ from churnrisk.scorerow import FIELDS_BY_NAME, SCORE_FIELDS, ScoreField, fields_
 VERSION_TABLE = "churnrisk_store_version"
 
 #: The Alembic revision the code in this package expects.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -200,6 +200,16 @@ sa.Index(
     scores.c.account_id,
     *_filters_but("ix_scores_run_change"),
 )
+# The renewal sort is ascending (soonest first) with accounts without a renewal last:
+# PostgreSQL's ASC puts NULLs last, SQLite's first, so the page query walks the known
+# renewals and then the NULL range as two seeks (:func:`churnrisk.store.queries.at_risk_select`).
+sa.Index(
+    "ix_scores_run_renewal",
+    scores.c.run_id,
+    scores.c.days_to_renewal,
+    scores.c.account_id,
+    *_filters_but("ix_scores_run_renewal"),
+)
 sa.Index(
     "ix_scores_run_tier",
     scores.c.run_id,
@@ -337,6 +347,26 @@ activities = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Index("ix_activities_account_time", "account_id", "occurred_at"),
+    # revision 0005: the snoozing activities alone (few), for the list's snooze filter
+    sa.Index(
+        "ix_activities_snoozes",
+        "account_id",
+        "occurred_at",
+        "recorded_at",
+        "snooze_until",
+        sqlite_where=sa.text("snooze_until IS NOT NULL"),
+        postgresql_where=sa.text("snooze_until IS NOT NULL"),
+    ),
+)
+
+# revision 0005: one row whose version every activity write raises in its own
+# transaction, so a reader sees the new version exactly when it sees the new activities
+# (the API's cache keys hold it: see churnrisk.api.routes.accounts)
+activity_stamp = sa.Table(
+    "activity_stamp",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
 )
 
 alert_deliveries = sa.Table(
