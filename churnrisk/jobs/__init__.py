@@ -31,6 +31,7 @@ from churnrisk.jobs.demo_job import (
     DemoStage,
     MetricsWritten,
     PanelWritten,
+    ScorecardWritten,
     Validated,
     demo,
     demo_start,
@@ -51,7 +52,7 @@ from churnrisk.jobs.progress import (
     Progress,
     Quiet,
 )
-from churnrisk.jobs.review import Reviewed, WinBack, review, win_back
+from churnrisk.jobs.review import review, win_back
 from churnrisk.jobs.scoring import (
     Champion,
     ScoreOutcome,
@@ -80,6 +81,7 @@ from churnrisk.jobs.stores import (
     revoke_api_key,
     upgrade_store,
 )
+from churnrisk.review import Reviewed, WinBack, drift_warnings
 
 __all__ = [
     "DEMO_ACCOUNTS",
@@ -101,6 +103,7 @@ __all__ = [
     "Quiet",
     "Reviewed",
     "ScoreOutcome",
+    "ScorecardWritten",
     "Service",
     "StoreStatus",
     "Trained",
@@ -112,6 +115,7 @@ __all__ = [
     "create_api_key",
     "demo",
     "demo_start",
+    "drift_warnings",
     "explain",
     "generate",
     "list_api_keys",

@@ -1,121 +1,36 @@
-"""The CS review's look back: how right past scores were, and who could be won back."""
+"""The CS review's jobs: ``churnrisk scorecard`` and ``churnrisk winback``.
+
+They load the data, the champion and the score store, then run the stages of
+:mod:`churnrisk.review`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from churnrisk.config import LabelConfig
-from churnrisk.errors import ConfigError
 from churnrisk.jobs.progress import QUIET, Progress
 from churnrisk.jobs.scoring import load_champion
 from churnrisk.jobs.sources import load_data
 from churnrisk.jobs.stores import open_store, open_tracker
+from churnrisk.review import Reviewed, WinBack, scorecard_of, win_back_of
 from churnrisk.settings import Settings
 
-if TYPE_CHECKING:
-    from churnrisk.dataset import Dataset
-    from churnrisk.models.bundle import ChurnRiskModels
-    from churnrisk.scorecard import Scorecard
-    from churnrisk.store import RunRecord, ScoreStore
-
-GRADED_COLUMNS: tuple[str, ...] = ("account_id", "churn_probability", "risk_tier", "mrr")
-"""The score columns the scorecard grades."""
-
-
-@dataclass(frozen=True)
-class Reviewed:
-    """The scorecard of the kept runs and the drift of the features since training.
-
-    Attributes
-    ----------
-    card
-        The grades (:class:`churnrisk.scorecard.Scorecard`).
-    drift
-        ``feature``, ``psi``, ``drifted`` between the champion's training rows and the
-        features as of the latest run (:func:`churnrisk.models.drift.feature_drift`);
-        ``None`` without a champion that kept its training distribution.
-    latest
-        The latest run (its as-of date is where the drift is measured).
-    store_url
-        Where the runs were read.
-    """
-
-    card: Scorecard
-    drift: pd.DataFrame | None
-    latest: RunRecord
-    store_url: str
-
-
-def past_scores(store: ScoreStore, *, runs: int) -> tuple[pd.DataFrame, list[RunRecord]]:
-    """Return the score rows of the latest ``runs`` as-of dates (each date's newest run).
-
-    The frame has ``as_of``, ``account_id``, ``probability``, ``tier`` and ``mrr``; the
-    runs come newest first.
-    """
-    points = store.trend(limit=runs)
-    records = [p["run"] for p in reversed(points)]
-    frames = []
-    for record in records:
-        rows = store.run_scores(record.run_id, columns=GRADED_COLUMNS)
-        frames.append(
-            rows.rename(columns={"churn_probability": "probability", "risk_tier": "tier"}).assign(
-                as_of=record.as_of
-            )
-        )
-    if not frames:
-        raise ConfigError(f"{store.url} holds no scoring run: run `churnrisk score DATA` first")
-    return pd.concat(frames, ignore_index=True), records
-
-
-def grade_runs(
-    ds: Dataset,
-    store: ScoreStore,
-    *,
-    labels: LabelConfig,
-    k: int,
-    runs: int = 104,
-) -> tuple[Scorecard, RunRecord]:
-    """Grade the kept runs against what happened in ``ds``; return the card and latest run.
-
-    The tiers are those of the latest run, the high tier its riskiest.
-    """
-    from churnrisk.scorecard import grade, outcomes
-
-    scores, records = past_scores(store, runs=runs)
-    latest = records[0]
-    graded = outcomes(ds, scores, labels)
-    card = grade(graded, k=k, high_tier=latest.tier_names[0], tiers=latest.tier_names)
-    return card, latest
-
-
-def drift_since_training(ds: Dataset, models: ChurnRiskModels, as_of: date) -> pd.DataFrame:
-    """Return the PSI of each feature the champion kept, as of ``as_of`` against training."""
-    from churnrisk.features import build_features, panel_features
-    from churnrisk.models.drift import feature_drift
-
-    features = [f for f in panel_features(models.vocabulary) if f.name in models.drift]
-    panel = build_features(ds, [as_of], features=features)
-    return feature_drift(models.drift, panel)
+__all__ = ["review", "win_back"]
 
 
 def review(
     data: Path,
     settings: Settings,
     *,
-    k: int = 50,
+    k: int | None = None,
     runs: int = 104,
     quarantine: Path | None = None,
     progress: Progress = QUIET,
 ) -> Reviewed:
     """Grade the runs kept in the score store against ``data``, and measure feature drift.
 
-    The label (horizon and grace) is the champion's; without a champion, the default
-    label, and no drift.
+    As :func:`scorecard_of`, with the champion of the tracking store of ``settings``.
     """
     ds = load_data(data, quarantine=quarantine, progress=progress).dataset
     tracker = open_tracker(settings)
@@ -123,56 +38,11 @@ def review(
     if tracker.champion_info() is not None:
         with progress.working("loading the champion"):
             models = load_champion(tracker).models
-    labels = models.config.labels if models is not None else LabelConfig()
-    with open_store(settings) as store:
-        with progress.working("grading the kept runs against what happened"):
-            card, latest = grade_runs(ds, store, labels=labels, k=k, runs=runs)
-        url = store.url
-    drift = None
-    if models is not None and models.drift:
-        with progress.working(f"measuring feature drift as of {latest.as_of}"):
-            drift = drift_since_training(ds, models, latest.as_of)
-    return Reviewed(card=card, drift=drift, latest=latest, store_url=url)
-
-
-@dataclass(frozen=True)
-class WinBack:
-    """Recently churned accounts with what the store last said about them.
-
-    ``accounts`` is :func:`churnrisk.winback.winback` plus, from each account's latest
-    score row before its churn, ``last_probability``, ``lifetime_clv`` and
-    ``last_drivers`` (the risers' texts), missing for accounts never scored.
-    """
-
-    accounts: pd.DataFrame
-    as_of: date
-
-
-def last_scores(store: ScoreStore, accounts: pd.DataFrame, *, runs: int = 104) -> pd.DataFrame:
-    """Return each account's latest score row before its ``churn_day``, newest runs first."""
-    wanted = dict(zip(accounts["account_id"], accounts["churn_day"], strict=True))
-    found: dict[str, dict[str, object]] = {}
-    for point in reversed(store.trend(limit=runs)):
-        record = point["run"]
-        if len(found) == len(wanted):
-            break
-        rows = store.run_scores(
-            record.run_id, columns=["account_id", "churn_probability", "lifetime_clv", "drivers"]
-        )
-        for row in rows.to_dict("records"):
-            account = row["account_id"]
-            churned = wanted.get(account)
-            if churned is None or account in found or record.as_of > churned:
-                continue
-            risers = [d["text"] for d in row["drivers"] if d.get("direction") == "raises"]
-            found[account] = {
-                "account_id": account,
-                "last_probability": row["churn_probability"],
-                "lifetime_clv": row["lifetime_clv"],
-                "last_drivers": risers,
-            }
-    columns = ["account_id", "last_probability", "lifetime_clv", "last_drivers"]
-    return pd.DataFrame(list(found.values()), columns=columns)
+    with (
+        open_store(settings) as store,
+        progress.working("grading the kept runs against what happened; measuring drift"),
+    ):
+        return scorecard_of(ds, store, models, k=k, runs=runs)
 
 
 def win_back(
@@ -187,14 +57,11 @@ def win_back(
 ) -> WinBack:
     """List the accounts that churned in the last ``days`` (default as of the data's end)."""
     from churnrisk.dataset import observation_end
-    from churnrisk.winback import winback
 
     ds = load_data(data, quarantine=quarantine, progress=progress).dataset
     day = as_of or observation_end(ds)
-    with progress.working(f"finding the accounts that churned in the {days} days before {day}"):
-        churned = winback(ds, day, days=days, recent_days=recent_days)
-    with open_store(settings) as store:
-        scored = last_scores(store, churned) if store.current_run() else None
-    if scored is not None:
-        churned = churned.merge(scored, on="account_id", how="left")
-    return WinBack(accounts=churned, as_of=day)
+    with (
+        progress.working(f"finding the accounts that churned in the {days} days before {day}"),
+        open_store(settings) as store,
+    ):
+        return win_back_of(ds, store, day, days=days, recent_days=recent_days)
