@@ -20,6 +20,10 @@ Every condition given must hold; a list matches any of its values. The condition
     known renewal date does not match.
 ``mrr_min``, ``mrr_max``
     MRR at least / below this (the data's own currency).
+``mrr_top_percent``
+    The account's MRR is among the largest ``mrr_top_percent`` percent of the run's
+    book: fewer than that share of the run's accounts have a larger MRR. Relative, so
+    one playbook fits a book of any size and currency (the default playbook uses it).
 ``segment``
     The account's segment.
 
@@ -53,6 +57,7 @@ class Conditions(BaseModel):
     renewal_within_days: int | None = Field(default=None, ge=0)
     mrr_min: float | None = Field(default=None, ge=0)
     mrr_max: float | None = Field(default=None, gt=0)
+    mrr_top_percent: float | None = Field(default=None, gt=0, le=100)
     segment: list[str] | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
@@ -86,6 +91,14 @@ class Playbook(BaseModel):
         if twice:
             raise ValueError(f"play names must be unique; repeated: {', '.join(twice)}")
         return self
+
+
+@dataclass(frozen=True)
+class BookRank:
+    """Where an account's MRR stands in its run: ``larger`` of the run's ``accounts`` have more."""
+
+    larger: int
+    accounts: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +151,9 @@ def _money(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _reasons(when: Conditions, account: Mapping[str, Any]) -> list[str] | None:
+def _reasons(
+    when: Conditions, account: Mapping[str, Any], rank: BookRank | None
+) -> list[str] | None:
     """Return why ``account`` meets every condition of ``when``, or ``None`` if it fails one."""
     reasons = []
     if when.tier is not None:
@@ -165,12 +180,24 @@ def _reasons(when: Conditions, account: Mapping[str, Any]) -> list[str] | None:
         if mrr >= when.mrr_max:
             return None
         reasons.append(f"MRR {_money(mrr)} is below {_money(when.mrr_max)}")
+    if when.mrr_top_percent is not None:
+        if rank is None or rank.larger * 100 >= when.mrr_top_percent * rank.accounts:
+            return None
+        reasons.append(
+            f"MRR {_money(mrr)} is in the top {when.mrr_top_percent:g}% of the book"
+            f" ({_ordinal(rank.larger + 1)} of {rank.accounts:,})"
+        )
     if when.segment is not None:
         segment = account.get("segment")
         if segment not in when.segment:
             return None
         reasons.append(f"segment is {segment}")
     return reasons
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n:,}{suffix}"
 
 
 def _raising_driver(drivers: Sequence[Mapping[str, Any]], families: Sequence[str]) -> str | None:
@@ -187,7 +214,9 @@ def _raising_driver(drivers: Sequence[Mapping[str, Any]], families: Sequence[str
     return None
 
 
-def match(playbook: Playbook, account: Mapping[str, Any]) -> list[Match]:
+def match(
+    playbook: Playbook, account: Mapping[str, Any], *, rank: BookRank | None = None
+) -> list[Match]:
     """Return the plays that apply to one scored account, in playbook order.
 
     Parameters
@@ -198,10 +227,13 @@ def match(playbook: Playbook, account: Mapping[str, Any]) -> list[Match]:
         A score row: ``risk_tier``, ``mrr``, ``days_to_renewal``, ``segment`` and
         ``drivers`` (``{"feature", "direction", ...}`` items, risers first), as the
         store and the API hold it.
+    rank
+        Where the account's MRR stands in its run (:meth:`ScoreStore.mrr_rank`); without
+        it, no ``mrr_top_percent`` condition holds.
     """
     found = []
     for play in playbook.play:
-        reasons = _reasons(play.when, account)
+        reasons = _reasons(play.when, account, rank)
         if reasons is not None:
             found.append(Match(play.name, play.text, reasons or ["applies to every account"]))
     return found

@@ -84,23 +84,31 @@ def test_an_account_never_scored_has_no_activities(api: Api) -> None:
         assert "account 'nobody' has never been scored" in answer.json()["detail"]
 
 
-def test_the_plays_of_an_account_say_why(api: Api) -> None:
-    api.service.playbook = Playbook.model_validate(
+def test_the_plays_of_an_account_say_why(any_api: Api) -> None:
+    any_api.service.playbook = Playbook.model_validate(
         {
             "play": [
                 {"name": "Call now", "text": "Call the sponsor.", "when": {"tier": ["high"]}},
                 {"name": "Big ones", "text": "Escalate.", "when": {"mrr_min": 1000}},
+                {"name": "Top", "text": "Sponsor it.", "when": {"mrr_top_percent": 40}},
             ]
         }
     )
-    high = api.get("/v1/accounts/a1/plays").json()
+    high = any_api.get("/v1/accounts/a1/plays").json()
     assert high == {
         "account_id": "a1",
         "data": [{"name": "Call now", "text": "Call the sponsor.", "reasons": ["tier is high"]}],
     }
-    big = api.get("/v1/accounts/a4/plays").json()["data"]
+    # the current run's MRR: a4 2,000, a2 500, a1 100, a3 50, a6 10; the top 40% is 2 of 5
+    big = any_api.get("/v1/accounts/a4/plays").json()["data"]
     assert [(p["name"], p["reasons"]) for p in big] == [
-        ("Big ones", ["MRR 2,000 is at least 1,000"])
+        ("Big ones", ["MRR 2,000 is at least 1,000"]),
+        ("Top", ["MRR 2,000 is in the top 40% of the book (1st of 5)"]),
+    ]
+    second = any_api.get("/v1/accounts/a2/plays").json()["data"]
+    assert [(p["name"], p["reasons"]) for p in second] == [
+        ("Call now", ["tier is high"]),
+        ("Top", ["MRR 500 is in the top 40% of the book (2nd of 5)"]),
     ]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from churnrisk.errors import ConfigError
-from churnrisk.playbooks import load_playbook, match
+from churnrisk.playbooks import BookRank, load_playbook, match
 
 BOOK = """
 [[play]]
@@ -94,14 +94,58 @@ def test_a_play_is_left_out_when_one_condition_fails(book, changes, left_out) ->
 def test_the_default_playbook_reads_and_matches() -> None:
     book = load_playbook()
     assert len(book.play) == 6
-    found = match(book, _account(mrr=2500.0))
+    found = match(book, _account(), rank=BookRank(larger=99, accounts=1000))
     assert [m.name for m in found] == [
         "Renewal rescue",
         "Executive sponsor",
         "Re-onboard the users",
         "Clear the support backlog",
     ]
+    assert found[1].reasons == [
+        "tier is high",
+        "MRR 1,200 is in the top 10% of the book (100th of 1,000)",
+    ]
     assert match(book, _account(risk_tier="low")) == []
+
+
+@pytest.mark.parametrize(
+    ("rank", "matches"),
+    [
+        (BookRank(larger=0, accounts=1), True),  # the only account is the top of its book
+        (BookRank(larger=9, accounts=100), True),
+        (BookRank(larger=10, accounts=100), False),  # ten larger ones fill the top 10%
+        (BookRank(larger=0, accounts=5), True),
+        (BookRank(larger=1, accounts=5), False),  # 1 of 5 larger is 20%
+        (None, False),  # no rank: a relative band cannot hold
+    ],
+)
+def test_the_relative_mrr_band(rank, matches) -> None:
+    book = load_playbook()
+    names = [m.name for m in match(book, _account(), rank=rank)]
+    assert ("Executive sponsor" in names) is matches
+
+
+@pytest.mark.parametrize(
+    ("ordinal", "larger"),
+    [
+        ("1st", 0),
+        ("2nd", 1),
+        ("3rd", 2),
+        ("4th", 3),
+        ("11th", 10),
+        ("12th", 11),
+        ("13th", 12),
+        ("21st", 20),
+        ("22nd", 21),
+        ("101st", 100),
+        ("111th", 110),
+    ],
+)
+def test_the_rank_reads_as_an_ordinal(ordinal, larger) -> None:
+    book = load_playbook()
+    found = match(book, _account(), rank=BookRank(larger=larger, accounts=100_000))
+    sponsor = next(m for m in found if m.name == "Executive sponsor")
+    assert sponsor.reasons[1].endswith(f"({ordinal} of 100,000)")
 
 
 @pytest.mark.parametrize(

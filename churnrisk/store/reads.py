@@ -356,6 +356,22 @@ class ScoreReader:
             "owners": sorted(v for v in owners if v is not None),
         }
 
+    def mrr_rank(self, run_id: str, mrr: float) -> tuple[int, int]:
+        """Return ``(larger, accounts)``: how many of a run's accounts have an MRR above ``mrr``.
+
+        An unknown run has no accounts: ``(0, 0)``.
+        """
+        s = scores.c
+        stmt = sa.select(sa.func.count().filter(s.mrr > mrr), sa.func.count()).where(
+            s.run_id == run_id
+        )
+        with (
+            self._database.errors(f"rank MRR in run {run_id}"),
+            self._database.engine.connect() as conn,
+        ):
+            larger, accounts = conn.execute(stmt).one()
+        return int(larger or 0), int(accounts or 0)
+
     def search(self, text: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Return the current run's accounts whose id or name contains ``text``.
 

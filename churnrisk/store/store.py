@@ -190,6 +190,10 @@ class ScoreStore:
         """Return the current run's headline figures and filter values, or None."""
         return self.reader.summary(owner)
 
+    def mrr_rank(self, run_id: str, mrr: float) -> tuple[int, int]:
+        """Return how many of a run's accounts have a larger MRR, and how many it has."""
+        return self.reader.mrr_rank(run_id, mrr)
+
     def search(self, text: str, *, limit: int = 20) -> list[dict[str, Any]]:
         """Return the current run's accounts whose id or name contains ``text``."""
         return self.reader.search(text, limit=limit)

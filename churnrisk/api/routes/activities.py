@@ -23,7 +23,7 @@ from churnrisk.api.schemas import (
     PlayListPublic,
 )
 from churnrisk.api.state import dumps
-from churnrisk.playbooks import match
+from churnrisk.playbooks import BookRank, match
 from churnrisk.store import ScoreStore
 
 router = APIRouter(prefix="/v1/accounts", tags=["activities"])
@@ -130,5 +130,6 @@ def add_activity(
 def plays(account_id: AccountId, _key: ReadKey, store: StoreDep, state: StateDep) -> Response:
     """Return the playbook's plays that match the account's latest score, and why each does."""
     latest = _latest(store, account_id)
-    found = [m.to_dict() for m in match(state.playbook, latest)]
+    rank = BookRank(*store.mrr_rank(latest["run_id"], float(latest["mrr"])))
+    found = [m.to_dict() for m in match(state.playbook, latest, rank=rank)]
     return Response(dumps({"account_id": account_id, "data": found}), media_type=JSON)
