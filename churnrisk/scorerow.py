@@ -75,7 +75,7 @@ Source = Literal["key", "attribute", "feature", "prediction", "computed"]
     <churnrisk.models.bundle.ChurnRiskModels.predict>`).
 ``computed``
     Computed by :func:`churnrisk.scoring.score_panel` itself (tiers, MRR at risk,
-    drivers, changes, renewal date).
+    drivers, changes, renewal date, MRR up for renewal).
 """
 
 Api = Literal["list", "detail"]
@@ -189,6 +189,10 @@ SCORE_FIELDS: tuple[ScoreField, ...] = (
     _f("days_to_renewal", "whole", True,
        "Days from the as-of date to `renewal_date` (null: no known term end).",
        source="feature", export="days_to_renewal"),
+    _f("renewal_mrr", "number", True,
+       "MRR up for renewal: the MRR of the subscription rows known on the as-of date whose"
+       " term ends on `renewal_date` (ARR = 12 x it); null: no known term end.",
+       source="computed", export="renewal_mrr"),
     _f("drivers", "drivers", False,
        "The top drivers raising risk, among the features customer success can act on"
        " (usage, engagement, tickets, NPS, billing changes).",

@@ -37,6 +37,7 @@ from churnrisk.config import ScoringConfig
 from churnrisk.dataset import Dataset, observation_end, quote
 from churnrisk.errors import ConfigError, DataError
 from churnrisk.features import build_features, get_feature, panel_features
+from churnrisk.features.engine import renewal_mrr
 from churnrisk.models.bundle import ChurnRiskModels
 from churnrisk.models.explain import (
     context_order,
@@ -345,6 +346,7 @@ def score_panel(
     predictions: pd.DataFrame | None = None,
     previous: PreviousScores | None = None,
     previous_panel: pd.DataFrame | None = None,
+    renewal: pd.Series[float] | None = None,
     step: Step = _quiet,
 ) -> pd.DataFrame:
     """Score and explain every row of a one-date feature panel.
@@ -368,6 +370,10 @@ def score_panel(
     previous, previous_panel
         The previous run and the feature panel as of its date: when given, the changes
         are filled in by :func:`add_changes` (``config.change_drivers`` per account).
+    renewal
+        The MRR up for renewal by ``account_id``
+        (:func:`~churnrisk.features.engine.renewal_mrr`); missing accounts, or no
+        ``renewal``, give NaN.
     step
         Called with a short message as each stage starts.
 
@@ -392,7 +398,13 @@ def score_panel(
     if previous is not None and previous_panel is None:
         raise ConfigError("explaining the changes needs the previous run's feature panel")
     scores, contrib = _score(
-        panel, models, config=config, attributes=attributes, predictions=predictions, step=step
+        panel,
+        models,
+        config=config,
+        attributes=attributes,
+        predictions=predictions,
+        renewal=renewal,
+        step=step,
     )
     if previous is None or previous_panel is None:
         return scores
@@ -416,6 +428,7 @@ def _score(
     attributes: pd.DataFrame | None,
     step: Step,
     predictions: pd.DataFrame | None = None,
+    renewal: pd.Series[float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return :func:`score_panel`'s frame and the churn model's contributions on ``panel``."""
     ids = panel["account_id"].astype("string")
@@ -448,6 +461,11 @@ def _score(
         "drivers": _object_column(drivers),
         "change_drivers": _object_column([[] for _ in range(n)]),
         "renewal_date": renewal_timing(panel)[0],
+        "renewal_mrr": (
+            np.full(n, np.nan)
+            if renewal is None
+            else renewal.reindex(ids.to_numpy()).to_numpy(dtype="float64", na_value=np.nan)
+        ),
         "context": _object_column(context_items(panel, names, values)),
     }
     out = pd.DataFrame(
@@ -645,6 +663,7 @@ def score_accounts(
         attributes=account_attributes(ds),
         previous=previous,
         previous_panel=None if previous is None else _on(both, previous.as_of),
+        renewal=renewal_mrr(ds, as_of),
         step=step,
     )
 

@@ -55,6 +55,7 @@ _ATTRIBUTES = fields_of(source="attribute")
 """The score fields read from the accounts table, joined as ``_<name>`` columns."""
 _PREDICTED = ("churn_probability", "revenue_12m", "lifetime_clv", "mrr")
 _PREV = "_prev_"
+_RENEWAL = "_renewal_mrr"
 _BUNDLE_FILES = ("bundle.json", "churn.txt", "clv.txt")
 """The files of a saved bundle (``clv.txt`` only when it has a revenue model)."""
 
@@ -152,7 +153,8 @@ def explain_batch(
         ``mrr``; only ``_pred_churn_probability`` when the bundle has no revenue
         model: the rest then come from :meth:`ChurnRiskModels.value
         <churnrisk.models.bundle.ChurnRiskModels.value>`), ``_name``
-        and ``_owner``, and, when there is a previous run, ``_prev_probability``,
+        and ``_owner``, ``_renewal_mrr`` (the MRR up for renewal, NULL when not known),
+        and, when there is a previous run, ``_prev_probability``,
         ``_prev_row`` (true when the account is on the previous panel) and the features
         as of ``previous_as_of`` prefixed ``_prev_``.
     models
@@ -185,6 +187,10 @@ def explain_batch(
         {name: _text(batch[f"_{name}"]) for name in _ATTRIBUTES},
         index=pd.Index(ids, dtype="string", name="account_id"),
     )
+    renewal = pd.Series(
+        pd.to_numeric(batch[_RENEWAL]).to_numpy(dtype="float64", na_value=np.nan),
+        index=pd.Index(ids, dtype="string", name="account_id"),
+    )
     previous = previous_panel = None
     if previous_as_of is not None:
         p = batch["_prev_probability"].to_numpy(dtype="float64", na_value=np.nan)
@@ -205,6 +211,7 @@ def explain_batch(
         predictions=predictions,
         previous=previous,
         previous_panel=previous_panel,
+        renewal=renewal,
     )
     out = scores.copy()
     for name in _JSON:
@@ -245,6 +252,7 @@ def score_features_spark(
     churn_udf: Callable[..., Column],
     clv_udf: Callable[..., Column] | None,
     attributes: DataFrame | None = None,
+    renewals: DataFrame | None = None,
     previous: PreviousScores | None = None,
     step: Step = _quiet,
 ) -> pd.DataFrame:
@@ -269,6 +277,9 @@ def score_features_spark(
         view, on the executors).
     attributes
         ``account_id``, ``name``, ``owner`` (the accounts table); missing gives NULL.
+    renewals
+        ``account_id``, ``renewal_mrr`` as of ``as_of``
+        (:func:`churnrisk.spark.renewal_mrr_spark`); missing gives NULL.
     previous
         The previous run's as-of date and probabilities (read on the driver).
     step
@@ -319,6 +330,14 @@ def score_features_spark(
     else:
         for n in _ATTRIBUTES:
             rows = rows.withColumn(f"_{n}", F.lit(None).cast("string"))
+    if renewals is not None:
+        amounts = renewals.select(
+            F.col("account_id").cast("string").alias("account_id"),
+            F.col("renewal_mrr").cast("double").alias(_RENEWAL),
+        )
+        rows = rows.join(amounts, "account_id", "left")
+    else:
+        rows = rows.withColumn(_RENEWAL, F.lit(None).cast("double"))
     if previous is not None:
         before = features.where(F.col("as_of") == F.lit(previous.as_of)).select(
             "account_id",
@@ -394,6 +413,7 @@ def spark_scorer(
     config: ScoringConfig,
     features: Callable[[list[date]], DataFrame],
     attributes: Callable[[], DataFrame | None] = lambda: None,
+    renewals: Callable[[date], DataFrame | None] = lambda day: None,
     source: str = "<spark>",
 ) -> Scorer:
     """Return the :data:`~churnrisk.scoring.Scorer` of the Spark engine for :func:`run_scoring`.
@@ -416,6 +436,9 @@ def spark_scorer(
         ``lambda dates: build_features_spark(ds, dates)``).
     attributes
         Returns ``account_id``, ``name``, ``owner`` as a Spark DataFrame, or ``None``.
+    renewals
+        Returns ``account_id``, ``renewal_mrr`` as of a date as a Spark DataFrame (e.g.
+        ``lambda day: renewal_mrr_spark(ds, day)``), or ``None``.
     source
         What is scored, for messages.
     """
@@ -438,6 +461,7 @@ def spark_scorer(
             churn_udf=churn_udf,
             clv_udf=clv_udf,
             attributes=attributes(),
+            renewals=renewals(day),
             previous=previous,
             step=step,
         )

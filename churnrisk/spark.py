@@ -53,6 +53,7 @@ from churnrisk.validate import (
 
 if TYPE_CHECKING:
     import pandas as pd
+    from pyspark.sql import DataFrame
 
     from churnrisk.features.registry import Feature
 
@@ -61,6 +62,7 @@ __all__ = [
     "SparkReport",
     "build_features_spark",
     "load_spark",
+    "renewal_mrr_spark",
     "spark_session",
     "write_features_spark",
 ]
@@ -798,6 +800,21 @@ def build_features_spark(
         known_spine=ds.backend.table(spine_view),
         features=FEATURES if features is None else features,
     )
+    return ds.session.sql(str(ds.backend.compile(expr)))
+
+
+def renewal_mrr_spark(ds: SparkDataset, as_of: date) -> DataFrame:
+    """Return the MRR up for renewal as of ``as_of`` on Spark.
+
+    The one expression of :func:`churnrisk.features.engine.renewal_mrr_expr`, compiled
+    for Spark: ``account_id``, ``as_of``, ``renewal_mrr`` per spine account.
+    """
+    from churnrisk.features.engine import renewal_mrr_expr
+
+    token = uuid.uuid4().hex[:12]
+    dates_view = f"churnrisk_{token}_renewal_as_of"
+    ds.session.createDataFrame([(as_of,)], "as_of date").createOrReplaceTempView(dates_view)
+    expr = renewal_mrr_expr(ds, ds.backend.table(dates_view))
     return ds.session.sql(str(ds.backend.compile(expr)))
 
 

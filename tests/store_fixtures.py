@@ -159,7 +159,7 @@ def score_row(account_id: str, probability: float, **fields: Any) -> dict[str, A
     tier by :data:`TIERS`, mrr 100, mrr_at_risk = mrr * probability, revenue_12m =
     12 * mrr * (1 - probability), lifetime_clv = 3 * revenue_12m, no previous score,
     one driver ``dau_mau_30d`` raising risk and one ``tenure_days`` lowering it, no change
-    drivers, no known renewal and no context.
+    drivers, no known renewal (no renewal MRR) and no context.
     """
     mrr = float(fields.get("mrr", 100.0))
     revenue = 12 * mrr * (1 - probability)
@@ -181,6 +181,7 @@ def score_row(account_id: str, probability: float, **fields: Any) -> dict[str, A
         "change_drivers": [],
         "renewal_date": None,
         "days_to_renewal": None,
+        "renewal_mrr": None,
         "context": [],
     }
     row.update(fields)

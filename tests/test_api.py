@@ -1531,7 +1531,7 @@ def test_cli_store_upgrade_and_api_keys(cli_env: Path, capsys: pytest.CaptureFix
     db = cli_env / "data" / "scores.db"
     assert invoke(["store", "upgrade"]) == 0
     out = capsys.readouterr().out
-    assert out == f"score store sqlite:///{db} is at schema revision 0004\n"
+    assert out == f"score store sqlite:///{db} is at schema revision 0005\n"
 
     assert invoke(["apikey", "list"]) == 0
     assert "no API keys yet" in capsys.readouterr().out
@@ -1584,7 +1584,7 @@ def test_cli_serve_migrates_and_runs_uvicorn(
         f" sqlite:///{db}; metrics from {data}",
         "dashboard: http://127.0.0.1:8123/  API docs: http://127.0.0.1:8123/docs  (Ctrl+C stops)",
     ]
-    assert ScoreStore(f"sqlite:///{db}").revision() == "0004"
+    assert ScoreStore(f"sqlite:///{db}").revision() == "0005"
     assert os.environ["CHURNRISK_DATA"] == str(data)
     assert calls == [
         (

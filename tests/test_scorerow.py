@@ -78,6 +78,7 @@ def test_store_columns_are_the_declared_fields() -> None:
         "previous_probability",
         "probability_change",
         "days_to_renewal",
+        "renewal_mrr",
     )
     assert store_schema.NULLABLE_TEXTS == ("name", "segment", "plan", "owner")
     assert store_schema.JSON_COLUMNS == ("drivers", "context", "change_drivers")
@@ -218,11 +219,14 @@ def components_fixture() -> dict[str, Any]:
 
 
 def test_openapi_list_item_is_the_declared_list_fields(components: dict[str, Any]) -> None:
-    item = components["AccountRiskPublic"]
+    item = components["AtRiskRowPublic"]
     declared = api_fields("list")
-    assert set(item["properties"]) == {f.name for f in declared}
-    assert set(item["required"]) == {f.name for f in declared}
-    assert item["description"] == "An account in the at-risk list: its score in the current run."
+    contact = {"last_contact", "snoozed_until", "needs_contact"}
+    assert set(item["properties"]) == {f.name for f in declared} | contact
+    assert set(item["required"]) == {f.name for f in declared} | contact
+    assert item["description"] == (
+        "An account in the at-risk list: its score in the current run and its CS contact."
+    )
     for f in declared:
         prop = item["properties"][f.name]
         assert prop.get("description") == f.api_description("list"), f.name
@@ -262,6 +266,7 @@ STORED = {
         0.3,
         renewal_date=date(2026, 11, 30),
         days_to_renewal=12.6,
+        renewal_mrr=250.0,
         probability_change=0.05,
         previous_probability=0.25,
         change_drivers=[
@@ -294,6 +299,7 @@ def test_list_and_detail_answers_carry_the_declared_fields() -> None:
     assert list(row) == [f.name for f in api_fields("list")]
     assert row["days_to_renewal"] == 13
     assert row["renewal_date"] == date(2026, 11, 30)
+    assert row["renewal_mrr"] == 250.0
     assert [d["feature"] for d in row["drivers"]] == ["dau_mau_30d"]  # risers only
     detail = shapes.detail(STORED, [])
     assert set(detail) == {f.name for f in api_fields("detail")} | RUN_FIELDS_OF_DETAIL
@@ -320,6 +326,7 @@ def test_export_columns_and_values_are_the_declared_ones() -> None:
         "lifetime_clv",
         "renewal_date",
         "days_to_renewal",
+        "renewal_mrr",
         "top_drivers",
     ]
     assert RUN_COLUMNS == ("as_of", "updated_at", "run_id", "churn_version")
@@ -328,6 +335,7 @@ def test_export_columns_and_values_are_the_declared_ones() -> None:
     out = export_row(STORED, run)
     assert list(out) == list(CSV_COLUMNS)
     assert (out["renewal_date"], out["days_to_renewal"]) == ("2026-11-30", 13)
+    assert out["renewal_mrr"] == 250.0
     assert out["top_drivers"] == ["meaning of dau_mau_30d = 0.08, raises risk"]
     assert (out["run_id"], out["as_of"]) == ("r1", "2026-10-01")
     text = "".join(_csv(run, iter([[STORED]]), spreadsheet=False))

@@ -21,7 +21,7 @@ from churnrisk.scorerow import Api, ScoreField, api_fields
 from churnrisk.store.activities import AUTHOR_CHARS, KINDS, OUTCOMES, TEXT_CHARS
 
 Scope = Literal["read", "write", "admin"]
-SortKey = Literal["probability", "mrr_at_risk", "clv", "change"]
+SortKey = Literal["probability", "mrr_at_risk", "clv", "change", "renewal"]
 FeatureValue = float | int | str | bool | None
 
 MAX_TEXT = 200
@@ -73,9 +73,27 @@ class AtRiskParams(BaseModel):
     min_mrr: float | None = Field(
         default=None, ge=0, allow_inf_nan=False, description="Lowest MRR."
     )
+    renewing_within: int | None = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description="Only accounts renewing within this many days (0 <= `days_to_renewal` <= N).",
+    )
     sort: SortKey = Field(
         default="probability",
-        description="Sort descending by this; ties by account id; `change`: nulls last.",
+        description="Sort descending by this; ties by account id; `change`: nulls last;"
+        " `renewal`: ascending, soonest renewal first, accounts without one last.",
+    )
+    include_snoozed: bool = Field(
+        default=False,
+        description="Also list snoozed accounts (an activity's `snooze_until` after today);"
+        " by default they are hidden.",
+    )
+    contact_days: int = Field(
+        default=14,
+        ge=1,
+        le=365,
+        description="`needs_contact` flags highest-tier accounts not contacted in this many days.",
     )
     limit: int = Field(default=50, ge=1, le=500, description="Rows per page.")
     cursor: str | None = Field(
@@ -176,11 +194,26 @@ AccountRiskPublic = create_model(
 )
 
 
+class AtRiskRowPublic(AccountRiskPublic):  # type: ignore[misc,valid-type]
+    """An account in the at-risk list: its score in the current run and its CS contact."""
+
+    last_contact: datetime | None = Field(
+        description="When it was last contacted (the latest call, meeting, e-mail or offer"
+        " activity); null: never."
+    )
+    snoozed_until: date | None = Field(
+        description="The day its snooze ends, while it is snoozed (null: not snoozed)."
+    )
+    needs_contact: bool = Field(
+        description="In the run's highest tier and not contacted in the last `contact_days` days."
+    )
+
+
 class AtRiskPagePublic(_Public):
     """One page of the at-risk list of the current run."""
 
     run: RunPublic
-    data: list[AccountRiskPublic]  # type: ignore[valid-type]
+    data: list[AtRiskRowPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")
     total: int = Field(description="Accounts matching the filters, over all pages.")
     notes: list[str] = Field(
@@ -535,3 +568,36 @@ class SearchPublic(_Public):
 
     q: str
     data: list[SearchHitPublic]
+
+
+class RenewalTierPublic(_Public):
+    """Accounts and MRR up for renewal in one risk tier."""
+
+    tier: str
+    accounts: int
+    mrr: float = Field(description="MRR up for renewal (sum of `renewal_mrr`).")
+    arr: float = Field(description="ARR up for renewal: 12 x `mrr`.")
+
+
+class RenewalTotalPublic(_Public):
+    """Accounts and MRR up for renewal over every tier."""
+
+    accounts: int
+    mrr: float
+    arr: float
+
+
+class RenewalsPublic(_Public):
+    """The current run's renewals of the next days, with what is up for renewal per tier."""
+
+    as_of: date = Field(description="The current run's as-of date; days count from it.")
+    days: int = Field(description="The window: renewals with 0 <= `days_to_renewal` <= days.")
+    owner: str | None = Field(description="Whose book (`owner=`); null: every account.")
+    tiers: list[RenewalTierPublic] = Field(
+        description="Every tier of the run, riskiest first (zeros included)."
+    )
+    total: RenewalTotalPublic
+    data: list[AtRiskRowPublic] = Field(
+        description="The renewing accounts, soonest first (ties by id), at most 500."
+    )
+    truncated: bool = Field(description="Whether more accounts renew than `data` lists.")

@@ -459,6 +459,65 @@ def _change(now: ir.NumericValue, then: ir.NumericValue) -> ir.NumericValue:
     return ibis.ifelse(~is_set(now) & ~is_set(then), ibis.null(diff.type()), diff)
 
 
+def _up_for_renewal(j: ir.Table) -> ir.BooleanValue:
+    """Whether a looked-back subscription row can be the one up for renewal at ``as_of``.
+
+    It covers the day before ``as_of`` and its term (``term_end``, known at signing) ends
+    on or after ``as_of``. The nearest such ``term_end`` is the renewal date
+    (``days_to_renewal``); the rows ending on it are what is up for renewal
+    (:func:`renewal_mrr_expr`).
+    """
+    return covers(j, shift(j.as_of, -1)) & (j.term_end >= j.as_of)
+
+
+def renewal_mrr_expr(ds: TableSet, as_of: Sequence[date] | ir.Table) -> ir.Table:
+    """Return the MRR up for renewal of every spine pair, as an Ibis expression.
+
+    ``renewal_mrr`` sums the MRR of the subscription rows signed before ``as_of``
+    (``start_date < as_of``, the point-in-time look-back ``days_to_renewal`` uses) that
+    cover the day before it and whose ``term_end`` is the renewal date (the nearest term
+    end on or after ``as_of``). NULL without a known term end, as ``days_to_renewal`` is.
+    Not a feature: scoring reports it, no model learns from it. DuckDB and Spark run
+    this one expression.
+
+    Returns
+    -------
+    ibis.expr.types.Table
+        ``account_id``, ``as_of`` (DATE), ``renewal_mrr`` (float64), one row per spine pair.
+    """
+    dates = as_of if isinstance(as_of, ir.Table) else as_of_table(as_of)
+    sp = spine(ds, dates)
+    if not ds.has("subscriptions"):
+        return sp.select(*KEY, renewal_mrr=ibis.null().cast(_F64))
+    j = lookback(sp, ds.table("subscriptions"), "start_date", None)
+    up = _up_for_renewal(j)
+    nearest = j.group_by(list(KEY)).aggregate(_r_day=j.term_end.min(where=up))
+    n = nearest.select(_r_account=nearest.account_id, _r_as_of=nearest.as_of, _r_day=nearest._r_day)
+    m = j.join(n, [j.account_id == n._r_account, j.as_of == n._r_as_of, j.term_end == n._r_day])
+    m = m.filter(_up_for_renewal(m))
+    amount = m.group_by(list(KEY)).aggregate(renewal_mrr=m.mrr.sum())
+    t = attach(sp, amount)
+    return t.select(*KEY, renewal_mrr=t.renewal_mrr.cast(_F64))
+
+
+def renewal_mrr(ds: Dataset, as_of: date) -> pd.Series[float]:
+    """Return the MRR up for renewal as of ``as_of`` by ``account_id`` (:func:`renewal_mrr_expr`).
+
+    NaN where no term end is known; accounts off the spine are absent.
+    """
+    dates = ibis.table({"as_of": "date"}, name=_AS_OF_RELATION)
+    sql = str(ibis.to_sql(renewal_mrr_expr(ds, dates), dialect="duckdb"))
+    try:
+        frame = _run(ds, [as_of], sql).df()
+    finally:
+        ds.con.unregister(_AS_OF_RELATION)
+    return pd.Series(
+        frame["renewal_mrr"].astype("float64").to_numpy(),
+        index=pd.Index(frame["account_id"].astype("string"), name="account_id"),
+        name="renewal_mrr",
+    )
+
+
 def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.Table:
     """Billing features from ``subscriptions`` (with ``accounts`` as the fallback).
 
@@ -482,7 +541,7 @@ def _subscriptions(ds: TableSet, sp: ir.Table, feats: Sequence[Feature]) -> ir.T
     agg = j.group_by(list(KEY)).aggregate(
         mrr=j.mrr.sum(where=cov),
         _seats=j.seats.sum(where=cov),
-        _renewal=j.term_end.min(where=cov & (j.term_end >= j.as_of)),
+        _renewal=j.term_end.min(where=_up_for_renewal(j)),
         _top_mrr=j.mrr.max(where=with_plan),
         term_length_days=_days_between(j.term_end, j.start_date).max(where=cov),
         discount=j.discount.max(where=cov),

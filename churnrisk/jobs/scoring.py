@@ -224,7 +224,7 @@ def _score_spark(
     """Score ``source`` on Spark: the Spark engine's scorer, the same run and store."""
     from churnrisk.features import panel_features
     from churnrisk.scoring_spark import spark_scorer
-    from churnrisk.spark import build_features_spark
+    from churnrisk.spark import build_features_spark, renewal_mrr_spark
 
     session = open_spark(master)
     ds = load_spark_data(source, session, quarantine=quarantine, progress=progress)
@@ -237,6 +237,7 @@ def _score_spark(
         config=scoring,
         features=lambda dates: build_features_spark(ds, dates, features=features),
         attributes=lambda: ds.dataframe("accounts"),
+        renewals=lambda day: renewal_mrr_spark(ds, day),
         source=ds.source,
     )
     return score_dataset(

@@ -217,6 +217,18 @@ class ActivityStore:
         with self._database.errors("read last contacts"), self._database.engine.connect() as conn:
             return {str(r.account_id): r.at for r in conn.execute(stmt)}
 
+    def stamp(self) -> tuple[int, datetime | None]:
+        """Return how many activities there are and when the latest was recorded.
+
+        Activities are only ever added, so the pair changes with every write (an API entry
+        or an import): a cache keyed by it never serves an answer older than the latest
+        activity, whichever process wrote it.
+        """
+        stmt = sa.select(sa.func.count(), sa.func.max(activities.c.recorded_at))
+        with self._database.errors("read activities"), self._database.engine.connect() as conn:
+            count, latest = conn.execute(stmt).one()
+        return int(count), latest
+
     def snoozed(self, today: date, *, account_ids: Sequence[str] | None = None) -> dict[str, date]:
         """Return the accounts snoozed after ``today``, each with the day its snooze ends.
 

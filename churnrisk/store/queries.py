@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -22,7 +23,10 @@ _SORT_COLUMNS: dict[str, sa.Column[Any]] = {
     "mrr_at_risk": scores.c.mrr_at_risk,
     "clv": scores.c.lifetime_clv,
     "change": scores.c.probability_change,
+    "renewal": scores.c.days_to_renewal,
 }
+_ASCENDING = frozenset({"renewal"})
+"""Sorts that are ascending (soonest renewal first); the others are descending."""
 _RUN_ORDER = (score_runs.c.as_of.desc(), score_runs.c.scored_at.desc(), score_runs.c.run_id.desc())
 
 
@@ -95,15 +99,20 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[str, float | None, str]:
     if any(c < " " or c == "\x7f" for c in account_id):  # no id has one; PostgreSQL refuses NUL
         raise bad
     if value is None:
-        if sort != "change":
+        if not _SORT_COLUMNS[sort].nullable:
             raise bad
     elif isinstance(value, bool) or not isinstance(value, int | float):
         raise bad
     return run_id, (None if value is None else float(value)), account_id
 
 
-def at_risk_filters(query: AtRiskQuery, run_id: str) -> list[sa.ColumnElement[bool]]:
-    """Return the WHERE clauses of an at-risk query over one run (without the cursor)."""
+def at_risk_filters(
+    query: AtRiskQuery, run_id: str, *, hidden: Sequence[str] = ()
+) -> list[sa.ColumnElement[bool]]:
+    """Return the WHERE clauses of an at-risk query over one run (without the cursor).
+
+    ``hidden`` are accounts left out whatever the filters (the snoozed ones).
+    """
     where: list[sa.ColumnElement[bool]] = [scores.c.run_id == run_id]
     if query.tiers:
         where.append(scores.c.risk_tier.in_(list(query.tiers)))
@@ -118,6 +127,10 @@ def at_risk_filters(query: AtRiskQuery, run_id: str) -> list[sa.ColumnElement[bo
         where.append(scores.c.churn_probability >= query.min_probability)
     if query.min_mrr is not None:
         where.append(scores.c.mrr >= query.min_mrr)
+    if query.renewing_within is not None:
+        where.append(scores.c.days_to_renewal.between(0, query.renewing_within))
+    if hidden:
+        where.append(scores.c.account_id.not_in(list(hidden)))
     return where
 
 
@@ -127,6 +140,9 @@ def at_risk_select(
     *,
     dialect: str,
     after: tuple[float | None, str] | None = None,
+    hidden: Sequence[str] = (),
+    nulls: bool = False,
+    limit: int | None = None,
 ) -> sa.Select[Any]:
     """Return the SELECT of one at-risk page (``query.limit + 1`` rows, to see if more follow).
 
@@ -134,6 +150,13 @@ def at_risk_select(
     the ``ix_scores_run_*`` indexes, so the database walks the index from the cursor
     position and stops after the page. ``after`` is the ``(value, account_id)`` of the
     previous page's last row.
+
+    The ``renewal`` sort is ascending (``days_to_renewal``, the same order as the renewal
+    date within a run), accounts without a renewal last. SQLite keeps NULLs first in an
+    ascending index and PostgreSQL last, so instead of one ``NULLS LAST`` order (which
+    SQLite could not take from ``ix_scores_run_renewal``) the page is read as two index
+    walks: the known renewals (``nulls=False``), then, when they run out, the accounts
+    without one by id (``nulls=True``, ``limit`` the rows still wanted).
     """
     if query.sort not in _SORT_COLUMNS:
         raise InvalidQueryError(
@@ -142,7 +165,10 @@ def at_risk_select(
     if query.limit < 1:
         raise InvalidQueryError(f"limit {query.limit} is below 1: ask for at least one row")
     column = _SORT_COLUMNS[query.sort]
-    where = at_risk_filters(query, run_id)
+    where = at_risk_filters(query, run_id, hidden=hidden)
+    rows = query.limit + 1 if limit is None else limit
+    if query.sort in _ASCENDING:
+        return _ascending_select(column, where, after, nulls=nulls, limit=rows)
     if after is not None:
         value, account_id = after
         if value is None:
@@ -157,8 +183,32 @@ def at_risk_select(
     if column.nullable and dialect == "postgresql":
         descending = descending.nulls_last()  # SQLite puts NULLs last in DESC already
     return (
-        sa.select(scores)
-        .where(*where)
-        .order_by(descending, scores.c.account_id.asc())
-        .limit(query.limit + 1)
+        sa.select(scores).where(*where).order_by(descending, scores.c.account_id.asc()).limit(rows)
     )
+
+
+def _ascending_select(
+    column: sa.Column[Any],
+    where: list[sa.ColumnElement[bool]],
+    after: tuple[float | None, str] | None,
+    *,
+    nulls: bool,
+    limit: int,
+) -> sa.Select[Any]:
+    """One walk of an ascending sort: the known values from ``after`` on, or the NULLs."""
+    where = list(where)
+    if nulls:
+        where.append(column.is_(None))
+        if after is not None and after[0] is None:
+            where.append(scores.c.account_id > after[1])
+        order: tuple[Any, ...] = (column.asc(), scores.c.account_id.asc())
+    else:
+        where.append(column.is_not(None))
+        if after is not None and after[0] is not None:
+            value, account_id = after
+            # ``column >= value`` bounds the index range; the rest picks up the ties.
+            where.append(
+                sa.and_(column >= value, sa.or_(column > value, scores.c.account_id > account_id))
+            )
+        order = (column.asc(), scores.c.account_id.asc())
+    return sa.select(scores).where(*where).order_by(*order).limit(limit)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from churnrisk.errors import DataError
+from churnrisk.store.activities import ActivityStore
 from churnrisk.store.database import Database
 from churnrisk.store.errors import InvalidQueryError, NoRunError, StaleCursorError, StoreError
 from churnrisk.store.queries import (
     _ACCOUNT_ROWS,
+    _ASCENDING,
     _HISTORY_COLUMNS,
     _RUN_ORDER,
     _SORT_COLUMNS,
@@ -67,6 +69,35 @@ def _with_totals(conn: Connection, runs: list[RunRecord]) -> list[dict[str, Any]
             }
         )
     return points
+
+
+def _with_contact(
+    rows: list[dict[str, Any]],
+    activities: ActivityStore,
+    run: RunRecord,
+    *,
+    today: date,
+    days: int,
+) -> None:
+    """Add ``last_contact``, ``snoozed_until`` and ``needs_contact`` to a page's rows.
+
+    ``last_contact`` is the latest contact activity
+    (:meth:`ActivityStore.last_contacts`, calls, meetings, e-mails and offers);
+    ``needs_contact`` is true for a row of the run's highest tier whose last contact is
+    before midnight UTC ``days`` days before ``today``, or that was never contacted.
+    """
+    ids = [str(r["account_id"]) for r in rows]
+    if not ids:
+        return
+    contacts = activities.last_contacts(account_ids=ids)
+    snoozes = activities.snoozed(today, account_ids=ids)
+    since = datetime.combine(today - timedelta(days=days), time(), UTC)
+    top = run.tier_names[0]
+    for row, account_id in zip(rows, ids, strict=True):
+        last = contacts.get(account_id)
+        row["last_contact"] = last
+        row["snoozed_until"] = snoozes.get(account_id)
+        row["needs_contact"] = row["risk_tier"] == top and (last is None or last < since)
 
 
 def _no_run_message() -> str:
@@ -220,6 +251,14 @@ class ScoreReader:
             An unknown sort or a limit below 1.
         """
         after_cursor = None if query.cursor is None else _decode_cursor(query.cursor, query.sort)
+        if query.contact_days < 1:
+            raise InvalidQueryError(
+                f"contact_days {query.contact_days} is below 1: ask for at least one day"
+            )
+        today = query.today or datetime.now(UTC).date()
+        activities = ActivityStore(self._database)
+        hidden = () if query.include_snoozed else tuple(sorted(activities.snoozed(today)))
+        dialect = self._database.engine.dialect.name
         with (
             self._database.errors("read the at-risk list"),
             self._database.engine.connect() as conn,
@@ -237,10 +276,7 @@ class ScoreReader:
                         " (leave `cursor` out)"
                     )
                 after = (value, account_id)
-            stmt = at_risk_select(
-                query, run.run_id, dialect=self._database.engine.dialect.name, after=after
-            )
-            filters = at_risk_filters(query, run.run_id)
+            filters = at_risk_filters(query, run.run_id, hidden=hidden)
             total = (
                 run.accounts  # every row of the run: no need to count
                 if len(filters) == 1
@@ -248,14 +284,78 @@ class ScoreReader:
                     sa.select(sa.func.count()).select_from(scores).where(*filters)
                 ).scalar_one()
             )
-            rows = [dict(r._mapping) for r in conn.execute(stmt)]
+            rows: list[dict[str, Any]] = []
+            ascending = query.sort in _ASCENDING
+            in_nulls = ascending and after is not None and after[0] is None
+            if not in_nulls:
+                stmt = at_risk_select(
+                    query, run.run_id, dialect=dialect, after=after, hidden=hidden
+                )
+                rows = [dict(r._mapping) for r in conn.execute(stmt)]
+            if ascending and len(rows) <= query.limit:
+                # the known renewals ran out: the accounts without one follow, by id
+                stmt = at_risk_select(
+                    query,
+                    run.run_id,
+                    dialect=dialect,
+                    after=after if in_nulls else None,
+                    hidden=hidden,
+                    nulls=True,
+                    limit=query.limit + 1 - len(rows),
+                )
+                rows += [dict(r._mapping) for r in conn.execute(stmt)]
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
             last = rows[-1]
             column = _SORT_COLUMNS[query.sort].name
             next_cursor = _encode_cursor(run.run_id, query.sort, last[column], last["account_id"])
+        _with_contact(rows, activities, run, today=today, days=query.contact_days)
         return AtRiskPage(run=run, rows=rows, next_cursor=next_cursor, total=int(total))
+
+    def renewals(
+        self, days: int, *, owner: str | None = None, today: date | None = None, limit: int = 500
+    ) -> dict[str, Any]:
+        """Return the current run's accounts renewing within ``days`` days, by tier.
+
+        Keys: ``run`` (:class:`RunRecord`), ``tiers`` (``[{"tier", "accounts", "mrr",
+        "arr"}]``, every tier of the run, riskiest first, zeros included; ``mrr`` sums
+        ``renewal_mrr``, ``arr = 12 x mrr``), ``total`` (the same over every tier),
+        ``rows`` (the at-risk list's rows with ``renewing_within=days`` sorted by renewal,
+        snoozed accounts included, at most ``limit``) and ``truncated``.
+
+        Raises
+        ------
+        NoRunError
+            The store holds no run yet.
+        """
+        query = AtRiskQuery(
+            owner=owner,
+            renewing_within=days,
+            sort="renewal",
+            limit=limit,
+            include_snoozed=True,
+            today=today,
+        )
+        page = self.at_risk(query)
+        amount = sa.func.coalesce(sa.func.sum(scores.c.renewal_mrr), 0.0)
+        stmt = (
+            sa.select(scores.c.risk_tier, sa.func.count().label("n"), amount.label("mrr"))
+            .where(*at_risk_filters(query, page.run.run_id))
+            .group_by(scores.c.risk_tier)
+        )
+        with self._database.errors("read renewals"), self._database.engine.connect() as conn:
+            found = {r.risk_tier: (int(r.n), float(r.mrr)) for r in conn.execute(stmt)}
+        counts = [(t, *found.get(t, (0, 0.0))) for t in page.run.tier_names]
+        tiers = [{"tier": t, "accounts": n, "mrr": m, "arr": 12 * m} for t, n, m in counts]
+        mrr = sum(m for _, _, m in counts)
+        return {
+            "run": page.run,
+            "tiers": tiers,
+            "total": {"accounts": page.total, "mrr": mrr, "arr": 12 * mrr},
+            "rows": page.rows,
+            "truncated": page.next_cursor is not None,
+        }
 
     def account_detail(
         self, account_id: str, *, current_run_id: str | None = None

@@ -82,14 +82,25 @@ class AtRiskQuery:
         Keep accounts with ``churn_probability >= min_probability``.
     min_mrr
         Keep accounts with ``mrr >= min_mrr``.
+    renewing_within
+        Keep accounts with ``0 <= days_to_renewal <= renewing_within``.
     sort
         Order, descending: ``probability`` (churn probability), ``mrr_at_risk``,
         ``clv`` (lifetime CLV) or ``change`` (probability change, accounts without a
-        previous score last); ties by ``account_id`` ascending.
+        previous score last); or ascending: ``renewal`` (soonest renewal first, accounts
+        without a known renewal last); ties by ``account_id`` ascending.
     limit
         Rows per page (at least 1).
     cursor
         ``next_cursor`` of the previous page, or None for the first page.
+    include_snoozed
+        Keep snoozed accounts (an activity's ``snooze_until`` after ``today``, see
+        :mod:`churnrisk.store.activities`); by default they are left out.
+    contact_days
+        A row of the highest tier ``needs_contact`` when its last contact is older than
+        this many days before ``today`` (or there is none).
+    today
+        The day snoozes and contact are judged on (``None``: today in UTC).
     """
 
     tiers: tuple[str, ...] = ()
@@ -98,9 +109,13 @@ class AtRiskQuery:
     owner: str | None = None
     min_probability: float | None = None
     min_mrr: float | None = None
-    sort: Literal["probability", "mrr_at_risk", "clv", "change"] = "probability"
+    renewing_within: int | None = None
+    sort: Literal["probability", "mrr_at_risk", "clv", "change", "renewal"] = "probability"
     limit: int = 50
     cursor: str | None = None
+    include_snoozed: bool = False
+    contact_days: int = 14
+    today: date | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +127,9 @@ class AtRiskPage:
     run
         The run the rows come from (the current run).
     rows
-        Score rows (every ``scores`` column, drivers decoded to lists), in query order.
+        Score rows (every ``scores`` column, drivers decoded to lists), in query order,
+        each with ``last_contact`` (aware UTC datetime of the latest contact activity, or
+        None), ``snoozed_until`` (date or None) and ``needs_contact`` (bool).
     next_cursor
         Cursor of the next page, or None on the last page.
     total

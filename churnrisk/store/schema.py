@@ -49,7 +49,7 @@ from churnrisk.scorerow import FIELDS_BY_NAME, SCORE_FIELDS, ScoreField, fields_
 VERSION_TABLE = "churnrisk_store_version"
 
 #: The Alembic revision the code in this package expects.
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -199,6 +199,16 @@ sa.Index(
     scores.c.probability_change.desc().nulls_last(),
     scores.c.account_id,
     *_filters_but("ix_scores_run_change"),
+)
+# The renewal sort is ascending (soonest first) with accounts without a renewal last:
+# PostgreSQL's ASC puts NULLs last, SQLite's first, so the page query walks the known
+# renewals and then the NULL range as two seeks (:func:`churnrisk.store.queries.at_risk_select`).
+sa.Index(
+    "ix_scores_run_renewal",
+    scores.c.run_id,
+    scores.c.days_to_renewal,
+    scores.c.account_id,
+    *_filters_but("ix_scores_run_renewal"),
 )
 sa.Index(
     "ix_scores_run_tier",

@@ -180,6 +180,12 @@ class ScoreStore:
         """Return one page of the current run's at-risk list (:meth:`ScoreReader.at_risk`)."""
         return self.reader.at_risk(query)
 
+    def renewals(
+        self, days: int, *, owner: str | None = None, today: date | None = None
+    ) -> dict[str, Any]:
+        """Return the renewals of the next ``days`` days by tier (:meth:`ScoreReader.renewals`)."""
+        return self.reader.renewals(days, owner=owner, today=today)
+
     def account_detail(
         self, account_id: str, *, current_run_id: str | None = None
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:

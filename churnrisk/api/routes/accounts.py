@@ -1,17 +1,30 @@
-"""The at-risk list, one account's detail, the summary of the current run and the trend.
+"""The at-risk list, the renewals, one account's detail, the summary and the trend.
 
 These answers only change when a new run lands, so they are served from the response
 cache (serialised bytes keyed by the store's marker and the normalised request). The
 routes are ``async``: a cache hit costs no thread hop; a miss reads the store in the
 thread pool, once for all the concurrent requests that miss on the same answer.
+
+The at-risk list and the renewals also carry what customer success did (last contact,
+snooze, needs contact), which changes with every activity, and the day (a snooze ends,
+a contact ages). Their cache keys therefore hold the activities' stamp
+(:meth:`ActivityStore.stamp <churnrisk.store.activities.ActivityStore.stamp>`: count and
+latest ``recorded_at``, one indexed aggregate read per request) and today's UTC date,
+rather than leaving the activity columns uncached: a POST of an activity changes the
+stamp in the database, so the very next list request of any worker misses and shows
+it, while the score rows, the expensive part, stay cached between activities. Keeping
+the activity columns out of the cache instead would not do: the snooze filter decides
+which accounts are on a page, so the page itself depends on the activities.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -31,6 +44,7 @@ from churnrisk.api.schemas import (
     AccountDetailPublic,
     AtRiskPagePublic,
     AtRiskParams,
+    RenewalsPublic,
     SearchPublic,
     SummaryPublic,
     TrendPublic,
@@ -141,7 +155,7 @@ def _at_risk_body(state: ServiceState, marker: Marker, query: AtRiskQuery, key: 
     body = dumps(
         {
             "run": shapes.run_dict(page.run),
-            "data": [shapes.risk_row(row) for row in page.rows],
+            "data": [shapes.at_risk_row(row) for row in page.rows],
             "next_cursor": page.next_cursor,
             "total": page.total,
             "notes": _absent_notes(store, page.run, query) if page.total == 0 else [],
@@ -178,12 +192,99 @@ async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
         owner=params.owner,
         min_probability=params.min_probability,
         min_mrr=params.min_mrr,
+        renewing_within=params.renewing_within,
         sort=params.sort,
         limit=params.limit,
         cursor=params.cursor,
+        include_snoozed=params.include_snoozed,
+        contact_days=params.contact_days,
+        today=datetime.now(UTC).date(),
     )
-    key = (marker.key, "at-risk", query)
+    key = (marker.key, "at-risk", query, await _activity_stamp(state))
     return await _cached(state, key, _at_risk_body, state, marker, query, key)
+
+
+async def _activity_stamp(state: ServiceState) -> Any:
+    """Return the activities' stamp for a cache key (see the module's docstring).
+
+    Read afresh for every request, never shared with a concurrent one: a read that began
+    before an activity was committed could miss it.
+    """
+    store = get_store(state)
+    if state.inline_reads:
+        return store.activities.stamp()
+    return await anyio.to_thread.run_sync(store.activities.stamp, limiter=state.flights.limiter)
+
+
+MAX_RENEWALS = 500
+"""Renewal rows listed at most (the tiers and total count them all)."""
+
+
+def _renewals_body(
+    state: ServiceState,
+    marker: Marker,
+    days: int,
+    owner: str | None,
+    today: date,
+    key: Any,
+) -> bytes:
+    store = get_store(state)
+    try:
+        found = store.reader.renewals(days, owner=owner, today=today, limit=MAX_RENEWALS)
+    except NoRunError as exc:
+        raise _no_run() from exc
+    run = found["run"]
+    body = dumps(
+        {
+            "as_of": run.as_of,
+            "days": days,
+            "owner": owner,
+            "tiers": found["tiers"],
+            "total": found["total"],
+            "data": [shapes.at_risk_row(row) for row in found["rows"]],
+            "truncated": found["truncated"],
+        }
+    )
+    _cache_or_drop(state, marker, key, run.run_id, body)
+    return body
+
+
+@router.get(
+    "/renewals",
+    response_model=RenewalsPublic,
+    responses=problem_responses(400, 401, 404, 503),
+    summary="Renewals of the next days, with ARR up for renewal by risk tier",
+)
+async def renewals(
+    _key: ReadKey,
+    state: StateDep,
+    days: Annotated[
+        int, Query(ge=1, le=730, description="Renewals within this many days of the as-of date.")
+    ] = 90,
+    owner: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_TEXT,
+            pattern=TEXT_PATTERN,
+            description='Only this owner\'s accounts ("my book").',
+        ),
+    ] = None,
+) -> Response:
+    """Return the current run's accounts renewing within `days` days, soonest first.
+
+    `tiers` gives, for every tier of the run (riskiest first, zeros included), the
+    accounts renewing and the MRR and ARR (12 x MRR) up for renewal (`renewal_mrr`);
+    `total` the same over every tier. `data` lists the accounts like the at-risk list
+    (snoozed ones included), at most 500 (`truncated` says when there are more). An
+    owner with no account gives zeros, not an error.
+    """
+    marker = await current_marker(state)
+    if marker.current is None:
+        raise _no_run()
+    today = datetime.now(UTC).date()
+    key = (marker.key, "renewals", days, owner, today, await _activity_stamp(state))
+    return await _cached(state, key, _renewals_body, state, marker, days, owner, today, key)
 
 
 def _detail_body(state: ServiceState, marker: Marker, account_id: str, key: Any) -> bytes:

@@ -106,6 +106,18 @@ def risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return _score_fields(row, _LIST_FIELDS, "list")
 
 
+CONTACT_FIELDS = ("last_contact", "snoozed_until", "needs_contact")
+"""What the at-risk list adds to each score row from the CS activities."""
+
+
+def at_risk_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a page row of the store as :class:`AtRiskRowPublic` (score and contact)."""
+    out = risk_row(row)
+    out.update({k: row.get(k) for k in CONTACT_FIELDS})
+    out["needs_contact"] = bool(out["needs_contact"])
+    return out
+
+
 def detail(row: Mapping[str, Any], history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Return an account's latest row and history as :class:`AccountDetailPublic`."""
     out = _score_fields(row, _DETAIL_FIELDS, "detail")
