@@ -705,10 +705,15 @@ def score_line(outcome: jobs.ScoreOutcome) -> str:
     at_risk = f"MRR at risk {outcome.mrr_at_risk:,.0f}"
     if outcome.change is not None:
         at_risk += f", {outcome.change:+,.0f} since {outcome.since}"
+    imported = (
+        ""
+        if outcome.activities is None
+        else f"; {outcome.activities:,} CS activities imported from before {record.as_of}"
+    )
     return (
         f"scored {record.accounts:,} accounts as of {record.as_of} ({tiers}; {at_risk})"
         f" with churnrisk-churn v{record.churn_version}; run {record.run_id} in"
-        f" {outcome.store_url}"
+        f" {outcome.store_url}{imported}"
     )
 
 
@@ -718,7 +723,14 @@ def score_line(outcome: jobs.ScoreOutcome) -> str:
 @app.command()
 def scorecard(
     data: DataArg,
-    k: Annotated[int, typer.Option(help="Size of the list each run is graded on.", min=1)] = 50,
+    k: Annotated[
+        int | None,
+        typer.Option(
+            help="Size of the list each run is graded on (default: the champion's backtest"
+            " capacity_k, the accounts CS can contact per run; 100 by default).",
+            min=1,
+        ),
+    ] = None,
     runs: Annotated[int, typer.Option(help="How many as-of dates to read.", min=1)] = 104,
     plot: Annotated[
         Path | None, typer.Option(help="Write the reliability and tier plot here (PNG).")
@@ -731,11 +743,7 @@ def scorecard(
     """Grade the kept scoring runs against what happened, and check the features' drift."""
     done = jobs.review(data, _settings(), k=k, runs=runs, quarantine=quarantine, progress=SHOWN)
     card = done.card
-    drifted = (
-        []
-        if done.drift is None
-        else list(done.drift.loc[done.drift["drifted"]].itertuples(index=False))
-    )
+    k = card.k
     if plot is not None:
         card.figure().savefig(plot, dpi=110)
     if fmt == "json":
@@ -770,11 +778,8 @@ def scorecard(
         f"flagged early: {lead.flagged:,} of {lead.churns:,} churns were high risk first; {early}",
         markup=False,
     )
-    for row in drifted:
-        err.print(
-            f"[yellow]warning:[/] feature {row.feature} drifted since training (PSI"
-            f" {row.psi:.2f} as of {done.latest.as_of}); retrain when the book has changed"
-        )
+    for warning in jobs.drift_warnings(done.drift, done.latest.as_of):
+        err.print(f"[yellow]warning:[/] {warning}")
     where = f"; plot in {plot}" if plot is not None else ""
     out.print(
         f"graded {card.graded_runs} run(s) ({card.open_runs} still open) from {done.store_url}"

@@ -44,6 +44,9 @@ from churnrisk.models.evaluation import mrr_recall_at_k, precision_at_k, recall_
 OUTCOME_COLUMNS: tuple[str, ...] = ("churned", "churn_day")
 """What :func:`outcomes` adds to each scored row."""
 
+RELIABILITY_COLUMNS: tuple[str, ...] = ("lower", "upper", "rows", "predicted", "observed")
+"""The columns of :attr:`Scorecard.reliability` (empty while no run is graded)."""
+
 
 def outcomes(
     ds: TableSet, scores: pd.DataFrame, cfg: LabelConfig, *, observed_end: date | None = None
@@ -154,7 +157,8 @@ class Scorecard:
     tiers: list[TierOutcome]
     runs: list[RunOutcome]
     reliability: pd.DataFrame
-    """:func:`churnrisk.models.evaluation.reliability` of every graded row."""
+    """:func:`churnrisk.models.evaluation.reliability` of every graded row (no rows while
+    no run is graded)."""
     lead: LeadTime
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,7 +247,11 @@ def grade(
                 mrr_caught=mrr_recall_at_k(y, p, mrr, k=k) if lost else None,
             )
         )
-    curve = reliability(y_all.to_numpy(), closed["probability"].to_numpy(float))
+    curve = (
+        reliability(y_all.to_numpy(), closed["probability"].to_numpy(float))
+        if len(closed)
+        else pd.DataFrame({c: pd.Series(dtype=float) for c in RELIABILITY_COLUMNS})
+    )
     return Scorecard(
         k=k,
         graded_runs=len(graded_days),

@@ -1399,6 +1399,24 @@ def test_metrics_route_matches_the_cli_engine(served: Api, champion: dict[str, A
     assert response.json()["period"] == "2025Q3"
 
 
+def test_scorecard_route_grades_with_the_champion_and_measures_its_drift(
+    served: Api, champion: dict[str, Any]
+) -> None:
+    from churnrisk.jobs.review import drift_warnings, scorecard_of
+    from churnrisk.validate import load
+
+    bundle = served.service.models.bundle
+    done = scorecard_of(load(champion["world"]).dataset, served.store, bundle)
+    assert done.drift is not None
+    assert len(done.drift) > 0
+    body = served.get("/v1/scorecard").json()
+    assert body["k"] == bundle.config.backtest.capacity_k
+    assert body["as_of"] == "2026-11-01"
+    assert body["drift"] == orjson.loads(orjson.dumps(done.drift.to_dict("records")))
+    assert body["warnings"] == drift_warnings(done.drift, done.latest.as_of)
+    assert body["runs"] == orjson.loads(orjson.dumps(done.card.to_dict()["runs"]))
+
+
 @pytest.mark.parametrize(
     "period", ["2026-13", "2026-1", "%202026-10%20", "2026-10%0A", "2026Q5", "x"]
 )

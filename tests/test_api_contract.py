@@ -30,7 +30,16 @@ from store_fixtures import sqlite_url
 
 from churnrisk.api import create_app
 from churnrisk.api.deps import AdminKey, WriteKey
-from churnrisk.api.routes import accounts, activities, export, health, keys, service, status
+from churnrisk.api.routes import (
+    accounts,
+    activities,
+    export,
+    health,
+    keys,
+    review,
+    service,
+    status,
+)
 from churnrisk.store import ScoreStore
 
 PROBLEM = "application/problem+json"
@@ -50,6 +59,7 @@ def _route(path: str, method: str) -> Any:
         export.router,
         health.router,
         keys.router,
+        review.router,
         service.router,
         status.router,
     )
@@ -71,7 +81,7 @@ def test_every_error_a_route_can_give_is_documented_as_a_problem(api: Api) -> No
     document = api.get("/openapi.json", key=None).json()
     problem_schema = {"$ref": "#/components/schemas/Problem"}
     operations = [(p, m, op) for p, ops in document["paths"].items() for m, op in ops.items()]
-    assert len(operations) == 17
+    assert len(operations) == 20
     for path, method, operation in operations:
         route = _route(path, method)
         expected = set()

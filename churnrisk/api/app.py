@@ -36,7 +36,16 @@ from churnrisk.api import logs, security
 from churnrisk.api.deps import SECURITY_SCHEMES
 from churnrisk.api.errors import PROBLEM_JSON, install_handlers
 from churnrisk.api.methods import MethodsMiddleware
-from churnrisk.api.routes import accounts, activities, export, health, keys, service, status
+from churnrisk.api.routes import (
+    accounts,
+    activities,
+    export,
+    health,
+    keys,
+    review,
+    service,
+    status,
+)
 from churnrisk.api.state import (
     ChampionWatch,
     LoadedModels,
@@ -166,6 +175,7 @@ def create_app(
     install_handlers(app)
     app.add_middleware(MethodsMiddleware)
     app.include_router(activities.router)  # before the account route: its id is a path
+    app.include_router(review.router)  # so is the usage route's
     app.include_router(accounts.router)
     app.include_router(service.router)
     app.include_router(export.router)

@@ -87,6 +87,14 @@ def never_scored(account_id: str) -> ProblemError:
     )
 
 
+NO_RUN = "no scoring run yet: run `churnrisk score DATA`"
+
+
+def no_run() -> ProblemError:
+    """Return the 404 of a route that needs a scoring run when the store has none."""
+    return ProblemError(404, NO_RUN, kind="no-run")
+
+
 def param_error(name: str, where: str, message: str) -> dict[str, str]:
     """Return one ``errors`` item: the parameter, where it was, and what is wrong."""
     return {"parameter": name, "in": where, "message": message}

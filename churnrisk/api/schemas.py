@@ -601,3 +601,120 @@ class RenewalsPublic(_Public):
         description="The renewing accounts, soonest first (ties by id), at most 500."
     )
     truncated: bool = Field(description="Whether more accounts renew than `data` lists.")
+
+
+# --------------------------------------------------------------------------- review
+
+
+class TierOutcomePublic(_Public):
+    """What became of the accounts one tier held, over every graded run."""
+
+    tier: str
+    accounts: int = Field(description="Scored rows in the tier (an account once per run).")
+    churned: int
+    rate: float | None = Field(description="Realised churn rate (null: an empty tier).")
+
+
+class RunOutcomePublic(_Public):
+    """One graded run: how its top `k` fared."""
+
+    as_of: date
+    accounts: int
+    churned: int
+    precision_at_k: float
+    recall_at_k: float | None = Field(description="Null when nobody churned after the run.")
+    mrr_caught: float | None = Field(
+        description="Share of the churned MRR the top `k` carried (null: no MRR churned)."
+    )
+
+
+class ReliabilityBinPublic(_Public):
+    """One bin of the reliability curve of the past probabilities."""
+
+    lower: float
+    upper: float
+    rows: int
+    predicted: float = Field(description="Mean probability of the bin's rows.")
+    observed: float = Field(description="Share of the bin's rows that churned.")
+
+
+class LeadTimePublic(_Public):
+    """How early the high tier named the accounts that churned."""
+
+    churns: int
+    flagged: int = Field(description="Churns put in the high tier by a run before them.")
+    median_days: float | None = Field(description="Median days from that first flag to churn.")
+
+
+class DriftPublic(_Public):
+    """A feature's population stability index between training and the latest run."""
+
+    feature: str
+    psi: float
+    drifted: bool = Field(description="Whether the PSI is above `drift_threshold`.")
+
+
+class ScorecardPublic(_Public):
+    """How right the kept runs were, and how far the features drifted since training."""
+
+    as_of: date = Field(description="The latest run's as-of date (where drift is measured).")
+    k: int = Field(description="Size of the list each run is graded on.")
+    graded_runs: int
+    open_runs: int = Field(description="Runs whose label window has not closed: not graded.")
+    tiers: list[TierOutcomePublic]
+    runs: list[RunOutcomePublic]
+    reliability: list[ReliabilityBinPublic]
+    lead: LeadTimePublic
+    drift: list[DriftPublic] | None = Field(
+        description="Null without a champion that kept its training distribution."
+    )
+    drift_threshold: float
+    warnings: list[str] = Field(description="One sentence per drifted feature.")
+
+
+class UsageMonthPublic(_Public):
+    """One calendar month of an account's usage."""
+
+    month: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="`YYYY-MM`.")
+    events: int
+    active_users: int = Field(description="Distinct users behind the month's events.")
+    tickets: int = Field(description="Support tickets opened in the month.")
+    nps: float | None = Field(description="Mean NPS answer of the month (null: none).")
+    partial: bool = Field(description="Month-to-date: cut short by the as-of date.")
+
+
+class UsagePublic(_Public):
+    """An account's usage per calendar month before the current run's as-of date."""
+
+    account_id: str
+    as_of: date
+    months: list[UsageMonthPublic]
+
+
+class WinBackRowPublic(_Public):
+    """An account that churned lately, with its value and what its last score said."""
+
+    account_id: str
+    name: str | None
+    segment: str | None
+    owner: str | None
+    churn_day: date
+    days_since_churn: int
+    mrr: float = Field(description="The MRR it paid on the day before it churned.")
+    events_after_end: int
+    active_days_after_end: int
+    users_after_end: int
+    last_used: date | None
+    used_after_end: bool = Field(description="Whether it used the product after its churn.")
+    still_using: bool = Field(description="Whether it used the product in the last 14 days.")
+    last_probability: float | None = Field(description="Its last score before it churned.")
+    lifetime_clv: float | None
+    last_drivers: list[str] = Field(description="What raised that last score.")
+
+
+class WinBackPublic(_Public):
+    """The accounts that churned in the `days` before the current run's as-of date."""
+
+    as_of: date
+    days: int
+    data: list[WinBackRowPublic]

@@ -422,9 +422,10 @@ class MetricsSource:
     started without ``--data`` answers metrics as soon as a run exists.
 
     DuckDB connections are not thread-safe, so loading and every computation hold one
-    lock. Results are kept per ``(period, segment)`` in a small LRU of serialised
-    answers; the data set is re-read (and the results forgotten) when a new scoring run
-    lands, since new scores usually mean new data.
+    lock. Results (the metrics per ``(period, segment)``, and the review's answers: the
+    scorecard, an account's monthly usage, the win-back list) are kept in a small LRU of
+    serialised answers; the data set is re-read (and the results forgotten) when a new
+    scoring run lands, since new scores usually mean new data.
 
     What callers without an admin key are told never holds a server path: the reasons
     are generic and the detail (:attr:`last_error`) goes to the log and to admins.
@@ -446,7 +447,7 @@ class MetricsSource:
         self._lock = threading.Lock()
         self._dataset: Dataset | None = None
         self._loaded_for: Hashable = None
-        self._results: LRUCache[tuple[str | None, str | None], bytes] = LRUCache(max_entries)
+        self._results: LRUCache[Hashable, bytes] = LRUCache(max_entries)
 
     def source_for(self, run: RunRecord | None) -> Path | None:
         """Return the data source metrics are computed from while ``run`` is current.
@@ -531,13 +532,32 @@ class MetricsSource:
         """
         from churnrisk.metrics import period_metrics
 
+        return self.answer(
+            ("metrics", period, segment),
+            lambda ds: period_metrics(ds, period, segment=segment),
+            run,
+        )
+
+    def answer(
+        self, key: Hashable, build: Callable[[Dataset], Any], run: RunRecord | None
+    ) -> bytes:
+        """Return the serialised ``build(data set)``, cached under ``key`` for this run.
+
+        Every answer computed from the data source goes through here: the data set is
+        read once per current run (and the answers forgotten when a new run lands), and
+        computations take turns on its one DuckDB connection.
+
+        Raises
+        ------
+        MetricsUnavailableError
+            When there is no data source or it cannot be read.
+        """
         path = self._source(run)
         with self._lock:
             ds = self._data(path, run)
-            key = (period, segment)
             body = self._results.get(key)
             if body is None:
-                body = dumps(period_metrics(ds, period, segment=segment))
+                body = dumps(build(ds))
                 self._results[key] = body
             return body
 

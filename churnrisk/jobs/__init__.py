@@ -51,7 +51,16 @@ from churnrisk.jobs.progress import (
     Progress,
     Quiet,
 )
-from churnrisk.jobs.review import Reviewed, WinBack, review, win_back
+from churnrisk.jobs.review import (
+    Reviewed,
+    WinBack,
+    capacity_k,
+    drift_warnings,
+    review,
+    scorecard_of,
+    win_back,
+    win_back_of,
+)
 from churnrisk.jobs.scoring import (
     Champion,
     ScoreOutcome,
@@ -108,10 +117,12 @@ __all__ = [
     "WinBack",
     "alerts_config",
     "backtest",
+    "capacity_k",
     "check_port",
     "create_api_key",
     "demo",
     "demo_start",
+    "drift_warnings",
     "explain",
     "generate",
     "list_api_keys",
@@ -127,10 +138,12 @@ __all__ = [
     "run_alerts",
     "score",
     "score_dataset",
+    "scorecard_of",
     "send_sample",
     "serve",
     "train",
     "train_dataset",
     "upgrade_store",
     "win_back",
+    "win_back_of",
 ]

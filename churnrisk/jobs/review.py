@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from churnrisk.config import LabelConfig
+from churnrisk.config import BacktestConfig, LabelConfig
 from churnrisk.errors import ConfigError
 from churnrisk.jobs.progress import QUIET, Progress
 from churnrisk.jobs.scoring import load_champion
@@ -103,19 +103,63 @@ def drift_since_training(ds: Dataset, models: ChurnRiskModels, as_of: date) -> p
     return feature_drift(models.drift, panel)
 
 
+def capacity_k(models: ChurnRiskModels | None) -> int:
+    """Return the scorecard's default list size: the accounts CS can contact per run.
+
+    One definition of it: the backtest's ``capacity_k``
+    (:class:`~churnrisk.config.BacktestConfig`) of the champion's configuration, else
+    the default configuration's.
+    """
+    backtest = models.config.backtest if models is not None else BacktestConfig()
+    return backtest.capacity_k
+
+
+def drift_warnings(drift: pd.DataFrame | None, as_of: date) -> list[str]:
+    """Return one warning per feature that drifted beyond the threshold, largest PSI first."""
+    if drift is None:
+        return []
+    return [
+        f"feature {row.feature} drifted since training (PSI {row.psi:.2f} as of {as_of});"
+        " retrain when the book has changed"
+        for row in drift.loc[drift["drifted"]].itertuples(index=False)
+    ]
+
+
+def scorecard_of(
+    ds: Dataset,
+    store: ScoreStore,
+    models: ChurnRiskModels | None,
+    *,
+    k: int | None = None,
+    runs: int = 104,
+) -> Reviewed:
+    """Grade the runs kept in ``store`` against ``ds`` and measure drift as of the latest.
+
+    The label (horizon and grace) and the default ``k`` (:func:`capacity_k`) are the
+    champion's; without a champion, the defaults, and no drift. The drift needs a
+    champion that kept its training distribution.
+    """
+    labels = models.config.labels if models is not None else LabelConfig()
+    size = capacity_k(models) if k is None else k
+    card, latest = grade_runs(ds, store, labels=labels, k=size, runs=runs)
+    drift = None
+    if models is not None and models.drift:
+        drift = drift_since_training(ds, models, latest.as_of)
+    return Reviewed(card=card, drift=drift, latest=latest, store_url=store.url)
+
+
 def review(
     data: Path,
     settings: Settings,
     *,
-    k: int = 50,
+    k: int | None = None,
     runs: int = 104,
     quarantine: Path | None = None,
     progress: Progress = QUIET,
 ) -> Reviewed:
     """Grade the runs kept in the score store against ``data``, and measure feature drift.
 
-    The label (horizon and grace) is the champion's; without a champion, the default
-    label, and no drift.
+    As :func:`scorecard_of`, with the champion of the tracking store of ``settings``.
     """
     ds = load_data(data, quarantine=quarantine, progress=progress).dataset
     tracker = open_tracker(settings)
@@ -123,16 +167,11 @@ def review(
     if tracker.champion_info() is not None:
         with progress.working("loading the champion"):
             models = load_champion(tracker).models
-    labels = models.config.labels if models is not None else LabelConfig()
-    with open_store(settings) as store:
-        with progress.working("grading the kept runs against what happened"):
-            card, latest = grade_runs(ds, store, labels=labels, k=k, runs=runs)
-        url = store.url
-    drift = None
-    if models is not None and models.drift:
-        with progress.working(f"measuring feature drift as of {latest.as_of}"):
-            drift = drift_since_training(ds, models, latest.as_of)
-    return Reviewed(card=card, drift=drift, latest=latest, store_url=url)
+    with (
+        open_store(settings) as store,
+        progress.working("grading the kept runs against what happened; measuring drift"),
+    ):
+        return scorecard_of(ds, store, models, k=k, runs=runs)
 
 
 @dataclass(frozen=True)
@@ -187,14 +226,23 @@ def win_back(
 ) -> WinBack:
     """List the accounts that churned in the last ``days`` (default as of the data's end)."""
     from churnrisk.dataset import observation_end
-    from churnrisk.winback import winback
 
     ds = load_data(data, quarantine=quarantine, progress=progress).dataset
     day = as_of or observation_end(ds)
-    with progress.working(f"finding the accounts that churned in the {days} days before {day}"):
-        churned = winback(ds, day, days=days, recent_days=recent_days)
-    with open_store(settings) as store:
-        scored = last_scores(store, churned) if store.current_run() else None
-    if scored is not None:
-        churned = churned.merge(scored, on="account_id", how="left")
-    return WinBack(accounts=churned, as_of=day)
+    with (
+        progress.working(f"finding the accounts that churned in the {days} days before {day}"),
+        open_store(settings) as store,
+    ):
+        return win_back_of(ds, store, day, days=days, recent_days=recent_days)
+
+
+def win_back_of(
+    ds: Dataset, store: ScoreStore, as_of: date, *, days: int = 90, recent_days: int = 14
+) -> WinBack:
+    """Return :func:`churnrisk.winback.winback` with what ``store`` last said of each account."""
+    from churnrisk.winback import winback
+
+    churned = winback(ds, as_of, days=days, recent_days=recent_days)
+    if store.current_run() is not None:
+        churned = churned.merge(last_scores(store, churned), on="account_id", how="left")
+    return WinBack(accounts=churned, as_of=as_of)

@@ -33,6 +33,7 @@ from churnrisk.api.errors import (
     ProblemError,
     bad_request,
     never_scored,
+    no_run,
     param_error,
     problem_responses,
 )
@@ -63,11 +64,9 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
 
 JSON = "application/json"
 
-NO_RUN = "no scoring run yet: run `churnrisk score DATA`"
-
 
 def _no_run() -> ProblemError:
-    return ProblemError(404, NO_RUN, kind="no-run")
+    return no_run()
 
 
 def _tiers(requested: list[str], run: RunRecord) -> tuple[str, ...]:

@@ -42,6 +42,7 @@ ACCOUNT_LINKS: dict[str, Any] = {
         ("activities", "list_activities", "The CS activities"),
         ("addActivity", "add_activity", "Record a CS activity"),
         ("plays", "account_plays", "The matching plays"),
+        ("usage", "account_usage", "The monthly usage"),
     )
 }
 """OpenAPI links from the at-risk list to the account's activities and plays."""
