@@ -1762,7 +1762,7 @@
       const v = k * step;
       grid.append(s("line", { x1: m.left, x2: m.left + side, y1: y(v), y2: y(v) }),
         s("text", { x: m.left - 6, y: y(v), class: "tick", "text-anchor": "end", "dominant-baseline": "middle" }, `${Math.round(v * 100)}%`),
-        s("text", { x: x(v), y: m.top + side + 16, class: "tick", "text-anchor": "middle" }, `${Math.round(v * 100)}%`));
+        s("text", { x: x(v), y: m.top + side + 16, class: "tick", "text-anchor": k === 4 ? "end" : "middle" }, `${Math.round(v * 100)}%`));
     }
     svg.append(grid,
       s("line", { x1: x(0), y1: y(0), x2: x(top), y2: y(top), class: "threshold tone-stroke-grey", "data-testid": "reliability-diagonal" }),
