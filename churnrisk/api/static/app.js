@@ -18,6 +18,7 @@
   const LOCALE = "en-US";
   const CURRENCY = document.documentElement.dataset.currency || "USD";
   const SORTS = ["probability", "mrr_at_risk", "clv", "change", "renewal"];
+  const CONTACT_DAYS = 14; // a high-risk account not contacted for this many days is flagged
   const ASCENDING = new Set(["renewal"]); // soonest renewal first; the others riskiest first
   const TREND_POINTS = 26; // as-of dates in the book's trend card (half a year of weekly runs)
   const SVG_NS = "http://www.w3.org/2000/svg";
@@ -720,6 +721,7 @@
       return;
     }
     history.replaceState(null, "", `${location.pathname}${location.search}${state.listHash}`);
+    markTab("list");
     syncFilterInputs();
     loadBook();
     loadList(false);
@@ -765,6 +767,7 @@
     const params = queryParams(q);
     const key = params.toString();
     params.set("sort", q.sort);
+    params.set("contact_days", String(CONTACT_DAYS));
     params.set("limit", String(PAGE_SIZE));
     if (append && state.list.next) params.set("cursor", state.list.next);
     const seq = ++state.listSeq;
@@ -1287,6 +1290,8 @@
       if (a.dataset.view === name) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
       if (a.dataset.view === "list") a.href = state.listHash;
+      // the renewals of the book the list is filtered to
+      if (a.dataset.view === "renewals" && name !== "renewals") a.href = `#/renewals${state.query.owner ? `?${new URLSearchParams({ owner: state.query.owner })}` : ""}`;
     }
   }
 
@@ -1321,7 +1326,7 @@
     const flag = r.needs_contact
       ? h("span", {
         class: "flag", testid: "needs-contact",
-        title: "In the riskiest tier and not contacted lately: reach out", text: "Reach out",
+        title: `In the riskiest tier and no call, meeting, e-mail or offer in the last ${CONTACT_DAYS} days`, text: "Reach out",
       })
       : null;
     return h("td", { class: "col-contact", "data-col": "last_contact", "data-value": r.last_contact || null },
@@ -1810,10 +1815,13 @@
     if (!w.data.length) return h("p", { class: "card empty", testid: "winback-empty", text: `No customer churned in the ${count(w.days)} days before ${day(w.as_of)}.` });
     return h("div", { class: "table-box card" },
       h("table", { class: "risk-table", testid: "winback-table" },
-        h("thead", {}, h("tr", {}, ["Account", "Churned", "MRR", "Lifetime CLV", "Last score", "Last drivers", ""].map((t, i) =>
+        h("thead", {}, h("tr", {}, ["Account", "Churned", "MRR", "Lifetime CLV", "Last score", "Last drivers", "After the end"].map((t, i) =>
           h("th", { scope: "col", class: [2, 3, 4].includes(i) ? "num" : i === 0 ? "col-account" : null, text: t })))),
         h("tbody", {}, w.data.map((r) => h("tr", { testid: "winback-row", "data-account-id": r.account_id, "data-used-after-end": String(Boolean(r.used_after_end)) },
-          h("td", { class: "col-account" }, h("a", { href: accountHref(r.account_id), class: "acct-link", text: r.name || r.account_id }), h("span", { class: "acct-id", text: r.account_id })),
+          h("td", { class: "col-account" }, isNum(r.last_probability) // scored once: its page has the history
+            ? h("a", { href: accountHref(r.account_id), class: "acct-link", text: r.name || r.account_id })
+            : h("span", { class: "acct-link", title: "Never scored", text: r.name || r.account_id }),
+          h("span", { class: "acct-id", text: r.account_id })),
           h("td", { class: "nowrap", text: day(r.churn_day) }),
           h("td", { class: "num", text: money(r.mrr) }),
           h("td", { class: "num", text: money(r.lifetime_clv) }),
