@@ -985,6 +985,15 @@ def test_weekly_review_window_activity_snooze_and_play(page: Any, desk: Desk) ->
     cell = row.locator("[data-col=last_contact]").inner_text().split("\n")
     assert cell == ["today", f"snoozed to {long_day(until)}"]
 
+    # the snooze ends early: the account is back on the default list
+    row.locator("[data-col=plan]").click()
+    page.get_by_test_id("unsnooze").click()
+    page.get_by_test_id("snooze-form").wait_for()
+    page.get_by_test_id("back-link").click()
+    page.get_by_test_id("filter-snoozed").uncheck()
+    wait_rows(page, soonest)
+    assert ids(page, "at-risk-row][data-snoozed") == []
+
 
 def test_a_read_key_is_told_it_cannot_write(page: Any, service: Service) -> None:
     sign_in(page, service, "#/accounts/A013")
@@ -1021,6 +1030,15 @@ def test_search_opens_an_account_and_my_book_recomputes_the_headline(
     page.get_by_test_id("drivers-table").wait_for()
     assert text(page, "account-name") == CURRENT[hits[-1]]["name"]
     assert page.get_by_test_id("search-results").is_hidden()
+    # the keyboard: down to the first hit, Enter opens it
+    page.get_by_test_id("search-input").fill(q)
+    page.get_by_test_id("search-hit").first.wait_for()
+    page.get_by_test_id("search-input").press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "name => document.querySelector('[data-testid=account-name]')?.textContent === name",
+        arg=CURRENT[hits[0]]["name"],
+    )
     page.get_by_test_id("search-input").fill("no such account")
     page.get_by_test_id("search-none").wait_for()
 

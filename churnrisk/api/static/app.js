@@ -790,6 +790,8 @@
       if (page.run && state.summary && state.summary.run && page.run.run_id !== state.summary.run.run_id) {
         loadSummary().catch(report); // a new run landed: refresh the headline and filter values
         loadTrend();
+        state.book = null;
+        loadBook();
       }
       renderRows();
     } catch (err) {
@@ -1395,7 +1397,19 @@
       const first = list.querySelector("[data-account-id]");
       if (first) open(first.dataset.accountId);
     });
-    input.addEventListener("keydown", (e) => { if (e.key === "Escape") { close(); input.value = ""; } });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { close(); input.value = ""; }
+      if (e.key === "ArrowDown") { const first = list.querySelector("button"); if (first) { e.preventDefault(); first.focus(); } }
+    });
+    list.addEventListener("keydown", (e) => { // arrows move between the hits, Escape goes back to the box
+      const hits = [...list.querySelectorAll("button")];
+      const i = hits.indexOf(document.activeElement);
+      if (e.key === "Escape") { input.focus(); close(); return; }
+      if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+      e.preventDefault();
+      const next = e.key === "ArrowDown" ? i + 1 : i - 1;
+      if (next < 0) input.focus(); else if (hits[next]) hits[next].focus();
+    });
     document.addEventListener("click", (e) => { if (!e.target.closest("#search")) close(); });
   }
 
