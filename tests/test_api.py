@@ -285,8 +285,12 @@ def test_at_risk_first_page_shape_and_order(api: Api) -> None:
         "lifetime_clv": 900.0,
         "renewal_date": "2026-12-16",
         "days_to_renewal": 45,
+        "renewal_mrr": None,  # RUN2 was written without it
         # risers only
         "drivers": [driver("dau_mau_30d", 0.4, 0.08), driver("tickets_90d", 0.1, 7)],
+        "last_contact": None,
+        "snoozed_until": None,
+        "needs_contact": True,  # high tier, no activity
     }
     a6 = response.json()["data"][2]
     assert (a6["name"], a6["segment"], a6["probability_change"]) == (None, None, None)
@@ -417,7 +421,7 @@ def test_several_bad_values_are_all_named(api: Api) -> None:
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 4, 5, 6])
 def test_pagination_walks_every_row_once(api: Api, limit: int) -> None:
-    for sort in ("probability", "mrr_at_risk", "clv", "change"):
+    for sort in ("probability", "mrr_at_risk", "clv", "change", "renewal"):
         seen: list[str] = []
         url = f"/v1/accounts/at-risk?sort={sort}&limit={limit}"
         cursor = None
@@ -729,6 +733,7 @@ def test_export_csv(api: Api) -> None:
         "900.0",
         "2026-12-16",
         "45",
+        "",  # renewal_mrr: none stored
         "meaning of dau_mau_30d = 0.08, raises risk | meaning of tickets_90d = 7, raises risk",
         *tail,
     ]

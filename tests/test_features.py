@@ -626,3 +626,59 @@ def test_rows_on_or_after_the_as_of_date_change_no_vocabulary_feature(case):
     got = build_features(Dataset.from_frames(frames), [a], features=_VOCAB)
     base = build_features(Dataset.from_frames(_BASE), [a], features=_VOCAB)
     pd.testing.assert_frame_equal(got, base)
+
+
+def test_renewal_mrr_is_the_mrr_of_the_rows_ending_on_the_renewal_date():
+    """``renewal_mrr``: the rows known at ``a``, covering ``a - 1``, whose term ends on the
+    nearest term end (``days_to_renewal``); a row signed on or after ``a`` does not count."""
+    from churnrisk.features.engine import renewal_mrr
+
+    d = lambda k: A + timedelta(days=k)  # noqa: E731
+    ids = ["two_rows", "two_rows", "two_rows", "late_row", "late_row", "no_term", "ended"]
+    frames = {
+        "accounts": pd.DataFrame(
+            {
+                "account_id": ["two_rows", "late_row", "no_term", "ended"],
+                "created_at": [datetime(2024, 1, 1)] * 4,
+            }
+        ),
+        "subscriptions": pd.DataFrame(
+            {
+                "account_id": ids,
+                # two_rows: 100 + 40 end on d(30), 25 ends later (d(60)): 140 renews.
+                # late_row: 50 ends on d(10); a seat add-on signed on the as-of date itself
+                # (and one after it) would also end on d(10): not known at a, not counted.
+                # no_term: no term end known: null. ended: stopped the day before a, its
+                # term end lies after a: not covering a - 1, so no renewal.
+                "start_date": [d(-200), d(-20), d(-90), d(-100), A, d(-300), d(-400)],
+                "end_date": [None, None, None, None, None, None, d(-1)],
+                "mrr": [100.0, 40.0, 25.0, 50.0, 30.0, 70.0, 90.0],
+                "term_end": [d(30), d(30), d(60), d(10), d(10), None, d(5)],
+            }
+        ),
+    }
+    frames["subscriptions"] = pd.concat(
+        [
+            frames["subscriptions"],
+            pd.DataFrame(
+                {
+                    "account_id": ["late_row"],
+                    "start_date": [d(3)],
+                    "end_date": [None],
+                    "mrr": [999.0],
+                    "term_end": [d(10)],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    ds = Dataset.from_frames(frames)
+    got = renewal_mrr(ds, A)
+    assert got.dropna().to_dict() == {"two_rows": 140.0, "late_row": 50.0}
+    assert pd.isna(got["no_term"])
+    assert "ended" not in got.index  # off the spine: no MRR on a - 1
+    panel = build_features(ds, [A]).set_index("account_id")
+    assert panel["days_to_renewal"].dropna().to_dict() == {"two_rows": 30.0, "late_row": 10.0}
+    # a day later the add-on signed on A is known: it ends on the same day, so it counts
+    later = renewal_mrr(ds, d(1))
+    assert later["late_row"] == 80.0

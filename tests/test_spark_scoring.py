@@ -109,6 +109,7 @@ def test_spark_scorer_writes_the_duckdb_run(home, spark):
     """
     from churnrisk.scoring import account_attributes, run_scoring
     from churnrisk.scoring_spark import spark_scorer
+    from churnrisk.spark import load_spark, renewal_mrr_spark
     from churnrisk.store import ScoreStore
     from churnrisk.tracking import Tracker, tracking_uri
     from churnrisk.validate import load
@@ -127,6 +128,7 @@ def test_spark_scorer_writes_the_duckdb_run(home, spark):
         config=config,
         features=duckdb_panel_on_spark(spark, ds),
         attributes=lambda: spark.createDataFrame(attributes.astype(object)),
+        renewals=lambda day: renewal_mrr_spark(load_spark(str(home / "world"), spark), day),
     )
     out = {}
     for engine, using in (("duck", None), ("spark", scorer)):
@@ -158,6 +160,7 @@ def test_spark_scorer_without_a_revenue_model_gives_the_duckdb_run(champion, spa
     from churnrisk.features import build_features
     from churnrisk.scoring import account_attributes, run_scoring
     from churnrisk.scoring_spark import spark_scorer
+    from churnrisk.spark import load_spark, renewal_mrr_spark
     from churnrisk.store import ScoreStore
     from churnrisk.tracking import Tracker, tracking_uri
     from churnrisk.validate import load
@@ -179,6 +182,7 @@ def test_spark_scorer_without_a_revenue_model_gives_the_duckdb_run(champion, spa
         config=config,
         features=duckdb_panel_on_spark(spark, ds),
         attributes=lambda: spark.createDataFrame(attributes.astype(object)),
+        renewals=lambda day: renewal_mrr_spark(load_spark(str(champion / "world"), spark), day),
     )
     out = {}
     for engine, using in (("duck", None), ("spark", scorer)):
@@ -217,6 +221,11 @@ def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
         b["previous_probability"], a["previous_probability"], rtol=0, atol=1e-9
     )
     assert a["change_drivers"].tolist() == b["change_drivers"].tolist()
+    # the MRR up for renewal: one Ibis expression, run by DuckDB and by Spark
+    assert a["renewal_mrr"].notna().sum() > 100
+    np.testing.assert_allclose(b["renewal_mrr"], a["renewal_mrr"], rtol=1e-12, atol=1e-9)
+    assert (a["renewal_mrr"].isna() == a["days_to_renewal"].isna()).all()
+    assert (a["renewal_mrr"].dropna() <= a["mrr"][a["renewal_mrr"].notna()] + 1e-9).all()
 
 
 def features_of(items) -> list[str]:

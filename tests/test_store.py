@@ -611,7 +611,18 @@ ORDERS = {
     "mrr_at_risk": ["a2", "a1", "a6", "a4", "a3", "a5", "a8", "a7"],
     "clv": ["a6", "a4", "a2", "a3", "a8", "a1", "a5", "a7"],
     "change": ["a1", "a4", "a6", "a8", "a3", "a7", "a2", "a5"],
+    "renewal": ["a7", "a3", "a1", "a4", "a8", "a5", "a2", "a6"],  # soonest first, none last
 }
+# account: (days_to_renewal, renewal_mrr); the others have no known renewal
+RENEWALS = {
+    "a1": (30.0, 200.0),
+    "a3": (10.0, 100.0),
+    "a4": (30.0, 150.0),  # part of its MRR renews
+    "a5": (200.0, 50.0),
+    "a7": (0.0, 10.0),
+    "a8": (90.0, 300.0),
+}
+AS_OF = date(2026, 10, 1)
 
 
 def eight_rows() -> list[dict[str, Any]]:
@@ -627,6 +638,9 @@ def eight_rows() -> list[dict[str, Any]]:
             lifetime_clv=clv,
             previous_probability=None if change is None else p - change,
             probability_change=change,
+            days_to_renewal=RENEWALS.get(a, (None, None))[0],
+            renewal_date=(AS_OF + timedelta(days=RENEWALS[a][0]) if a in RENEWALS else None),
+            renewal_mrr=RENEWALS.get(a, (None, None))[1],
         )
         for a, p, seg, plan, owner, mrr, at_risk, clv, change in ACCOUNTS
     ]
@@ -662,6 +676,12 @@ def test_every_sort(store: ScoreStore, eight: RunRecord, sort: Any) -> None:
         (AtRiskQuery(segment="smb", plan="pro", min_mrr=300.0), ["a2", "a8"]),
         (AtRiskQuery(tiers=("low",), owner="ana", sort="clv"), ["a6"]),
         (AtRiskQuery(segment="smb", sort="change"), ["a8", "a3", "a2", "a5"]),
+        (AtRiskQuery(renewing_within=30), ["a1", "a3", "a4", "a7"]),
+        (AtRiskQuery(renewing_within=0), ["a7"]),
+        (AtRiskQuery(renewing_within=29), ["a3", "a7"]),
+        (AtRiskQuery(renewing_within=90, sort="renewal"), ["a7", "a3", "a1", "a4", "a8"]),
+        (AtRiskQuery(renewing_within=3650, segment="smb", sort="renewal"), ["a3", "a8", "a5"]),
+        (AtRiskQuery(owner="ana", sort="renewal"), ["a3", "a1", "a6"]),
     ],
 )
 def test_every_filter(
@@ -773,6 +793,124 @@ def test_cursor_is_urlsafe_base64_json(store: ScoreStore, eight: RunRecord) -> N
     assert ids(store.at_risk(AtRiskQuery(sort="change", cursor=null_cursor)).rows) == ["a5"]
 
 
+def test_renewal_cursor_crosses_from_known_renewals_to_none(
+    store: ScoreStore, eight: RunRecord
+) -> None:
+    page = store.at_risk(AtRiskQuery(sort="renewal", limit=6))
+    assert ids(page.rows) == ["a7", "a3", "a1", "a4", "a8", "a5"]
+    assert page.next_cursor is not None
+    cursor = page.next_cursor
+    decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    assert decoded["value"] == 200.0  # a5's days to renewal, the last known one
+    page = store.at_risk(AtRiskQuery(sort="renewal", limit=1, cursor=page.next_cursor))
+    assert ids(page.rows) == ["a2"]  # the first without a renewal, by id
+    assert page.next_cursor is not None
+    page = store.at_risk(AtRiskQuery(sort="renewal", limit=1, cursor=page.next_cursor))
+    assert (ids(page.rows), page.next_cursor) == (["a6"], None)
+
+
+# activities: a1 snoozed past "today", a6's snooze ends today (not snoozed); a2 has only a
+# note (not a contact), a3 an e-mail 20 days ago, a6 a meeting 9 days ago
+TODAY = date(2026, 10, 10)
+
+
+@pytest.fixture
+def touched(store: ScoreStore, eight: RunRecord) -> RunRecord:
+    add = store.activities.add
+    add("a1", "call", "renewal talk", occurred_at=datetime(2026, 10, 5, 9, tzinfo=UTC),
+        snooze_until=date(2026, 10, 20))  # fmt: skip
+    add("a2", "note", "to call", occurred_at=datetime(2026, 10, 9, tzinfo=UTC))
+    add("a3", "email", "check-in", occurred_at=datetime(2026, 9, 20, 12, tzinfo=UTC))
+    add("a6", "meeting", "QBR", occurred_at=datetime(2026, 10, 1, tzinfo=UTC),
+        snooze_until=TODAY)  # fmt: skip
+    return eight
+
+
+def contact_of(rows: list[dict[str, Any]]) -> dict[str, tuple[Any, Any, bool]]:
+    return {
+        r["account_id"]: (r["last_contact"], r["snoozed_until"], r["needs_contact"]) for r in rows
+    }
+
+
+def test_snoozed_accounts_are_hidden_and_rows_carry_their_contact(
+    store: ScoreStore, touched: RunRecord
+) -> None:
+    page = store.at_risk(AtRiskQuery(today=TODAY))
+    assert ids(page.rows) == ["a2", "a3", "a4", "a5", "a6", "a7", "a8"]  # a1 snoozed
+    assert page.total == 7
+    got = contact_of(page.rows)
+    # high tier (a2, a3): a2 never contacted (a note is no contact); a3's e-mail is 20 days
+    # old, more than 14: both need contact. a6 was met 9 days ago but is not high tier.
+    assert got["a2"] == (None, None, True)
+    assert got["a3"] == (datetime(2026, 9, 20, 12, tzinfo=UTC), None, True)
+    assert got["a6"] == (datetime(2026, 10, 1, tzinfo=UTC), None, False)
+    assert got["a4"] == (None, None, False)
+    # 30 days: a3's e-mail (on 2026-09-20, after midnight of 2026-09-10) is recent enough
+    wide = contact_of(store.at_risk(AtRiskQuery(today=TODAY, contact_days=30)).rows)
+    assert wide["a3"][2] is False
+    # the boundary: contact_days=20 counts from midnight of 2026-09-20, so the e-mail that
+    # day is within it; 19 from midnight of 2026-09-21, so it is not
+    on_edge = contact_of(store.at_risk(AtRiskQuery(today=TODAY, contact_days=20)).rows)
+    assert on_edge["a3"][2] is False
+    off_edge = contact_of(store.at_risk(AtRiskQuery(today=TODAY, contact_days=19)).rows)
+    assert off_edge["a3"][2] is True
+    shown = store.at_risk(AtRiskQuery(today=TODAY, include_snoozed=True))
+    assert ids(shown.rows)[0] == "a1"
+    assert shown.total == 8
+    assert contact_of(shown.rows)["a1"] == (
+        datetime(2026, 10, 5, 9, tzinfo=UTC),
+        date(2026, 10, 20),
+        False,  # contacted 5 days ago
+    )
+    # the day the snooze ends, the account is back
+    back = store.at_risk(AtRiskQuery(today=date(2026, 10, 20)))
+    assert "a1" in ids(back.rows)
+
+
+def test_snoozed_accounts_leave_every_page_and_the_count(
+    store: ScoreStore, touched: RunRecord
+) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = store.at_risk(AtRiskQuery(sort="renewal", limit=2, cursor=cursor, today=TODAY))
+        assert page.total == 7
+        seen += ids(page.rows)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == ["a7", "a3", "a4", "a8", "a5", "a2", "a6"]
+
+
+def test_renewals_by_tier(store: ScoreStore, touched: RunRecord) -> None:
+    got = store.renewals(90, today=TODAY)
+    assert got["run"] == touched
+    # within 90 days: a7 (0 days, low, 10), a3 (10, high, 100), a1 (30, high, 200; snoozed
+    # but listed), a4 (30, medium, 150), a8 (90, low, 300)
+    assert got["tiers"] == [
+        {"tier": "high", "accounts": 2, "mrr": 300.0, "arr": 3600.0},
+        {"tier": "medium", "accounts": 1, "mrr": 150.0, "arr": 1800.0},
+        {"tier": "low", "accounts": 2, "mrr": 310.0, "arr": 3720.0},
+    ]
+    assert got["total"] == {"accounts": 5, "mrr": 760.0, "arr": 9120.0}
+    assert ids(got["rows"]) == ["a7", "a3", "a1", "a4", "a8"]
+    assert got["rows"][2]["snoozed_until"] == date(2026, 10, 20)
+    assert got["truncated"] is False
+    mine = store.renewals(90, owner="bo", today=TODAY)
+    assert mine["tiers"] == [
+        {"tier": "high", "accounts": 0, "mrr": 0.0, "arr": 0.0},
+        {"tier": "medium", "accounts": 0, "mrr": 0.0, "arr": 0.0},
+        {"tier": "low", "accounts": 1, "mrr": 300.0, "arr": 3600.0},
+    ]
+    assert ids(mine["rows"]) == ["a8"]
+    few = store.reader.renewals(90, today=TODAY, limit=2)
+    assert (ids(few["rows"]), few["truncated"], few["total"]["accounts"]) == (
+        ["a7", "a3"],
+        True,
+        5,
+    )
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -793,7 +931,7 @@ ROWS = st.lists(
     min_size=0,
     max_size=25,
 )
-REF_KEYS = {"probability": 0, "mrr_at_risk": 1, "clv": 2, "change": 3}
+REF_KEYS = {"probability": 0, "mrr_at_risk": 1, "clv": 2, "change": 3, "renewal": 4}
 
 
 @settings(
@@ -818,6 +956,7 @@ def test_pagination_matches_a_sorted_reference(
             lifetime_clv=c,
             probability_change=d,
             previous_probability=None if d is None else 0.5,
+            days_to_renewal=None if d is None else 100 * (d + 0.5),  # 0, 50, 60 or none
         )
         for i, (p, m, c, d) in enumerate(rows)
     ]
@@ -827,11 +966,13 @@ def test_pagination_matches_a_sorted_reference(
         "probability": "churn_probability",
         "clv": "lifetime_clv",
         "change": "probability_change",
+        "renewal": "days_to_renewal",
     }.get(sort, sort)
+    sign = 1.0 if sort == "renewal" else -1.0  # the renewal sort is ascending
     expected = [
         r["account_id"]
         for r in sorted(
-            keep, key=lambda r: (r[column] is None, -(r[column] or 0.0), r["account_id"])
+            keep, key=lambda r: (r[column] is None, sign * (r[column] or 0.0), r["account_id"])
         )
     ]
     seen: list[str] = []
@@ -905,6 +1046,7 @@ def big(store: ScoreStore) -> RunRecord:
                 segment=["smb", "mid", "ent"][i % 3],
                 probability_change=None if i % 4 == 0 else float(p[i] - 0.5),
                 previous_probability=None if i % 4 == 0 else 0.5,
+                days_to_renewal=None if i % 5 == 0 else float(i % 365),
             )
             for i in range(4000)
         ]
@@ -921,6 +1063,8 @@ def big(store: ScoreStore) -> RunRecord:
         (AtRiskQuery(sort="change"), "ix_scores_run_change"),
         (AtRiskQuery(tiers=("medium",)), "ix_scores_run_tier"),
         (AtRiskQuery(segment="smb"), "ix_scores_run_probability"),
+        (AtRiskQuery(sort="renewal"), "ix_scores_run_renewal"),
+        (AtRiskQuery(sort="renewal", renewing_within=90, segment="smb"), "ix_scores_run_renewal"),
     ],
 )
 @pytest.mark.parametrize("with_cursor", [False, True])
@@ -944,6 +1088,34 @@ def test_at_risk_query_walks_an_index_without_sorting(
     plans = plans_of_calls(store, lambda: store.at_risk(query))
     assert plans
     for plan in plans:
+        assert not re.search(r"TEMP B-TREE|Sort|^SCAN scores$|Seq Scan", plan, re.M), plan
+
+
+@pytest.mark.parametrize("with_cursor", [False, True])
+def test_renewal_sort_walks_its_index_past_the_known_renewals(
+    store: ScoreStore, big: RunRecord, with_cursor: bool
+) -> None:
+    """The accounts without a renewal follow the known ones by a second seek of the index."""
+    query = AtRiskQuery(sort="renewal")
+    after = (None, "a01000") if with_cursor else None
+    stmt = at_risk_select(
+        query, big.run_id, dialect=store.engine.dialect.name, after=after, nulls=True, limit=10
+    )
+    plan = plan_of(store, stmt)
+    if store.engine.dialect.name == "sqlite":
+        assert re.search(r"USING (COVERING )?INDEX ix_scores_run_renewal", plan), plan
+        assert "TEMP B-TREE" not in plan, plan
+    else:
+        assert re.search(r"Index (Only )?Scan using ix_scores_run_renewal on scores", plan), plan
+        assert "Sort" not in plan, plan
+    # a page that spans both walks: the last known renewals, then the first without one
+    first = store.at_risk(replace(query, limit=3190))
+    assert first.rows[-1]["days_to_renewal"] is not None
+    statements = plans_of_calls(
+        store, lambda: store.at_risk(replace(query, cursor=first.next_cursor))
+    )
+    assert len(statements) >= 2
+    for plan in statements:
         assert not re.search(r"TEMP B-TREE|Sort|^SCAN scores$|Seq Scan", plan, re.M), plan
 
 

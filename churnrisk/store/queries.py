@@ -205,10 +205,7 @@ def _ascending_select(
     else:
         where.append(column.is_not(None))
         if after is not None and after[0] is not None:
-            value, account_id = after
-            # ``column >= value`` bounds the index range; the rest picks up the ties.
-            where.append(
-                sa.and_(column >= value, sa.or_(column > value, scores.c.account_id > account_id))
-            )
+            # a row value: both databases seek it in the index as one range condition
+            where.append(sa.tuple_(column, scores.c.account_id) > sa.tuple_(*after))
         order = (column.asc(), scores.c.account_id.asc())
     return sa.select(scores).where(*where).order_by(*order).limit(limit)
