@@ -314,6 +314,11 @@ _RULE_WORDS: dict[Rule, tuple[str, str]] = {
         "resolutions before the ticket was created",
         "fix resolved_at or created_at",
     ),
+    Rule.NOT_ALLOWED: (
+        "values that are not among the column's allowed values",
+        "write one of the values the contract lists for the column (see the README)",
+    ),
+    Rule.TOO_LONG: ("texts longer than the column allows", "shorten the texts"),
     Rule.MALFORMED_LINE: (
         "lines that do not split into the header's columns",
         'quote values that hold a comma, a quote or a line break ("like, this")',

@@ -303,6 +303,11 @@ def _column_checks(col: Column, typed: ir.Table, i: int, engine: Engine) -> list
         checks.append(Check(col.name, Rule.MISSING_VALUE, missing))
     if col.kind is not Kind.STRING:
         checks.append(Check(col.name, Rule.UNPARSEABLE, ~missing & _is_null(value, engine)))
+    if col.allowed is not None:
+        known = value.isin(list(col.allowed))
+        checks.append(Check(col.name, Rule.NOT_ALLOWED, ~missing & ~known))
+    if col.max_chars is not None:
+        checks.append(Check(col.name, Rule.TOO_LONG, ~missing & (value.length() > col.max_chars)))
     if col.kind not in (Kind.INTEGER, Kind.FLOAT):
         return checks
     number = typed[_NUMBER.format(i)]

@@ -747,10 +747,7 @@ def scorecard(
     if plot is not None:
         card.figure().savefig(plot, dpi=110)
     if fmt == "json":
-        doc = card.to_dict() | {
-            "drift": None if done.drift is None else done.drift.to_dict("records")
-        }
-        out.print_json(json.dumps(doc, default=str))
+        out.print_json(json.dumps(done.to_dict(), default=str))
         return
     tiers = Table("tier", "accounts scored", "churned", "realised churn rate")
     for t in card.tiers:
@@ -999,33 +996,46 @@ def _say_demo(stage: jobs.DemoStage) -> None:
 
     if isinstance(stage, GenerateSummary):
         out.print(
-            f"1/7 generated {stage.rows['accounts']:,} accounts, {stage.rows['events']:,}"
+            f"1/8 generated {stage.rows['accounts']:,} accounts, {stage.rows['events']:,}"
             f" events ({stage.start} to {stage.end}) in {stage.out}"
         )
     elif isinstance(stage, jobs.Validated):
-        out.print(f"2/7 validated: exit code {stage.report.exit_code}, report in {stage.path}")
+        out.print(f"2/8 validated: exit code {stage.report.exit_code}, report in {stage.path}")
     elif isinstance(stage, jobs.PanelWritten):
         out.print(
-            f"3/7 built {stage.rows:,} feature rows ({stage.first} to {stage.last}) in {stage.path}"
+            f"3/8 built {stage.rows:,} feature rows ({stage.first} to {stage.last}) in {stage.path}"
         )
     elif isinstance(stage, jobs.MetricsWritten):
         print_metrics(stage.values)
-        out.print(f"4/7 metrics for {stage.period} in {stage.path}")
+        out.print(f"4/8 metrics for {stage.period} in {stage.path}")
     elif isinstance(stage, jobs.Trained):
         outcome = stage.outcome
         print_leaderboard(outcome.backtest)
         verdict = "champion" if outcome.decision.promoted else "challenger"
         out.print(
-            f"5/7 trained and backtested; churnrisk-churn v{outcome.versions.churn} is"
+            f"5/8 trained and backtested; churnrisk-churn v{outcome.versions.churn} is"
             f" {verdict} ({outcome.decision.reason}); run {outcome.versions.run_id} in"
             f" {stage.tracking_uri}"
         )
     elif isinstance(stage, jobs.Backfilled):
         dates = ", ".join(map(str, stage.dates))
-        out.print(f"6/7 backfilled monthly runs as of {dates}; then {score_line(stage.current)}")
+        out.print(f"6/8 backfilled monthly runs as of {dates}; then {score_line(stage.current)}")
+    elif isinstance(stage, jobs.ScorecardWritten):
+        card = stage.reviewed.card
+        for warning in jobs.drift_warnings(stage.reviewed.drift, stage.reviewed.latest.as_of):
+            err.print(f"[yellow]warning:[/] {warning}")
+        out.print(
+            f"7/8 graded {card.graded_runs} run(s) ({card.open_runs} still open): scorecard in"
+            f" {stage.json}, plot in {stage.png}",
+            markup=False,
+        )
     elif isinstance(stage, jobs.CreatedKey):
         key, record = stage.key, stage.record
-        out.print(f"7/7 created read key {record.key_id} for the dashboard: {key}", markup=False)
+        out.print(
+            f"8/8 created {record.scope} key {record.key_id} for the dashboard (it may record"
+            f" CS activities; default playbook): {key}",
+            markup=False,
+        )
     elif isinstance(stage, jobs.DemoOutcome):
         uri = stage.trained.tracking_uri
         if uri.startswith("sqlite:///"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Kind(StrEnum):
@@ -44,6 +45,10 @@ class Rule(StrEnum):
     END_NOT_AFTER_START = "end_not_after_start"
     """An ``end_date`` or a ``term_end`` on or before its row's ``start_date``."""
     RESOLVED_BEFORE_CREATED = "resolved_before_created"
+    NOT_ALLOWED = "not_allowed"
+    """A text that is not one of its column's allowed values (an activity's kind)."""
+    TOO_LONG = "too_long"
+    """A text longer than its column's ``max_chars``."""
     MALFORMED_LINE = "malformed_line"
     """A CSV record that cannot be split into the header's columns (a wrong number of
     fields, an unterminated quote); it concerns the whole line, not one column."""
@@ -70,6 +75,10 @@ class Column:
     year_month
         For a date column: whether ``YYYY-MM`` text is read too, as the first day of
         that month (a monthly table's month).
+    allowed
+        For a text column: the only values it may hold (``None``: any).
+    max_chars
+        For a text column: the most characters a value may have (``None``: any).
     """
 
     name: str
@@ -80,6 +89,8 @@ class Column:
     max_value: float | None = None
     integer: bool = False
     year_month: bool = False
+    allowed: tuple[str, ...] | None = None
+    max_chars: int | None = None
 
 
 @dataclass(frozen=True)
@@ -109,8 +120,22 @@ class Table:
         return tuple(c.name for c in self.columns if c.required)
 
 
-def _opt(name: str, kind: Kind, **kw: float | bool | None) -> Column:
-    return Column(name, kind, required=False, nullable=True, **kw)  # type: ignore[arg-type]
+def _opt(name: str, kind: Kind, **kw: Any) -> Column:
+    return Column(name, kind, required=False, nullable=True, **kw)
+
+
+ACTIVITY_KINDS: tuple[str, ...] = ("call", "meeting", "email", "offer", "note", "task")
+"""The kinds of CS activity, as the contract's ``activities`` table, the API and the store
+accept them."""
+
+ACTIVITY_OUTCOMES: tuple[str, ...] = ("saved", "lost", "expanded", "no_response")
+"""What can come of a CS activity."""
+
+ACTIVITY_TEXT_CHARS = 4000
+"""The longest text of an activity."""
+
+ACTIVITY_AUTHOR_CHARS = 200
+"""The longest name of who did an activity."""
 
 
 S, TS, D, INT, F = Kind.STRING, Kind.TIMESTAMP, Kind.DATE, Kind.INTEGER, Kind.FLOAT
@@ -220,6 +245,24 @@ TABLES: dict[str, Table] = {
                 Column("account_id", S),
                 Column("month", D, year_month=True),
                 Column("amount", F, min_value=0),
+            ),
+        ),
+        Table(
+            "activities",
+            required=False,
+            meaning=(
+                "what customer success did about an account, from a CRM's history: kind is"
+                f" one of {', '.join(ACTIVITY_KINDS)}; outcome, if any, one of"
+                f" {', '.join(ACTIVITY_OUTCOMES)}; owner is who did it. `churnrisk score`"
+                " imports the rows that occurred before its as-of date into the score store"
+            ),
+            columns=(
+                Column("account_id", S),
+                Column("occurred_at", TS),
+                Column("kind", S, allowed=ACTIVITY_KINDS),
+                _opt("outcome", S, allowed=ACTIVITY_OUTCOMES),
+                _opt("owner", S, max_chars=ACTIVITY_AUTHOR_CHARS),
+                _opt("text", S, max_chars=ACTIVITY_TEXT_CHARS),
             ),
         ),
     )

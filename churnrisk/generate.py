@@ -45,9 +45,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pyarrow as pa
 
 from churnrisk.errors import ConfigError
 from churnrisk.worlds import cancel, champion, crm, pricing, saas, support
+from churnrisk.worlds.activities import draw_activities
 from churnrisk.worlds.base import Calendar, Shape, Sink, add_months, draw_accounts
 
 __all__ = ["BATCH_SIZE", "SHAPES", "GenerateSummary", "Shape", "add_months", "generate_world"]
@@ -174,6 +176,7 @@ def generate_world(
     out.mkdir(parents=True, exist_ok=True)
     sink = Sink(out, fmt)
     next_ticket = 1
+    first: dict[str, pa.Table] = {}
     try:
         for b, lo in enumerate(range(0, accounts, BATCH_SIZE)):
             hi = min(lo + BATCH_SIZE, accounts)
@@ -183,8 +186,21 @@ def generate_world(
             if "tickets" in tables:
                 next_ticket += tables["tickets"].num_rows
             sink.write(tables)
+            if b == 0:
+                first = tables
             if progress is not None:
                 progress(hi - lo)
+        if spec.activities:
+            history = np.random.default_rng(
+                np.random.SeedSequence(seed, spawn_key=(3, *spec.stream))
+            )
+            sink.write(
+                {
+                    "activities": draw_activities(
+                        history, cal, first["accounts"], first["subscriptions"]
+                    )
+                }
+            )
     finally:
         sink.close()
     return GenerateSummary(

@@ -180,15 +180,20 @@ def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypa
     lines = capsys.readouterr().out.strip().splitlines()
     assert any(
         line.startswith(
-            "5/7 trained and backtested; churnrisk-churn v1 is champion"
+            "5/8 trained and backtested; churnrisk-churn v1 is champion"
             " (the first model: no earlier champion to compare with); run "
         )
         for line in lines
     )
-    scored = next(line for line in lines if line.startswith("6/7 backfilled monthly runs "))
+    scored = next(line for line in lines if line.startswith("6/8 backfilled monthly runs "))
     assert "with churnrisk-churn v1; run " in scored
     assert f"in sqlite:///{out_dir / 'scores.db'}" in scored
-    key_line = next(line for line in lines if line.startswith("7/7 created read key "))
+    assert "CS activities imported from before" in scored
+    card_line = next(line for line in lines if line.startswith("7/8 graded 3 run(s) (4 still"))
+    assert card_line.endswith(
+        f"scorecard in {out_dir / 'scorecard.json'}, plot in {out_dir / 'scorecard.png'}"
+    )
+    key_line = next(line for line in lines if line.startswith("8/8 created write key "))
     key = key_line.rsplit(" ", 1)[-1]
     store = ScoreStore(f"sqlite:///{out_dir / 'scores.db'}")
     try:
@@ -196,12 +201,8 @@ def test_demo_runs_everything_and_says_where_it_went(setting, tmp_path, monkeypa
         current = store.current_run()
         assert current is not None
         assert current.churn_version == "1"
-        # three backfilled monthly runs before the current one, for trends and changes
-        assert [r.as_of for r in store.runs()][1:] == [
-            date(2026, 10, 1),
-            date(2026, 9, 1),
-            date(2026, 8, 1),
-        ]
+        # six backfilled monthly runs before the current one, for trends and a scorecard
+        assert [r.as_of for r in store.runs()][1:] == [date(2026, m, 1) for m in range(10, 4, -1)]
     finally:
         store.close()
     assert lines[-1] == f"demo done: everything is in {out_dir}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import pandas as pd
 import pytest
 from cli_invoke import invoke
 from quick_config import QUICK_TOML as QUICK
@@ -37,9 +38,16 @@ def home(tmp_path, monkeypatch):
 def test_scorecard_and_winback_over_kept_runs(world, home, tmp_path, capsys):
     data = world / "world"
     assert invoke(["train", data, "--config", world / "quick.toml"]) == 0
+    capsys.readouterr()
+    history = pd.read_parquet(data / "activities.parquet")["occurred_at"]
+    since = pd.Timestamp.min.tz_localize("UTC")
     for day in ("2026-01-01", "2026-03-01", "2026-06-01"):
         assert invoke(["score", data, "--as-of", day]) == 0
-    capsys.readouterr()
+        # each run imports the CS history of before its as-of date; what is stored stays
+        until = pd.Timestamp(day, tz="UTC")
+        new = int(((history >= since) & (history < until)).sum())
+        assert f"; {new} CS activities imported from before {day}" in capsys.readouterr().out
+        since = until
 
     plot = tmp_path / "card.png"
     assert invoke(["scorecard", data, "--k", 20, "--plot", plot]) == 0
@@ -58,7 +66,7 @@ def test_scorecard_and_winback_over_kept_runs(world, home, tmp_path, capsys):
 
     assert invoke(["scorecard", data, "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert doc["k"] == 50
+    assert doc["k"] == 20  # the champion's backtest capacity_k (quick.toml)
     assert doc["graded_runs"] + doc["open_runs"] == 3
     assert {"feature", "psi", "drifted"} <= set(doc["drift"][0])
 

@@ -37,6 +37,7 @@ UNKNOWN, END, RESOLVED = (
     Rule.END_NOT_AFTER_START,
     Rule.RESOLVED_BEFORE_CREATED,
 )
+NOT_ALLOWED, TOO_LONG = Rule.NOT_ALLOWED, Rule.TOO_LONG
 
 # Each table: its header, then (row, expected problems as (column, rule)) per data row.
 CSV_TABLES: dict[str, tuple[list[str], list[tuple[list[str], list[tuple[str, Rule]]]]]] = {
@@ -157,6 +158,22 @@ CSV_TABLES: dict[str, tuple[list[str], list[tuple[list[str], list[tuple[str, Rul
             (["A1", " 2024-06", "5"], [("month", U)]),
             (["A1", "2024-05-01T00:00:00+01:00", "5"], [("month", U)]),  # 23:00 UTC
             (["A1", "2024-07", "-1"], [("amount", NEG)]),
+        ],
+    ),
+    "activities": (
+        ["account_id", "occurred_at", "kind", "outcome", "owner", "text"],
+        [
+            (["A1", "2024-02-01T10:00:00Z", "call", "saved", "ann", "renewal talk"], []),
+            (["A2", "2024-02-01 10:00", "email", "", "", ""], []),
+            (["A1", "2024-02-01", "meeting", "no_response", "b" * 200, "x" * 4000], []),
+            (["A1", "2024-02-01", "Call", "", "", ""], [("kind", NOT_ALLOWED)]),
+            (["A1", "2024-02-01", "lunch", "", "", ""], [("kind", NOT_ALLOWED)]),
+            (["A1", "2024-02-01", "", "", "", ""], [("kind", M)]),
+            (["A1", "2024-02-01", "call", "won", "", ""], [("outcome", NOT_ALLOWED)]),
+            (["A1", "2024-02-01", "call", "", "b" * 201, ""], [("owner", TOO_LONG)]),
+            (["A1", "2024-02-01", "note", "", "", "x" * 4001], [("text", TOO_LONG)]),
+            (["ZZ", "2024-02-01", "call", "", "", ""], [("account_id", UNKNOWN)]),
+            (["A1", "soon", "call", "", "", ""], [("occurred_at", U)]),
         ],
     ),
 }

@@ -19,7 +19,7 @@ def test_from_frames_fills_optional_columns_and_tables():
     acc = ds.frame("accounts")
     assert list(acc.columns)[:3] == ["account_id", "created_at", "name"]
     assert acc["name"].isna().all()
-    assert ds.absent == frozenset({"events", "tickets", "nps", "orders", "costs"})
+    assert ds.absent == frozenset({"events", "tickets", "nps", "orders", "costs", "activities"})
     assert ds.frame("events").empty
     assert ds.table("subscriptions").mrr.sum().execute() == 10.0
 

@@ -146,6 +146,7 @@ def test_demo_leaves_the_environment_and_the_settings_as_they_were(tmp_path: Pat
         jobs.MetricsWritten,
         jobs.Trained,
         jobs.Backfilled,
+        jobs.ScorecardWritten,
         jobs.CreatedKey,
         jobs.DemoOutcome,
     ]
@@ -154,18 +155,32 @@ def test_demo_leaves_the_environment_and_the_settings_as_they_were(tmp_path: Pat
     assert (outcome.settings.data_dir, outcome.settings.data) == (out, out / "data")
     assert outcome.world.start == date(2025, 5, 1)  # 18 months ending 2026-10-31
     assert outcome.trained.tracking_uri == f"sqlite:///{out / 'mlflow.db'}"
-    assert outcome.scored.dates == (date(2026, 8, 1), date(2026, 9, 1), date(2026, 10, 1))
+    assert outcome.scored.dates == tuple(date(2026, m, 1) for m in range(5, 11))
     for name in ("validation.json", "features.parquet", "metrics.json", "mlflow.db", "scores.db"):
         assert (out / name).exists()
+    # the scorecard grades the backfilled runs whose label window (90 + 30 days) closed
+    card = json.loads((out / "scorecard.json").read_text(encoding="utf-8"))
+    assert (card["graded_runs"], card["open_runs"]) == (3, 4)
+    assert [r["as_of"] for r in card["runs"]] == ["2026-05-01", "2026-06-01", "2026-07-01"]
+    assert card["k"] == QUICK["backtest"]["capacity_k"]
+    assert card == json.loads(json.dumps(outcome.scorecard.reviewed.to_dict(), default=str))
+    assert (out / "scorecard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with ScoreStore(f"sqlite:///{out / 'scores.db'}") as store:
         current = store.current_run()
         assert current is not None
         assert current.run_id == outcome.scored.current.run.run_id
         assert current.as_of == date(2026, 11, 1)
-        assert [run.run.as_of for run in outcome.scored.runs[:3]] == list(outcome.scored.dates)
+        assert [run.run.as_of for run in outcome.scored.runs[:-1]] == list(outcome.scored.dates)
         verified = store.verify_key(outcome.key.key)
         assert verified is not None
-        assert (verified.name, verified.scope) == ("demo", "read")
+        assert (verified.name, verified.scope) == ("demo", "write")
+        # the world's CS history: every activity before the current run is in the store
+        history = pd.read_parquet(out / "data" / "activities.parquet")
+        known = history[history["occurred_at"] < pd.Timestamp(current.as_of, tz="UTC")]
+        assert len(known) > 0
+        stored = {a for a in known["account_id"] if store.activities.for_account(a)}
+        assert stored == set(known["account_id"])
+        assert sum(r.activities or 0 for r in outcome.scored.runs) == len(known)
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ def test_clean_source_gives_exit_code_0_and_no_problems(tmp_path):
         "causes": [],
         "problems": [],
     }
-    assert report.absent == ["events", "tickets", "nps", "orders", "costs"]
+    assert report.absent == ["events", "tickets", "nps", "orders", "costs", "activities"]
     assert result.dataset.absent == frozenset(report.absent)
     assert not (tmp_path / "q").exists()
     subs = result.dataset.frame("subscriptions")
@@ -563,7 +563,7 @@ def test_no_reader_tables_are_left_in_the_dataset(tmp_path):
     result = load(_write(tmp_path, orders=ORDERS + "A1,2026-01-01,1,5\nZZ,2026-01-01,1\n"))
     tables = result.dataset.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
     assert sorted(t for (t,) in tables) == sorted(
-        ["accounts", "subscriptions", "events", "tickets", "nps", "orders", "costs"]
+        ["accounts", "subscriptions", "events", "tickets", "nps", "orders", "costs", "activities"]
     )
 
 
@@ -756,7 +756,7 @@ def test_empty_optional_files_are_provided_with_zero_rows(tmp_path):
     result = load(src)
     assert result.report.tables["events"] == TableReport(rows=0, valid=0, quarantined=0)
     assert result.report.tables["nps"] == TableReport(rows=0, valid=0, quarantined=0)
-    assert result.report.absent == ["tickets", "orders", "costs"]
+    assert result.report.absent == ["tickets", "orders", "costs", "activities"]
     assert result.report.warnings == [
         f"{src / 'events.csv'} is empty (0 bytes); optional table 'events' is treated as "
         "having no rows",
@@ -875,7 +875,7 @@ def test_duckdb_source(tmp_path):
         Problem("accounts", 2, "created_at", Rule.MISSING_VALUE, None),
         Problem("events", 6, "account_id", Rule.UNKNOWN_ACCOUNT, "A2"),
     ]
-    assert result.report.absent == ["tickets", "nps", "orders", "costs"]
+    assert result.report.absent == ["tickets", "nps", "orders", "costs", "activities"]
     assert result.report.warnings == [
         f"{path}: table(s) notes are not contract tables and were ignored"
     ]

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from churnrisk.config import RunConfig, ScoringConfig
 from churnrisk.jobs.modelling import Trained, train_dataset
 from churnrisk.jobs.progress import QUIET, Progress
+from churnrisk.jobs.review import Reviewed, scorecard_of
 from churnrisk.jobs.scoring import Champion, ScoreOutcome, load_champion, score_dataset
 from churnrisk.jobs.serving import Service, check_port, serve
 from churnrisk.jobs.sources import generate, load_data
-from churnrisk.jobs.stores import CreatedKey, create_api_key, open_tracker
+from churnrisk.jobs.stores import CreatedKey, create_api_key, open_store, open_tracker
 from churnrisk.settings import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,11 @@ DEMO_ACCOUNTS = 5000
 DEMO_MONTHS = 36
 DEMO_END = date(2026, 10, 31)
 """The last day of the demo's history."""
+
+BACKFILL_MONTHS = 6
+"""Monthly runs the demo scores before the current one. The label window (90 days and a
+grace of 30) of the oldest three has closed by the end of the history, so the demo's
+scorecard grades them; the younger ones give the dashboard its recent trend."""
 
 
 def demo_start(months: int) -> date:
@@ -81,6 +87,18 @@ class Backfilled:
 
 
 @dataclass(frozen=True)
+class ScorecardWritten:
+    """The scorecard of the demo's runs (:class:`~churnrisk.jobs.review.Reviewed`).
+
+    Written as ``json`` (the document of ``GET /v1/scorecard``) and plotted in ``png``.
+    """
+
+    reviewed: Reviewed
+    json: Path
+    png: Path
+
+
+@dataclass(frozen=True)
 class DemoOutcome:
     """Everything the demo made; every file is under ``out_dir``.
 
@@ -97,12 +115,13 @@ class DemoOutcome:
     metrics: MetricsWritten
     trained: Trained
     scored: Backfilled
+    scorecard: ScorecardWritten
     key: CreatedKey
 
 
 DemoStage: TypeAlias = (
     "GenerateSummary | Validated | PanelWritten | MetricsWritten | Trained | Backfilled"
-    " | CreatedKey | DemoOutcome | Service"
+    " | ScorecardWritten | CreatedKey | DemoOutcome | Service"
 )
 """What the demo has just done: each stage's result, then the outcome, then the service."""
 
@@ -121,8 +140,11 @@ def demo(
 ) -> DemoOutcome:
     """Run the whole job on a generated world: validate, features, metrics, train, score, serve.
 
-    Everything lands in ``out_dir``: the data, the reports and, unless ``settings``
-    point tracking or the score store elsewhere, the MLflow store and the score store.
+    Everything lands in ``out_dir``: the data, the reports (the scorecard of the
+    backfilled runs too) and, unless ``settings`` point tracking or the score store
+    elsewhere, the MLflow store and the score store. The world's CS activities are
+    imported by the scoring runs, and the dashboard's key may record more (scope
+    ``write``); the service matches the default playbook.
     ``settings`` are not changed, nor is the process environment: the demo runs with a
     copy whose data dir is ``out_dir``.
 
@@ -172,9 +194,13 @@ def demo(
     done(trained)
     scored = _demo_scores(ds, champion, here, run.scoring, str(data_dir), progress)
     done(scored)
-    key = create_api_key(here, "demo", "read")
+    card = _demo_scorecard(ds, champion, here, out_dir, progress)
+    done(card)
+    key = create_api_key(here, "demo", "write")
     done(key)
-    outcome = DemoOutcome(out_dir, here, world, validated, panel, metrics, trained, scored, key)
+    outcome = DemoOutcome(
+        out_dir, here, world, validated, panel, metrics, trained, scored, card, key
+    )
     done(outcome)
     if listen is not None:
         serve(here, host=listen[0], port=listen[1], key=key.key, announce=done)
@@ -232,11 +258,11 @@ def _demo_scores(
     source: str,
     progress: Progress,
 ) -> Backfilled:
-    """Score three earlier months first, so the dashboard has trends and changes, then today."""
+    """Score earlier months first (:data:`BACKFILL_MONTHS`), for trends and a scorecard."""
     from churnrisk.dataset import observation_end
 
     end = observation_end(ds)
-    dates = tuple(months_before(end, n) for n in (3, 2, 1))
+    dates = tuple(months_before(end, n) for n in range(BACKFILL_MONTHS, 0, -1))
     runs = tuple(
         score_dataset(
             ds, champion, settings, config=config, as_of=day, source=source, step=progress.step
@@ -244,3 +270,15 @@ def _demo_scores(
         for day in (*dates, None)
     )
     return Backfilled(dates=dates, runs=runs)
+
+
+def _demo_scorecard(
+    ds: Dataset, champion: Champion, settings: Settings, out_dir: Path, progress: Progress
+) -> ScorecardWritten:
+    """Grade the demo's runs with its champion; write the scorecard and its plot."""
+    with open_store(settings) as store, progress.working("grading the backfilled runs"):
+        reviewed = scorecard_of(ds, store, champion.models)
+    paths = out_dir / "scorecard.json", out_dir / "scorecard.png"
+    paths[0].write_text(json.dumps(reviewed.to_dict(), indent=2, default=str), encoding="utf-8")
+    reviewed.card.figure().savefig(paths[1], dpi=110)
+    return ScorecardWritten(reviewed, *paths)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -49,6 +49,24 @@ class Reviewed:
     drift: pd.DataFrame | None
     latest: RunRecord
     store_url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scorecard as JSON values, as ``GET /v1/scorecard`` answers it.
+
+        :meth:`Scorecard.to_dict <churnrisk.scorecard.Scorecard.to_dict>` plus ``as_of``
+        (the latest run's), ``drift`` (records, or ``None``), ``drift_threshold`` and
+        ``warnings`` (:func:`drift_warnings`).
+        """
+        from churnrisk.models.drift import PSI_DRIFT
+
+        drift = self.drift
+        return {
+            "as_of": self.latest.as_of.isoformat(),
+            **self.card.to_dict(),
+            "drift": None if drift is None else drift.to_dict("records"),
+            "drift_threshold": PSI_DRIFT,
+            "warnings": drift_warnings(drift, self.latest.as_of),
+        }
 
 
 def past_scores(store: ScoreStore, *, runs: int) -> tuple[pd.DataFrame, list[RunRecord]]:

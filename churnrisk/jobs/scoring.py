@@ -16,12 +16,12 @@ from churnrisk.jobs.stores import open_store, open_tracker
 from churnrisk.settings import Settings
 
 if TYPE_CHECKING:
-    from churnrisk.dataset import Dataset
+    from churnrisk.dataset import Dataset, TableSet
     from churnrisk.models.bundle import ChurnRiskModels
     from churnrisk.pipeline import Step
     from churnrisk.scoring import Scorer
     from churnrisk.spark import SparkDataset
-    from churnrisk.store import RunRecord
+    from churnrisk.store import RunRecord, ScoreStore
     from churnrisk.tracking import ModelVersions, Tracker
 
 
@@ -69,6 +69,9 @@ class ScoreOutcome:
         that run's as-of date; otherwise ``None``.
     alerts
         The run's alerts and their deliveries, when the settings name an alerts file.
+    activities
+        CS activities newly imported from the data set's ``activities`` table (those
+        that occurred before the as-of date); ``None`` when it has none.
     """
 
     run: RunRecord
@@ -78,6 +81,21 @@ class ScoreOutcome:
     change: float | None = None
     since: date | None = None
     alerts: AlertsSent | None = None
+    activities: int | None = None
+
+
+def import_activities(ds: TableSet, store: ScoreStore, as_of: date) -> int:
+    """Import the data set's activities that occurred before ``as_of``; return rows added.
+
+    Point in time: an activity timed on or after midnight UTC of ``as_of`` is not known
+    to a run as of that day, so a later run imports it. Importing is idempotent
+    (:meth:`~churnrisk.store.activities.ActivityStore.import_frame`).
+    """
+    import ibis
+
+    table = ds.table("activities")
+    before = table.filter(table.occurred_at < ibis.literal(as_of, type="date").cast("timestamp"))
+    return store.activities.import_frame(ds.backend.execute(before))
 
 
 def score_dataset(
@@ -120,6 +138,7 @@ def score_dataset(
         trend = store.trend(limit=2)
         url = store.url
         sent = None if alerting is None else run_alerts(store, record, config, alerting)
+        imported = import_activities(ds, store, record.as_of) if ds.has("activities") else None
     if totals is None:  # pragma: no cover - the run was written just above
         raise StoreError(f"run {record.run_id} vanished from {url} right after its write")
     change = since = None
@@ -134,6 +153,7 @@ def score_dataset(
         change=change,
         since=since,
         alerts=sent,
+        activities=imported,
     )
 
 

@@ -23,23 +23,29 @@ from typing import Any, Literal
 import pandas as pd
 import sqlalchemy as sa
 
+from churnrisk.contract import (
+    ACTIVITY_AUTHOR_CHARS,
+    ACTIVITY_KINDS,
+    ACTIVITY_OUTCOMES,
+    ACTIVITY_TEXT_CHARS,
+)
 from churnrisk.store.database import Database
 from churnrisk.store.errors import InvalidQueryError
 from churnrisk.store.schema import activities
 
-KINDS: tuple[str, ...] = ("call", "meeting", "email", "offer", "note", "task")
-"""The kinds of activity, as the API and the import accept them."""
+KINDS: tuple[str, ...] = ACTIVITY_KINDS
+"""The kinds of activity, as the API and the import accept them (the contract's)."""
 
 CONTACT_KINDS: tuple[str, ...] = ("call", "meeting", "email", "offer")
 """The kinds that reach the customer: they set an account's last contact (a note or a
 task is work about the account, not a contact with it)."""
 
-OUTCOMES: tuple[str, ...] = ("saved", "lost", "expanded", "no_response")
+OUTCOMES: tuple[str, ...] = ACTIVITY_OUTCOMES
 
 Source = Literal["api", "import"]
 
-TEXT_CHARS = 4000
-AUTHOR_CHARS = 200
+TEXT_CHARS = ACTIVITY_TEXT_CHARS
+AUTHOR_CHARS = ACTIVITY_AUTHOR_CHARS
 
 
 @dataclass(frozen=True)

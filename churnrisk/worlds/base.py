@@ -52,6 +52,10 @@ class Shape:
         and batch ``b`` from ``(1, b, *stream)``, so shapes never share draws.
     id_prefix, id_width
         Account ids are ``id_prefix`` and at least ``id_width`` digits.
+    activities
+        Whether its export holds a small CS history of the first batch's accounts
+        (:mod:`churnrisk.worlds.activities`), drawn from ``(3, *stream)`` once every
+        other table is written.
     """
 
     name: str
@@ -62,6 +66,7 @@ class Shape:
     stream: tuple[int, ...] = ()
     id_prefix: str = "A"
     id_width: int = 0
+    activities: bool = False
 
 
 def add_months(day: date, months: int) -> date:

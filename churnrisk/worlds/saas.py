@@ -667,4 +667,5 @@ SHAPE = Shape(
     accounts=5000,
     months=24,
     simulate=simulate,
+    activities=True,
 )

@@ -20,8 +20,7 @@ from churnrisk.api.errors import ProblemError, never_scored, no_run, problem_res
 from churnrisk.api.routes.activities import AccountId
 from churnrisk.api.schemas import ScorecardPublic, UsagePublic, WinBackPublic
 from churnrisk.api.state import LoadedModels, MetricsUnavailableError, ServiceState
-from churnrisk.jobs.review import capacity_k, drift_warnings, scorecard_of, win_back_of
-from churnrisk.models.drift import PSI_DRIFT
+from churnrisk.jobs.review import capacity_k, scorecard_of, win_back_of
 from churnrisk.usage import MAX_MONTHS, monthly_usage
 
 if TYPE_CHECKING:
@@ -68,15 +67,7 @@ def _champion(models: LoadedModels) -> ChurnRiskModels | None:
 def _scorecard(
     ds: Dataset, store: ScoreStore, champion: ChurnRiskModels | None, k: int
 ) -> dict[str, Any]:
-    done = scorecard_of(ds, store, champion, k=k)
-    drift = done.drift
-    return {
-        "as_of": done.latest.as_of,
-        **done.card.to_dict(),
-        "drift": None if drift is None else drift.to_dict("records"),
-        "drift_threshold": PSI_DRIFT,
-        "warnings": drift_warnings(drift, done.latest.as_of),
-    }
+    return scorecard_of(ds, store, champion, k=k).to_dict()
 
 
 @router.get(
