@@ -958,11 +958,14 @@ def test_weekly_review_window_activity_snooze_and_play(page: Any, desk: Desk) ->
     page.get_by_test_id("activity-kind").select_option("call")
     page.get_by_test_id("activity-outcome").select_option("saved")
     page.get_by_test_id("activity-text").fill("Walked the sponsor through the renewal plan")
+    page.get_by_test_id("activity-author").fill("Dev Patel")
     page.get_by_test_id("activity-submit").click()
     page.locator("[data-testid=activity][data-kind=call]").wait_for()
     logged = page.get_by_test_id("activity").first.inner_text()
     assert "Walked the sponsor through the renewal plan" in logged
     assert "Saved" in logged
+    today = datetime.now(UTC).date()
+    assert f"{long_day(today)} · Dev Patel" in logged
     assert text(page, "last-contact").startswith("Last contact today")
     assert text(page, "activity-message") == "Added."
 

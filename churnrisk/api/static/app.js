@@ -1418,6 +1418,7 @@
   const KINDS = [["call", "Call"], ["meeting", "Meeting"], ["email", "E-mail"], ["offer", "Offer"], ["note", "Note"], ["task", "Task"]];
   const OUTCOMES = [["saved", "Saved"], ["lost", "Lost"], ["expanded", "Expanded"], ["no_response", "No response"]];
   const label = (pairs, v) => (pairs.find(([k]) => k === v) || [v, v])[1];
+  const AUTHOR_STORAGE = "churnrisk.author"; // who logs activities in this tab, remembered for the next one
   const READ_ONLY = "Your API key can read but not write, so it cannot add to the log or snooze. Ask an administrator for a write key (churnrisk apikey create --scope write) and sign in with it.";
 
   function playsPanel() {
@@ -1531,10 +1532,17 @@
           KINDS.map(([v, t]) => h("option", { value: v, text: t })))),
         field("act-outcome", "Outcome", h("select", { id: "act-outcome", name: "outcome", testid: "activity-outcome" },
           h("option", { value: "", text: "—" }), OUTCOMES.map(([v, t]) => h("option", { value: v, text: t })))),
+        field("act-day", "On", h("input", {
+          type: "date", id: "act-day", name: "day", testid: "activity-day", max: todayIso(), value: todayIso(), required: true,
+        })),
+        field("act-author", "By (optional)", h("input", {
+          type: "text", id: "act-author", name: "author", testid: "activity-author", maxlength: "200", autocomplete: "name",
+          value: sessionStorage.getItem(AUTHOR_STORAGE) || "", placeholder: "Your name",
+        })),
         field("act-snooze", "Snooze until (optional)", h("input", {
           type: "date", id: "act-snooze", name: "snooze_until", testid: "activity-snooze", min: addDaysIso(todayIso(), 1),
         }))),
-      field("act-text", "Notes", h("textarea", { id: "act-text", name: "text", rows: "2", maxlength: "2000", testid: "activity-text", placeholder: "What happened, what was agreed" })),
+      field("act-text", "Notes", h("textarea", { id: "act-text", name: "text", rows: "2", maxlength: "4000", testid: "activity-text", placeholder: "What happened, what was agreed" })),
       h("div", { class: "form-foot" },
         h("button", { type: "submit", class: "btn btn-primary btn-small", testid: "activity-submit", text: "Add to log" }),
         h("span", { class: "form-message", role: "status", testid: "activity-message" })));
@@ -1543,6 +1551,9 @@
       const v = (name) => form.elements[name].value.trim();
       const body = { kind: v("kind"), text: v("text") };
       if (v("outcome")) body.outcome = v("outcome");
+      if (v("author")) { body.author = v("author"); sessionStorage.setItem(AUTHOR_STORAGE, body.author); }
+      // an earlier day: noon UTC of it (today: now, the service's default)
+      if (v("day") && v("day") !== todayIso()) body.occurred_at = `${v("day")}T12:00:00Z`;
       if (v("snooze_until")) body.snooze_until = v("snooze_until");
       postActivity(a, seq, body, form);
     });
@@ -1558,7 +1569,11 @@
       await api(`/v1/accounts/${encodeURIComponent(a.account_id)}/activities`, { method: "POST", body });
       state.canWrite = true;
       state.list.key = null; // the list's last contacts and snoozes changed: reload it on return
-      if (form) { form.reset(); message.textContent = "Added."; }
+      if (form) {
+        for (const name of ["text", "outcome", "snooze_until"]) form.elements[name].value = "";
+        form.elements.day.value = todayIso();
+        message.textContent = "Added.";
+      }
     } catch (err) {
       if (err.status === 401) return;
       if (err.status === 403) {
