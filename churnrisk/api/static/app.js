@@ -704,7 +704,11 @@
     const minM = $("#f-min-mrr");
     if (document.activeElement !== minM) minM.value = q.min_mrr;
     $("#f-sort").value = q.sort;
-    $("#f-renewing").value = q.renewing_within;
+    const renewing = $("#f-renewing");
+    if (q.renewing_within && ![...renewing.options].some((o) => o.value === q.renewing_within)) {
+      renewing.append(h("option", { value: q.renewing_within, text: `${q.renewing_within} days` })); // from a shared address
+    }
+    renewing.value = q.renewing_within;
     $("#f-snoozed").checked = q.include_snoozed;
     for (const th of document.querySelectorAll("th[data-sort]")) {
       if (th.dataset.sort === q.sort) th.setAttribute("aria-sort", ASCENDING.has(q.sort) ? "ascending" : "descending");
