@@ -1082,6 +1082,20 @@ def test_renewal_view_lists_the_next_days_and_arr_by_tier(page: Any, service: Se
     assert first.locator("[data-col=renewal_mrr]").inner_text() == money(window[0]["renewal_mrr"])
     assert first.locator("[data-col=arr]").inner_text() == money(12 * window[0]["renewal_mrr"])
 
+    # a tier card shows only that tier's renewals; a second click shows them all again
+    high = page.locator("[data-testid=renewal-tier][data-tier=high]")
+    high.click()
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=renewal-row]')]"
+        ".map(r => r.dataset.accountId)) === JSON.stringify(ids)",
+        arg=[r["account_id"] for r in window if r["risk_tier"] == "high"],
+    )
+    assert page.url.endswith("#/renewals?days=90&tier=high")
+    assert high.get_attribute("aria-pressed") == "true"
+    page.locator("[data-testid=renewal-tier][data-tier=high]").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=renewal-row]').length === n", arg=len(window)
+    )
     page.get_by_test_id("renewals-days").select_option("30")
     page.wait_for_function(
         "n => document.querySelectorAll('[data-testid=renewal-row]').length === n",

@@ -1653,8 +1653,9 @@
     const view = showView("#renewals-view", "Renewals");
     const days = params.get("days") || "90";
     const owner = params.get("owner") || "";
-    const go = (d, o) => { location.hash = `#/renewals?${new URLSearchParams({ days: d, ...(o ? { owner: o } : {}) })}`; };
-    const ownerSel = h("select", { id: "r-owner", testid: "renewals-owner", onchange: (e) => go(days, e.target.value) },
+    const tier = params.get("tier") || "";
+    const go = (d, o, t = "") => { location.hash = `#/renewals?${new URLSearchParams({ days: d, ...(o ? { owner: o } : {}), ...(t ? { tier: t } : {}) })}`; };
+    const ownerSel = h("select", { id: "r-owner", testid: "renewals-owner", onchange: (e) => go(days, e.target.value, tier) },
       h("option", { value: "", text: "All owners" }),
       ((state.summary && state.summary.owners) || []).map((o) => h("option", { value: o, selected: o === owner, text: o })));
     const body = h("div", { class: "view-body" }, h("p", { class: "muted loading-text", text: "Loading renewals…" }));
@@ -1662,50 +1663,74 @@
       h("div", { class: "view-head" }, h("h1", { id: "renewals-title", text: "Renewals" }),
         h("p", { class: "muted", text: "Accounts whose subscription term ends soon, soonest first, with the ARR up for renewal by risk tier." })),
       h("div", { class: "filters card" },
-        h("div", { class: "filter" }, h("label", { for: "r-days", text: "Next" }), windowSelect("r-days", "renewals-days", days, (d) => go(d, owner), [30, 60, 90, 180, 365])),
+        h("div", { class: "filter" }, h("label", { for: "r-days", text: "Next" }), windowSelect("r-days", "renewals-days", days, (d) => go(d, owner, tier), [30, 60, 90, 180, 365])),
         h("div", { class: "filter" }, h("label", { for: "r-owner", text: "Owner" }), ownerSel)),
       body);
     const seq = ++state.accountSeq;
     try {
       const r = await api(`/v1/renewals?${new URLSearchParams({ days, ...(owner ? { owner } : {}) })}`);
       if (seq !== state.accountSeq) return;
-      body.replaceChildren(renewalTiers(r), renewalTable(r));
+      const pick = (t) => go(days, owner, t === tier ? "" : t);
+      body.replaceChildren(renewalTiers(r, tier, pick), renewalTable(r, tier));
     } catch (err) {
       if (seq !== state.accountSeq || err.status === 401) return;
       body.replaceChildren(unavailable("renewals-unavailable", "Renewals are", err));
     }
   }
 
-  function renewalTiers(r) {
+  function renewalTiers(r, tier, pick) {
     return h("div", { class: "kpi-row" },
       h("div", { class: "kpi", testid: "renewals-total" },
         h("div", { class: "kpi-label", text: `Renewing in ${count(r.days)} days` }),
         h("div", { class: "kpi-value", testid: "renewals-total-arr", text: money(r.total.arr) }),
         h("div", { class: "kpi-sub", text: `ARR of ${count(r.total.accounts)} account${r.total.accounts === 1 ? "" : "s"}` })),
-      r.tiers.map((t) => h("div", { class: "kpi", testid: "renewal-tier", "data-tier": t.tier },
+      r.tiers.map((t) => h("button", {
+        type: "button", class: "kpi kpi-button", testid: "renewal-tier", "data-tier": t.tier, "aria-pressed": String(t.tier === tier),
+        title: t.tier === tier ? "Show every tier" : `Show only the ${t.tier}-tier renewals`, onclick: () => pick(t.tier),
+      },
         h("div", { class: "kpi-label" }, tierBadge(t.tier)),
         h("div", { class: `kpi-value${tierTone(t.tier) === "red" && t.arr > 0 ? " tone-text-red" : ""}`, testid: `renewal-tier-${t.tier}-arr`, text: money(t.arr) }),
         h("div", { class: "kpi-sub", text: `ARR · ${count(t.accounts)} account${t.accounts === 1 ? "" : "s"}` }))));
   }
 
-  function renewalTable(r) {
-    if (!r.data.length) return h("p", { class: "card empty", testid: "renewals-empty", text: `No account renews in the next ${count(r.days)} days.` });
-    return h("div", { class: "table-box card" },
+  const RENEWAL_PAGE = 50; // rows shown at once; "Show more" adds as many
+
+  function renewalTable(r, tier) {
+    const rows = tier ? r.data.filter((row) => row.risk_tier === tier) : r.data;
+    if (!rows.length) return h("p", { class: "card empty", testid: "renewals-empty", text: `No ${tier ? `${tier}-tier ` : ""}account renews in the next ${count(r.days)} days.` });
+    const body = h("tbody", {});
+    const more = h("button", { type: "button", class: "btn", testid: "renewals-more" });
+    let shown = 0;
+    const grow = () => {
+      body.append(...rows.slice(shown, shown + RENEWAL_PAGE).map(renewalRow));
+      shown = Math.min(rows.length, shown + RENEWAL_PAGE);
+      more.textContent = `Show ${count(Math.min(RENEWAL_PAGE, rows.length - shown))} more of ${count(rows.length)}`;
+      show(more, shown < rows.length);
+    };
+    more.addEventListener("click", grow);
+    grow();
+    return h("div", { class: "view-body" }, h("div", { class: "table-box card" },
       h("table", { class: "risk-table", testid: "renewals-table" },
         h("thead", {}, h("tr", {}, ["Account", "Renews", "Up for renewal (MRR)", "ARR", "Tier", "Churn prob.", "Owner", "Last contact"].map((t, i) =>
           h("th", { scope: "col", class: [2, 3, 5].includes(i) ? "num" : i === 0 ? "col-account" : null, text: t })))),
-        h("tbody", {}, r.data.map((row) => h("tr", {
-          testid: "renewal-row", "data-account-id": row.account_id, onclick: (e) => { if (!e.target.closest("a")) location.hash = accountHref(row.account_id); },
-        },
-        h("td", { class: "col-account" }, h("a", { href: accountHref(row.account_id), class: "acct-link", text: row.name || row.account_id }), h("span", { class: "acct-id", text: row.account_id })),
-        h("td", { "data-col": "renewal" }, h("span", { text: day(row.renewal_date) }), h("span", { class: "acct-id", text: inDays(row.days_to_renewal) })),
-        h("td", { class: "num", "data-col": "renewal_mrr", text: money(row.renewal_mrr) }),
-        h("td", { class: "num", "data-col": "arr", text: isNum(row.renewal_mrr) ? money(12 * row.renewal_mrr) : "—" }),
-        h("td", {}, tierBadge(row.risk_tier)),
-        h("td", { class: "num strong", text: prob(row.churn_probability) }),
-        h("td", { class: "col-owner", text: row.owner || "—" }),
-        contactCell(row))))),
-      r.truncated ? h("p", { class: "muted panel-note", text: `Showing the first ${count(r.data.length)} of ${count(r.total.accounts)}.` }) : null);
+        body),
+      r.truncated ? h("p", { class: "muted panel-note", text: `The service lists the ${count(r.data.length)} soonest of ${count(r.total.accounts)} renewals; the tier figures count them all.` }) : null),
+    h("div", { class: "list-foot" }, more));
+  }
+
+  function renewalRow(row) {
+    return h("tr", {
+      testid: "renewal-row", "data-account-id": row.account_id, "data-tier": row.risk_tier,
+      onclick: (e) => { if (!e.target.closest("a")) location.hash = accountHref(row.account_id); },
+    },
+    h("td", { class: "col-account" }, h("a", { href: accountHref(row.account_id), class: "acct-link", text: row.name || row.account_id }), h("span", { class: "acct-id", text: row.account_id })),
+    h("td", { "data-col": "renewal" }, h("span", { text: day(row.renewal_date) }), h("span", { class: "acct-id", text: inDays(row.days_to_renewal) })),
+    h("td", { class: "num", "data-col": "renewal_mrr", text: money(row.renewal_mrr) }),
+    h("td", { class: "num", "data-col": "arr", text: isNum(row.renewal_mrr) ? money(12 * row.renewal_mrr) : "—" }),
+    h("td", {}, tierBadge(row.risk_tier)),
+    h("td", { class: "num strong", text: prob(row.churn_probability) }),
+    h("td", { class: "col-owner", text: row.owner || "—" }),
+    contactCell(row));
   }
 
   // ------------------------------------------------------------------ the scorecard
@@ -1771,11 +1796,21 @@
           h("p", { class: "muted panel-intro", text: `Population stability index of each feature between the training window and the latest run; above ${isNum(sc.drift_threshold) ? sc.drift_threshold : "the threshold"} it has drifted.` }),
           h("table", { class: "mini-table" },
             h("thead", {}, h("tr", {}, h("th", { text: "Feature" }), h("th", { class: "num", text: "PSI" }), h("th", { text: "" }))),
-            h("tbody", {}, [...sc.drift].sort((a, b) => (b.psi || 0) - (a.psi || 0)).map((d) => h("tr", { testid: "drift-row", "data-feature": d.feature, "data-drifted": String(Boolean(d.drifted)) },
-              h("td", { text: d.feature }), h("td", { class: "num", text: isNum(d.psi) ? d.psi.toFixed(3) : "—" }),
-              h("td", {}, d.drifted ? h("span", { class: "badge tone-red", text: "drifted" }) : null))))))
+            h("tbody", {}, driftRows(sc.drift).slice(0, DRIFT_SHOWN))),
+          sc.drift.length > DRIFT_SHOWN ? h("details", { class: "more-rows" },
+            h("summary", { text: `The other ${count(sc.drift.length - DRIFT_SHOWN)} features` }),
+            h("table", { class: "mini-table" }, h("tbody", {}, driftRows(sc.drift).slice(DRIFT_SHOWN)))) : null)
         : h("p", { class: "muted", testid: "drift-unavailable", text: "No drift figures: there is no champion model whose training window to compare with." }));
     return [facts, ...warnings, h("div", { class: "grid-2" }, h("div", { class: "stack-col" }, tiers, leadCard), reliabilityPanel), runs, drift];
+  }
+
+  const DRIFT_SHOWN = 10; // the most drifted features in view; the rest folded away
+
+  /** One row per feature, the most drifted first. */
+  function driftRows(drift) {
+    return [...drift].sort((a, b) => (b.psi || 0) - (a.psi || 0)).map((d) => h("tr", { testid: "drift-row", "data-feature": d.feature, "data-drifted": String(Boolean(d.drifted)) },
+      h("td", { text: d.feature }), h("td", { class: "num", text: isNum(d.psi) ? d.psi.toFixed(3) : "—" }),
+      h("td", {}, d.drifted ? h("span", { class: "badge tone-red", text: "drifted" }) : null)));
   }
 
   const pctOrDash = (v) => (isNum(v) ? fmt.pct.format(v) : "—");
