@@ -1131,6 +1131,16 @@ def test_scorecard_win_back_and_usage_show_what_the_api_says(page: Any, service:
     page.get_by_test_id("drift-unavailable").wait_for()
     assert page.get_by_test_id("scorecard-warning").count() == len(sc["warnings"])
 
+    # another list size: the runs' precision is recomputed for the top 25
+    page.get_by_test_id("scorecard-k").select_option("25")
+    top25 = api_json(page, service.url, service.key, "/v1/scorecard?k=25")
+    page.wait_for_function(
+        "() => location.hash === '#/scorecard?k=25'"
+        " && document.querySelector('[data-testid=scorecard-run] [data-col=precision]')"
+    )
+    precision = page.locator("[data-testid=scorecard-run] [data-col=precision]").all_inner_texts()
+    assert precision == [pct(r["precision_at_k"]) for r in top25["runs"]]
+
     # win-back: the API's accounts, those still using the product marked
     page.get_by_test_id("tab-winback").click()
     back = api_json(page, service.url, service.key, "/v1/winback?days=90")["data"]

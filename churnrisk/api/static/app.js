@@ -1745,6 +1745,11 @@
       const sc = await api(`/v1/scorecard${k ? `?${new URLSearchParams({ k })}` : ""}`);
       if (seq !== state.accountSeq) return;
       state.lastScorecard = sc;
+      const sizes = [...new Set([25, 50, 100, 200, sc.k])].sort((a, b) => a - b);
+      view.querySelector(".view-head").append(h("div", { class: "head-control" },
+        h("label", { for: "sc-k", class: "inline-label", text: "The list is the top " }),
+        h("select", { id: "sc-k", testid: "scorecard-k", onchange: (e) => { location.hash = `#/scorecard?k=${e.target.value}`; } },
+          sizes.map((n) => h("option", { value: String(n), selected: n === sc.k, text: count(n) })))));
       body.replaceChildren(...scorecardParts(sc));
       drawReliability($("#reliability-box"), sc);
     } catch (err) {
