@@ -106,6 +106,7 @@ def test_upgrade_from_empty_is_idempotent(fresh_url: str) -> None:
             "run_totals",
             "api_keys",
             "activities",
+            "activity_stamp",
             "alert_deliveries",
             VERSION_TABLE,
         }
@@ -1555,3 +1556,20 @@ def test_the_rooms_work_on_their_own_over_one_database(store_url: str) -> None:
             assert (store.database.url, store.url) == (database.url, database.url)
     finally:
         database.close()
+
+
+def test_the_activity_stamp_moves_with_every_write(store: ScoreStore) -> None:
+    before = store.activities.stamp()
+    store.activities.add("a1", "call", "hello")
+    assert store.activities.stamp() == before + 1
+    frame = pd.DataFrame(
+        {
+            "account_id": ["a1", "a2"],
+            "occurred_at": [datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 9, 2, tzinfo=UTC)],
+            "kind": ["call", "email"],
+        }
+    )
+    assert store.activities.import_frame(frame) == 2
+    assert store.activities.stamp() == before + 2  # one import, one step
+    assert store.activities.import_frame(frame) == 0  # nothing new: the stamp stays
+    assert store.activities.stamp() == before + 2

@@ -31,7 +31,7 @@ from churnrisk.contract import (
 )
 from churnrisk.store.database import Database
 from churnrisk.store.errors import InvalidQueryError
-from churnrisk.store.schema import activities
+from churnrisk.store.schema import activities, activity_stamp
 
 KINDS: tuple[str, ...] = ACTIVITY_KINDS
 """The kinds of activity, as the API and the import accept them (the contract's)."""
@@ -138,6 +138,7 @@ class ActivityStore:
         )
         with self._database.errors("record an activity"), self._database.writer.begin() as conn:
             conn.execute(activities.insert().values(**record.__dict__))
+            _raise_stamp(conn)
         return record
 
     def import_frame(self, frame: pd.DataFrame) -> int:
@@ -186,6 +187,7 @@ class ActivityStore:
             new = [row for key, row in rows.items() if key not in known]
             if new:
                 conn.execute(activities.insert(), new)
+                _raise_stamp(conn)
         return len(new)
 
     def for_account(
@@ -223,17 +225,16 @@ class ActivityStore:
         with self._database.errors("read last contacts"), self._database.engine.connect() as conn:
             return {str(r.account_id): r.at for r in conn.execute(stmt)}
 
-    def stamp(self) -> tuple[int, datetime | None]:
-        """Return how many activities there are and when the latest was recorded.
+    def stamp(self) -> int:
+        """Return the activities' version: it changes with every write (an entry, an import).
 
-        Activities are only ever added, so the pair changes with every write (an API entry
-        or an import): a cache keyed by it never serves an answer older than the latest
-        activity, whichever process wrote it.
+        Each write raises it in its own transaction, so whoever sees an activity sees the
+        version that came with it: a cache keyed by it never serves an answer older than
+        the latest activity, whichever process wrote it. One primary-key read.
         """
-        stmt = sa.select(sa.func.count(), sa.func.max(activities.c.recorded_at))
+        stmt = sa.select(activity_stamp.c.version).where(activity_stamp.c.id == 1)
         with self._database.errors("read activities"), self._database.engine.connect() as conn:
-            count, latest = conn.execute(stmt).one()
-        return int(count), latest
+            return int(conn.execute(stmt).scalar_one_or_none() or 0)
 
     def snoozed(self, today: date, *, account_ids: Sequence[str] | None = None) -> dict[str, date]:
         """Return the accounts snoozed after ``today``, each with the day its snooze ends.
@@ -261,6 +262,15 @@ class ActivityStore:
                 if until > today:
                     out[account_id] = until
         return out
+
+
+def _raise_stamp(conn: sa.Connection) -> None:
+    """Raise the activities' version, in the transaction of the write."""
+    conn.execute(
+        activity_stamp.update()
+        .where(activity_stamp.c.id == 1)
+        .values(version=activity_stamp.c.version + 1)
+    )
 
 
 def _utc(value: datetime) -> datetime:

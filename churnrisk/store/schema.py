@@ -347,6 +347,26 @@ activities = sa.Table(
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Index("ix_activities_account_time", "account_id", "occurred_at"),
+    # revision 0005: the snoozing activities alone (few), for the list's snooze filter
+    sa.Index(
+        "ix_activities_snoozes",
+        "account_id",
+        "occurred_at",
+        "recorded_at",
+        "snooze_until",
+        sqlite_where=sa.text("snooze_until IS NOT NULL"),
+        postgresql_where=sa.text("snooze_until IS NOT NULL"),
+    ),
+)
+
+# revision 0005: one row whose version every activity write raises in its own
+# transaction, so a reader sees the new version exactly when it sees the new activities
+# (the API's cache keys hold it: see churnrisk.api.routes.accounts)
+activity_stamp = sa.Table(
+    "activity_stamp",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
 )
 
 alert_deliveries = sa.Table(

@@ -8,12 +8,12 @@ thread pool, once for all the concurrent requests that miss on the same answer.
 The at-risk list and the renewals also carry what customer success did (last contact,
 snooze, needs contact), which changes with every activity, and the day (a snooze ends,
 a contact ages). Their cache keys therefore hold the activities' stamp
-(:meth:`ActivityStore.stamp <churnrisk.store.activities.ActivityStore.stamp>`: count and
-latest ``recorded_at``, one indexed aggregate read per request) and today's UTC date,
-rather than leaving the activity columns uncached: a POST of an activity changes the
-stamp in the database, so the very next list request of any worker misses and shows
-it, while the score rows, the expensive part, stay cached between activities. Keeping
-the activity columns out of the cache instead would not do: the snooze filter decides
+(:meth:`ActivityStore.stamp <churnrisk.store.activities.ActivityStore.stamp>`: a
+version every activity write raises in its own transaction; one primary-key read per
+request) and today's UTC date, rather than leaving the activity columns uncached. A POST
+of an activity changes the stamp in the database, so the very next list request of any
+worker misses and shows it, while the score rows stay cached between activities.
+Leaving the activity columns out of the cache would not do: the snooze filter decides
 which accounts are on a page, so the page itself depends on the activities.
 """
 
@@ -203,7 +203,7 @@ async def at_risk(_key: ReadKey, state: StateDep, request: Request) -> Response:
     return await _cached(state, key, _at_risk_body, state, marker, query, key)
 
 
-async def _activity_stamp(state: ServiceState) -> Any:
+async def _activity_stamp(state: ServiceState) -> int:
     """Return the activities' stamp for a cache key (see the module's docstring).
 
     Read afresh for every request, never shared with a concurrent one: a read that began
