@@ -11,7 +11,8 @@ billing is written) and its own default size. Each shape's module documents what
 churn, what each table shows of it and what a model can and cannot see:
 
 - ``default`` (:mod:`churnrisk.worlds.saas`): per-seat SaaS, churn at renewal from a
-  latent account health that usage, tickets and NPS reflect.
+  latent account health that usage, tickets and NPS reflect; its export also holds a
+  small CS history (:mod:`churnrisk.worlds.activities`).
 - ``short-history`` (:mod:`churnrisk.worlds.support`): 12 months of an IT-operations
   tool; churn follows a bad support experience (missed targets, bounced and abandoned
   tickets), while usage says nothing.

@@ -1407,7 +1407,7 @@ def test_metrics_route_matches_the_cli_engine(served: Api, champion: dict[str, A
 def test_scorecard_route_grades_with_the_champion_and_measures_its_drift(
     served: Api, champion: dict[str, Any]
 ) -> None:
-    from churnrisk.jobs.review import drift_warnings, scorecard_of
+    from churnrisk.review import drift_warnings, scorecard_of
     from churnrisk.validate import load
 
     bundle = served.service.models.bundle

@@ -348,7 +348,7 @@ def test_usage_refuses_a_month_count_out_of_range(ds: Dataset) -> None:
 
 
 def test_a_drifted_feature_gives_one_warning() -> None:
-    from churnrisk.jobs.review import drift_warnings
+    from churnrisk.review import drift_warnings
 
     drift = pd.DataFrame(
         {"feature": ["seats", "tenure_days"], "psi": [0.31, 0.02], "drifted": [True, False]}

@@ -42,7 +42,16 @@ def test_generate_says_what_it_wrote(world, tmp_path, capsys):
     assert out.startswith("generated 10 accounts")
     assert sorted(p.name for p in tmp_path.glob("*.csv")) == sorted(
         f"{t}.csv"
-        for t in ("accounts", "subscriptions", "events", "tickets", "nps", "orders", "costs")
+        for t in (
+            "accounts",
+            "subscriptions",
+            "events",
+            "tickets",
+            "nps",
+            "orders",
+            "costs",
+            "activities",
+        )
     )
 
 

@@ -52,16 +52,7 @@ from churnrisk.jobs.progress import (
     Progress,
     Quiet,
 )
-from churnrisk.jobs.review import (
-    Reviewed,
-    WinBack,
-    capacity_k,
-    drift_warnings,
-    review,
-    scorecard_of,
-    win_back,
-    win_back_of,
-)
+from churnrisk.jobs.review import review, win_back
 from churnrisk.jobs.scoring import (
     Champion,
     ScoreOutcome,
@@ -90,6 +81,7 @@ from churnrisk.jobs.stores import (
     revoke_api_key,
     upgrade_store,
 )
+from churnrisk.review import Reviewed, WinBack, drift_warnings
 
 __all__ = [
     "DEMO_ACCOUNTS",
@@ -119,7 +111,6 @@ __all__ = [
     "WinBack",
     "alerts_config",
     "backtest",
-    "capacity_k",
     "check_port",
     "create_api_key",
     "demo",
@@ -140,12 +131,10 @@ __all__ = [
     "run_alerts",
     "score",
     "score_dataset",
-    "scorecard_of",
     "send_sample",
     "serve",
     "train",
     "train_dataset",
     "upgrade_store",
     "win_back",
-    "win_back_of",
 ]

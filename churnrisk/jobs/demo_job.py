@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from churnrisk.config import RunConfig, ScoringConfig
 from churnrisk.jobs.modelling import Trained, train_dataset
 from churnrisk.jobs.progress import QUIET, Progress
-from churnrisk.jobs.review import Reviewed, scorecard_of
 from churnrisk.jobs.scoring import Champion, ScoreOutcome, load_champion, score_dataset
 from churnrisk.jobs.serving import Service, check_port, serve
 from churnrisk.jobs.sources import generate, load_data
 from churnrisk.jobs.stores import CreatedKey, create_api_key, open_store, open_tracker
+from churnrisk.review import Reviewed, scorecard_of
 from churnrisk.settings import Settings
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class Backfilled:
 
 @dataclass(frozen=True)
 class ScorecardWritten:
-    """The scorecard of the demo's runs (:class:`~churnrisk.jobs.review.Reviewed`).
+    """The scorecard of the demo's runs (:class:`~churnrisk.review.Reviewed`).
 
     Written as ``json`` (the document of ``GET /v1/scorecard``) and plotted in ``png``.
     """

@@ -2,7 +2,7 @@
 
 Like `/v1/metrics`, these answers are computed from the service's data source (`serve
 --data`, else the data the current run was scored from) with the engine the CLI uses
-(:mod:`churnrisk.jobs.review`, :mod:`churnrisk.usage`, :mod:`churnrisk.winback`), and
+(:mod:`churnrisk.review`, :mod:`churnrisk.usage`, :mod:`churnrisk.winback`), and
 cached per current run (:meth:`churnrisk.api.state.MetricsSource.answer`). The routes
 are plain ``def``: the computation runs in the thread pool, never in the event loop.
 """
@@ -20,7 +20,7 @@ from churnrisk.api.errors import ProblemError, never_scored, no_run, problem_res
 from churnrisk.api.routes.activities import AccountId
 from churnrisk.api.schemas import ScorecardPublic, UsagePublic, WinBackPublic
 from churnrisk.api.state import LoadedModels, MetricsUnavailableError, ServiceState
-from churnrisk.jobs.review import capacity_k, scorecard_of, win_back_of
+from churnrisk.review import capacity_k, scorecard_of, win_back_of
 from churnrisk.usage import MAX_MONTHS, monthly_usage
 
 if TYPE_CHECKING:
