@@ -1274,7 +1274,7 @@
   // ------------------------------------------------------------------ views beside the list
 
   const EXTRA_VIEWS = ["#renewals-view", "#scorecard-view", "#winback-view"];
-  const WINDOWS = [30, 60, 90, 180]; // days a renewal or win-back window may span in the pickers
+  const WINDOWS = [30, 60, 90, 180, 365]; // days the renewal and win-back pickers offer
 
   function hideExtraViews() {
     for (const id of EXTRA_VIEWS) show($(id), false);
@@ -1307,8 +1307,10 @@
     return h("p", { class: "panel-note muted", testid, text: `${what} not available: ${why}` });
   }
 
-  /** A select of day windows, with the current one chosen. */
-  function windowSelect(id, testid, value, onchange, choices = WINDOWS) {
+  /** A select of day windows, with the current one chosen (added when an address gave another). */
+  function windowSelect(id, testid, value, onchange) {
+    const n = Number(value);
+    const choices = !Number.isInteger(n) || WINDOWS.includes(n) ? WINDOWS : [...WINDOWS, n].sort((a, b) => a - b);
     return h("select", { id, testid, onchange: (e) => onchange(e.target.value) },
       choices.map((d) => h("option", { value: String(d), selected: String(d) === String(value), text: `${d} days` })));
   }
@@ -1663,7 +1665,7 @@
       h("div", { class: "view-head" }, h("h1", { id: "renewals-title", text: "Renewals" }),
         h("p", { class: "muted", text: "Accounts whose subscription term ends soon, soonest first, with the ARR up for renewal by risk tier." })),
       h("div", { class: "filters card" },
-        h("div", { class: "filter" }, h("label", { for: "r-days", text: "Next" }), windowSelect("r-days", "renewals-days", days, (d) => go(d, owner, tier), [30, 60, 90, 180, 365])),
+        h("div", { class: "filter" }, h("label", { for: "r-days", text: "Next" }), windowSelect("r-days", "renewals-days", days, (d) => go(d, owner, tier))),
         h("div", { class: "filter" }, h("label", { for: "r-owner", text: "Owner" }), ownerSel)),
       body);
     const seq = ++state.accountSeq;
@@ -1871,7 +1873,7 @@
       h("div", { class: "view-head" }, h("h1", { id: "winback-title", text: "Win-back" }),
         h("p", { class: "muted", text: "Customers whose subscription ended lately, with what they were worth and why they were at risk. “Still using”: they kept using the product after the end." })),
       h("div", { class: "filters card" }, h("div", { class: "filter" }, h("label", { for: "w-days", text: "Churned in the last" }),
-        windowSelect("w-days", "winback-days", days, (d) => { location.hash = `#/winback?days=${d}`; }, [30, 60, 90, 180, 365]))),
+        windowSelect("w-days", "winback-days", days, (d) => { location.hash = `#/winback?days=${d}`; }))),
       body);
     const seq = ++state.accountSeq;
     try {
