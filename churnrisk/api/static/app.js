@@ -1384,7 +1384,7 @@
         try {
           const found = await api(`/v1/accounts/search?${new URLSearchParams({ q, limit: "8" })}`);
           if (mine !== seq) return;
-          list.replaceChildren(...(found.data.length ? found.data.map((hit) => h("li", { role: "option" },
+          list.replaceChildren(...(found.data.length ? found.data.map((hit) => h("li", {},
             h("button", { type: "button", class: "search-hit", testid: "search-hit", "data-account-id": hit.account_id, onclick: () => open(hit.account_id) },
               h("span", { class: "search-name", text: hit.name || hit.account_id }),
               h("span", { class: "acct-id", text: [hit.account_id, hit.owner].filter(Boolean).join(" · ") }),
