@@ -3,9 +3,12 @@
 The app (:func:`churnrisk.api.app.create_app`) runs in uvicorn on a free loopback port in a
 background thread, over a SQLite score store holding three hand-made runs of 60 accounts
 (plus one account that left before the current run), and a small generated world as the
-metrics' data source. Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright
-(``make`` installs it); nothing is downloaded. Screenshots of the list and of an account
-page at 1366x768, and at 390, 768 and 1280 px wide, are written to ``tests/output/``.
+data source of the metrics, the scorecard, the win-back list and each account's usage.
+The tests that write (activities, snoozes) use a second app over a copy of the runs with
+a write key, so the shared list stays as the other tests expect. Chromium is Debian's
+``/usr/bin/chromium`` driven by Playwright (``make`` installs it); nothing is downloaded.
+Screenshots of the list and of an account page at 1366x768, and of every view at 390, 768
+and 1280 px wide, are written to ``tests/output/``.
 """
 
 from __future__ import annotations
