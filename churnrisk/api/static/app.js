@@ -1583,8 +1583,9 @@
     } catch (err) {
       if (err.status === 401) return;
       if (err.status === 403) {
-        state.canWrite = false;
+        state.canWrite = false; // no form, no snooze control: the note says what to do instead
         $("#activity-form-box").replaceChildren(readOnlyNote());
+        for (const control of document.querySelectorAll("#activity-status [data-testid=snooze-form], #activity-status [data-testid=unsnooze]")) control.remove();
       } else if (message) {
         message.textContent = `Not saved: ${err.message}`;
         message.classList.add("tone-text-red");
