@@ -81,7 +81,7 @@ def test_every_error_a_route_can_give_is_documented_as_a_problem(api: Api) -> No
     document = api.get("/openapi.json", key=None).json()
     problem_schema = {"$ref": "#/components/schemas/Problem"}
     operations = [(p, m, op) for p, ops in document["paths"].items() for m, op in ops.items()]
-    assert len(operations) == 21  # main's 17, renew's renewals, review's three
+    assert len(operations) == 21
     for path, method, operation in operations:
         route = _route(path, method)
         expected = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from cli_invoke import invoke
 from quick_config import QUICK_TOML as QUICK
@@ -21,7 +22,8 @@ LINE = re.compile(
     r"^scored (?P<n>[\d,]+) accounts as of (?P<as_of>\d{4}-\d\d-\d\d) \((?P<tiers>[^;]+);"
     r" MRR at risk (?P<mrr>[\d,]+)(?:, (?P<change>[+-][\d,]+) since (?P<since>[\d-]+))?\)"
     r" with churnrisk-churn v(?P<v>\d+);"
-    r" run (?P<run>[0-9a-f]{32}) in (?P<url>\S+)$"
+    r" run (?P<run>[0-9a-f]{32}) in (?P<url>\S+?)"
+    r"(?:; (?P<imported>[\d,]+) CS activities imported from before (?P<before>[\d-]+))?$"
 )
 
 
@@ -74,6 +76,11 @@ def test_score_twice_and_explain_the_change(world, home, capsys):
     assert m2, second.out
     assert m2["as_of"] == "2026-11-01"
     assert "… reading the previous run " + m1["run"] in second.err
+    # the world's CS history enters the store point in time: each run what came before it
+    history = pd.read_parquet(data / "activities.parquet")["occurred_at"]
+    before = int((history < pd.Timestamp("2026-10-01", tz="UTC")).sum())
+    assert (m1["imported"], m1["before"]) == (str(before), "2026-10-01")
+    assert (m2["imported"], m2["before"]) == (str(len(history) - before), "2026-11-01")
     assert "… building features as of 2026-11-01 and 2026-10-01 (the previous run)" in second.err
 
     store = ScoreStore(f"sqlite:///{home / 'scores.db'}")

@@ -235,9 +235,12 @@ class ScoreReader:
         """Return one page of the current run's at-risk list.
 
         Filters are AND-ed (``tiers``: any of them). Rows are sorted descending by the
-        sort column, ties by ``account_id`` ascending, and paged by keyset: the cursor
-        holds the last row's sort value and account id, so a page costs an index seek
-        whatever its depth.
+        sort column (ascending for ``renewal``, accounts without a renewal last), ties by
+        ``account_id`` ascending, and paged by keyset: the cursor holds the last row's
+        sort value and account id, so a page costs an index seek whatever its depth.
+        Accounts snoozed after ``query.today`` are left out of the rows and the total
+        unless ``query.include_snoozed``; each row gets its contact
+        (:func:`_with_contact`).
 
         Raises
         ------
