@@ -3,9 +3,12 @@
 The app (:func:`churnrisk.api.app.create_app`) runs in uvicorn on a free loopback port in a
 background thread, over a SQLite score store holding three hand-made runs of 60 accounts
 (plus one account that left before the current run), and a small generated world as the
-metrics' data source. Chromium is Debian's ``/usr/bin/chromium`` driven by Playwright
-(``make`` installs it); nothing is downloaded. Screenshots of the list and of an account
-page at 1366x768, and at 390, 768 and 1280 px wide, are written to ``tests/output/``.
+data source of the metrics, the scorecard, the win-back list and each account's usage.
+The tests that write (activities, snoozes) use a second app over a copy of the runs with
+a write key, so the shared list stays as the other tests expect. Chromium is Debian's
+``/usr/bin/chromium`` driven by Playwright (``make`` installs it); nothing is downloaded.
+Screenshots of the list and of an account page at 1366x768, and of every view at 390, 768
+and 1280 px wide, are written to ``tests/output/``.
 """
 
 from __future__ import annotations
@@ -158,6 +161,13 @@ def days_to_renewal(i: int) -> int | None:
     return None if i % 6 == 0 else (i * 13) % 120
 
 
+def renewal_mrr(i: int) -> float | None:
+    """MRR up for renewal: all of it, or a third for every fifth account (a second term)."""
+    if days_to_renewal(i) is None:
+        return None
+    return mrr(i) / 3 if i % 5 == 0 else mrr(i)
+
+
 def drivers(i: int, p: float) -> list[dict[str, Any]]:
     """Three risers, as the scoring job writes them (context features are never drivers)."""
     return _items(i, p, [(f, round(w * p, 4)) for f, w in zip(risers(i), WEIGHTS, strict=True)])
@@ -243,6 +253,7 @@ def score_row(
         "change_drivers": [] if previous is None else change_drivers(i, previous, p),
         "renewal_date": None if days is None else AS_OF[run] + timedelta(days=days),
         "days_to_renewal": None if days is None else float(days),
+        "renewal_mrr": renewal_mrr(i),
         "context": context(i, p),
     }
 
@@ -298,6 +309,7 @@ class Service:
     key: str
     metrics: dict[str, Any]
     runs: list[RunRecord]
+    world: Path
 
 
 NO_MODELS = LoadedModels.unavailable("no champion in this test (the dashboard does not need it)")
@@ -305,10 +317,15 @@ NO_MODELS = LoadedModels.unavailable("no champion in this test (the dashboard do
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """The real app over the hand-made runs, with a small generated world for the metrics."""
+    """The real app over the hand-made runs, with a small generated world for the metrics.
+
+    The world's accounts A001..A300 include the runs' A001..A061, and it runs on past the
+    runs (20 months from November 2024) so that their windows have closed: the scorecard
+    grades them, the win-back list and each account's usage come from it.
+    """
     root = tmp_path_factory.mktemp("dashboard")
     world = root / "world"
-    generate_world(world, accounts=300, months=14, seed=5)
+    generate_world(world, accounts=300, months=20, seed=5)
     ds = load(world).dataset
     metrics = compute_metrics(ds, last_complete_month(ds))
     store = ScoreStore(f"sqlite:///{root / 'scores.db'}")
@@ -318,7 +335,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     app = create_app(Settings(data_dir=root / "data", data=world), store=store, models=NO_MODELS)
     try:
         with uvicorn_server(app, log_level="warning") as url:
-            yield Service(url, key, metrics, records)
+            yield Service(url, key, metrics, records, world)
     finally:
         store.close()
 
@@ -764,6 +781,11 @@ def test_download_csv(page: Any, service: Service, tmp_path: Path) -> None:
         assert got["renewal_date"] == ("" if renewal is None else renewal.isoformat())
         days = want["days_to_renewal"]
         assert got["days_to_renewal"] == ("" if days is None else f"{days:.0f}")
+        up = want["renewal_mrr"]
+        if up is None:
+            assert got["renewal_mrr"] == ""
+        else:
+            assert float(got["renewal_mrr"]) == pytest.approx(up, rel=1e-12)
         change = want["probability_change"]
         assert got["probability_change"] == ("" if change is None else str(change))
 
@@ -847,6 +869,326 @@ def test_api_docs_render_offline(page: Any, service: Service, troubles: Troubles
     assert f"'{logo}'" in troubles.violations.pop()
 
 
+# --------------------------------------------------------------------------- the weekly review
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A second service over the same runs and world, signed in with a write key."""
+
+    url: str
+    key: str
+
+
+@pytest.fixture(scope="module")
+def desk(service: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
+    """The tests that write (activities, snoozes) write here: the shared list stays as is."""
+    root = tmp_path_factory.mktemp("desk")
+    store = ScoreStore(f"sqlite:///{root / 'scores.db'}")
+    store.upgrade()
+    write_runs(store)
+    key, _ = store.create_key("dashboard writer", "write")
+    settings = Settings(data_dir=root / "data", data=service.world)
+    app = create_app(settings, store=store, models=NO_MODELS)
+    try:
+        with uvicorn_server(app, log_level="warning") as url:
+            yield Desk(url, key)
+    finally:
+        store.close()
+
+
+def api_json(page: Any, url: str, key: str, path: str) -> Any:
+    """What the API answers ``path`` (to check the page shows it, figure by figure)."""
+    response = page.request.get(f"{url}{path}", headers={"Authorization": f"Bearer {key}"})
+    assert response.ok, response.text()
+    return response.json()
+
+
+def renewing(days: int) -> list[dict[str, Any]]:
+    """The current run's rows renewing within ``days``, soonest first, ties by id."""
+    rows = [r for r in CURRENT.values() if r["days_to_renewal"] is not None]
+    inside = [r for r in rows if 0 <= r["days_to_renewal"] <= days]
+    return sorted(inside, key=lambda r: (r["days_to_renewal"], r["account_id"]))
+
+
+def long_day(d: date) -> str:
+    return f"{d:%b} {d.day}, {d.year}"
+
+
+def ids(page: Any, testid: str, attribute: str = "accountId") -> list[str]:
+    return page.eval_on_selector_all(
+        f"[data-testid={testid}]", f"rs => rs.map(r => r.dataset.{attribute})"
+    )
+
+
+def test_weekly_review_window_activity_snooze_and_play(page: Any, desk: Desk) -> None:
+    """Filter by renewal window, open an account, log a call, snooze it, see it go; its play."""
+    window = renewing(30)
+    by_risk = ranked(window, "churn_probability")
+    soonest = [r["account_id"] for r in window]
+    page.goto(f"{desk.url}/#key={desk.key}")
+    page.wait_for_selector("[data-testid=at-risk-row]")
+    page.get_by_test_id("filter-renewing").select_option("30")
+    wait_rows(page, by_risk)
+    assert page.url.endswith("#/?renewing_within=30")
+    page.get_by_test_id("sort-renewal").click()
+    wait_rows(page, soonest)
+    assert page.url.endswith("#/?renewing_within=30&sort=renewal")
+
+    # nobody was contacted: every high-tier account is flagged, the others are not
+    high = [a for a in soonest if CURRENT[a]["risk_tier"] == "high"]
+    assert high
+    assert ids(page, "at-risk-row][data-needs-contact") == high
+    target = CURRENT[high[0]]
+    row = page.locator(f"[data-testid=at-risk-row][data-account-id={target['account_id']}]")
+    assert row.locator("[data-col=last_contact]").inner_text().split("\n") == ["never", "Reach out"]
+
+    # the account: the renewal play and why it matched
+    row.locator("[data-col=plan]").click()
+    page.get_by_test_id("play").first.wait_for()
+    assert text(page, "account-name") == target["name"]
+    assert text(page, "account-renewal-mrr-value") == money(target["renewal_mrr"])
+    rescue = page.locator("[data-testid=play][data-name='Renewal rescue']")
+    days = int(target["days_to_renewal"])
+    assert rescue.get_by_test_id("play-reason").all_inner_texts() == [
+        "tier is high",
+        f"renews in {days} days (within 60)",
+    ]
+    page.get_by_test_id("activities-empty").wait_for()
+    assert text(page, "last-contact") == "No contact recorded yet"
+
+    # log a call
+    page.get_by_test_id("activity-kind").select_option("call")
+    page.get_by_test_id("activity-outcome").select_option("saved")
+    page.get_by_test_id("activity-text").fill("Walked the sponsor through the renewal plan")
+    page.get_by_test_id("activity-author").fill("Dev Patel")
+    page.get_by_test_id("activity-submit").click()
+    page.locator("[data-testid=activity][data-kind=call]").wait_for()
+    logged = page.get_by_test_id("activity").first.inner_text()
+    assert "Walked the sponsor through the renewal plan" in logged
+    assert "Saved" in logged
+    today = datetime.now(UTC).date()
+    assert f"{long_day(today)} · Dev Patel" in logged
+    assert text(page, "last-contact").startswith("Last contact today")
+    assert text(page, "activity-message") == "Added."
+
+    # snooze it for two weeks (the form's default)
+    until = datetime.now(UTC).date() + timedelta(days=14)
+    assert page.get_by_test_id("snooze-date").input_value() == until.isoformat()
+    page.get_by_test_id("snooze-submit").click()
+    page.get_by_test_id("snoozed").wait_for()
+    assert text(page, "snoozed").startswith(f"Snoozed until {long_day(until)}")
+    assert page.get_by_test_id("activity").count() == 2
+
+    # back on the list it is gone; "show snoozed" brings it back, contacted and marked
+    page.get_by_test_id("back-link").click()
+    wait_rows(page, [a for a in soonest if a != target["account_id"]])
+    page.get_by_test_id("filter-snoozed").check()
+    wait_rows(page, soonest)
+    assert page.url.endswith("#/?renewing_within=30&include_snoozed=true&sort=renewal")
+    assert ids(page, "at-risk-row][data-snoozed") == [target["account_id"]]
+    assert ids(page, "at-risk-row][data-needs-contact") == high[1:]
+    cell = row.locator("[data-col=last_contact]").inner_text().split("\n")
+    assert cell == ["today", f"snoozed to {long_day(until)}"]
+
+    # the snooze ends early: the account is back on the default list
+    row.locator("[data-col=plan]").click()
+    page.get_by_test_id("unsnooze").click()
+    page.get_by_test_id("snooze-form").wait_for()
+    page.get_by_test_id("back-link").click()
+    page.get_by_test_id("filter-snoozed").uncheck()
+    wait_rows(page, soonest)
+    assert ids(page, "at-risk-row][data-snoozed") == []
+
+
+def test_a_read_key_is_told_it_cannot_write(page: Any, service: Service) -> None:
+    sign_in(page, service, "#/accounts/A013")
+    page.get_by_test_id("activity-form").wait_for()
+    page.get_by_test_id("activity-text").fill("A call that will not be saved")
+    page.get_by_test_id("activity-submit").click()
+    page.get_by_test_id("activity-readonly").wait_for()
+    assert text(page, "activity-readonly").startswith(
+        "Your API key can read but not write, so it cannot add to the log or snooze."
+    )
+    assert page.get_by_test_id("activity-form").count() == 0
+    assert page.get_by_test_id("snooze-form").count() == 0
+    page.get_by_test_id("activities-empty").wait_for()
+
+    # another account says so at once, without a form to fill in vain
+    page.evaluate("location.hash = '#/accounts/A014'")
+    page.get_by_test_id("activity-readonly").wait_for()
+    assert page.get_by_test_id("activity-form").count() == 0
+
+
+def test_search_opens_an_account_and_my_book_recomputes_the_headline(
+    page: Any, service: Service
+) -> None:
+    sign_in(page, service)
+    q = "harbor"
+    hits = ranked([r for r in CURRENT.values() if q in r["name"].lower()], "churn_probability")[:8]
+    page.get_by_test_id("search-input").fill(q)
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=search-hit]')]"
+        ".map(r => r.dataset.accountId)) === JSON.stringify(ids)",
+        arg=hits,
+    )
+    page.locator(f"[data-testid=search-hit][data-account-id={hits[-1]}]").click()
+    page.get_by_test_id("drivers-table").wait_for()
+    assert text(page, "account-name") == CURRENT[hits[-1]]["name"]
+    assert page.get_by_test_id("search-results").is_hidden()
+    # the keyboard: down to the first hit, Enter opens it
+    page.get_by_test_id("search-input").fill(q)
+    page.get_by_test_id("search-hit").first.wait_for()
+    page.get_by_test_id("search-input").press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "name => document.querySelector('[data-testid=account-name]')?.textContent === name",
+        arg=CURRENT[hits[0]]["name"],
+    )
+    page.get_by_test_id("search-input").fill("no such account")
+    page.get_by_test_id("search-none").wait_for()
+
+    # my book: the owner picker filters the list and recomputes the figures and tiers
+    page.get_by_test_id("tab-list").click()
+    page.get_by_test_id("filter-owner").select_option("Ana Silva")
+    mine = [r for r in CURRENT.values() if r["owner"] == "Ana Silva"]
+    wait_rows(page, ranked(mine, "churn_probability"))
+    page.wait_for_function(
+        "n => document.querySelector('[data-testid=kpi-accounts-value]').textContent === n",
+        arg=str(len(mine)),
+    )
+    assert text(page, "headline-title").lower() == "ana silva's book · as of dec 1, 2025"
+    assert text(page, "kpi-mrr-at-risk-value") == money(sum(r["mrr_at_risk"] for r in mine))
+    for tier in TIERS.keys() | {"low"}:
+        assert text(page, f"kpi-tier-{tier}") == str(sum(r["risk_tier"] == tier for r in mine))
+    page.get_by_test_id("reset-filters").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=kpi-accounts-value]').textContent === '60'"
+    )
+
+
+def test_renewal_view_lists_the_next_days_and_arr_by_tier(page: Any, service: Service) -> None:
+    sign_in(page, service, "#/renewals")
+    window = renewing(90)
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=renewal-row]')]"
+        ".map(r => r.dataset.accountId)) === JSON.stringify(ids)",
+        arg=[r["account_id"] for r in window],
+    )
+    assert page.get_by_test_id("tab-renewals").get_attribute("aria-current") == "page"
+    assert ids(page, "renewal-tier", "tier") == ["high", "medium", "low"]
+    for tier in ("high", "medium", "low"):
+        arr = 12 * sum(r["renewal_mrr"] for r in window if r["risk_tier"] == tier)
+        assert text(page, f"renewal-tier-{tier}-arr") == money(arr)
+    assert text(page, "renewals-total-arr") == money(12 * sum(r["renewal_mrr"] for r in window))
+    first = page.get_by_test_id("renewal-row").first
+    assert first.locator("[data-col=renewal_mrr]").inner_text() == money(window[0]["renewal_mrr"])
+    assert first.locator("[data-col=arr]").inner_text() == money(12 * window[0]["renewal_mrr"])
+
+    # a tier card shows only that tier's renewals; a second click shows them all again
+    high = page.locator("[data-testid=renewal-tier][data-tier=high]")
+    high.click()
+    page.wait_for_function(
+        "ids => JSON.stringify([...document.querySelectorAll('[data-testid=renewal-row]')]"
+        ".map(r => r.dataset.accountId)) === JSON.stringify(ids)",
+        arg=[r["account_id"] for r in window if r["risk_tier"] == "high"],
+    )
+    assert page.url.endswith("#/renewals?days=90&tier=high")
+    assert high.get_attribute("aria-pressed") == "true"
+    page.locator("[data-testid=renewal-tier][data-tier=high]").click()
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=renewal-row]').length === n", arg=len(window)
+    )
+    page.get_by_test_id("renewals-days").select_option("30")
+    page.wait_for_function(
+        "n => document.querySelectorAll('[data-testid=renewal-row]').length === n",
+        arg=len(renewing(30)),
+    )
+    assert page.url.endswith("#/renewals?days=30")
+    first.click()
+    page.get_by_test_id("drivers-table").wait_for()
+    assert text(page, "account-name") == renewing(30)[0]["name"]
+
+
+def test_scorecard_win_back_and_usage_show_what_the_api_says(page: Any, service: Service) -> None:
+    sign_in(page, service, "#/scorecard")
+    sc = api_json(page, service.url, service.key, "/v1/scorecard")
+    page.get_by_test_id("reliability-chart").wait_for()
+    # the world runs on past the runs' windows: all three are graded
+    assert (sc["graded_runs"], sc["open_runs"]) == (3, 0)
+    assert ids(page, "scorecard-tier", "tier") == [t["tier"] for t in sc["tiers"]]
+    rates = page.get_by_test_id("scorecard-tier-rate").all_inner_texts()
+    assert rates == [pct(t["rate"]) for t in sc["tiers"]]
+    assert ids(page, "scorecard-run", "asOf") == [r["as_of"] for r in sc["runs"]]
+    precision = page.locator("[data-testid=scorecard-run] [data-col=precision]").all_inner_texts()
+    assert precision == [pct(r["precision_at_k"]) for r in sc["runs"]]
+    points = page.eval_on_selector_all(
+        "[data-testid=reliability-point]",
+        "ps => ps.map(p => [Number(p.dataset.predicted), Number(p.dataset.observed)])",
+    )
+    assert points == [[b["predicted"], b["observed"]] for b in sc["reliability"]]
+    lead = sc["lead"]
+    assert text(page, "scorecard-lead-value") == f"{round(lead['median_days'])} days"
+    assert text(page, "scorecard-flagged-value") == f"{lead['flagged']} of {lead['churns']}"
+    assert sc["drift"] is None  # no champion in this test
+    page.get_by_test_id("drift-unavailable").wait_for()
+    assert page.get_by_test_id("scorecard-warning").count() == len(sc["warnings"])
+
+    # another list size: the runs' precision is recomputed for the top 25
+    page.get_by_test_id("scorecard-k").select_option("25")
+    top25 = api_json(page, service.url, service.key, "/v1/scorecard?k=25")
+    page.wait_for_function(
+        "() => location.hash === '#/scorecard?k=25'"
+        " && document.querySelector('[data-testid=scorecard-run] [data-col=precision]')"
+    )
+    precision = page.locator("[data-testid=scorecard-run] [data-col=precision]").all_inner_texts()
+    assert precision == [pct(r["precision_at_k"]) for r in top25["runs"]]
+
+    # win-back: the API's accounts, those still using the product marked
+    page.get_by_test_id("tab-winback").click()
+    back = api_json(page, service.url, service.key, "/v1/winback?days=90")["data"]
+    assert back
+    page.get_by_test_id("winback-row").first.wait_for()
+    assert ids(page, "winback-row") == [r["account_id"] for r in back]
+    using = [r["account_id"] for r in back if r["used_after_end"]]
+    assert ids(page, "winback-row][data-used-after-end=true") == using
+
+    # an account's monthly usage beside its risk trend
+    page.evaluate("location.hash = '#/accounts/A005'")
+    page.get_by_test_id("usage-charts").wait_for()
+    usage = api_json(page, service.url, service.key, "/v1/accounts/A005/usage?months=12")
+    months = usage["months"]
+    bars = page.get_by_test_id("usage-events").locator("rect.spark-bar")
+    assert bars.evaluate_all("bs => bs.map(b => b.dataset.month)") == [m["month"] for m in months]
+    assert text(page, "usage-events-last") == f"{months[-1]['events']:,}"
+    assert text(page, "usage-active_users-last") == f"{months[-1]['active_users']:,}"
+
+
+def test_a_panel_whose_endpoint_fails_is_one_line(page: Any, service: Service) -> None:
+    def fail(status: int, detail: str) -> Any:
+        body = json.dumps({"title": "Unavailable", "status": status, "detail": detail})
+        return lambda route: route.fulfill(
+            status=status, content_type="application/problem+json", body=body
+        )
+
+    page.route("**/v1/scorecard*", fail(503, "no data source: start the service with --data"))
+    page.route("**/v1/accounts/*/usage*", fail(404, "no usage for this account"))
+    page.route("**/v1/accounts/*/plays", fail(503, "the playbook could not be read"))
+    sign_in(page, service, "#/scorecard")
+    page.get_by_test_id("scorecard-unavailable").wait_for()
+    assert text(page, "scorecard-unavailable") == (
+        "The scorecard is not available: no data source: start the service with --data"
+    )
+    page.evaluate("location.hash = '#/accounts/A005'")
+    page.get_by_test_id("usage-unavailable").wait_for()
+    assert text(page, "usage-unavailable") == "Usage not available: no usage for this account"
+    page.get_by_test_id("plays-unavailable").wait_for()
+    # the rest of the page works
+    page.get_by_test_id("activities-empty").wait_for()
+    assert page.get_by_test_id("risk-chart").locator("[data-testid=chart-point]").count() == 3
+    assert page.get_by_test_id("error-banner").is_hidden()
+
+
 # --------------------------------------------------------------------------- phone width
 
 NARROW = (
@@ -903,3 +1245,17 @@ def test_narrow_screens_fit_and_read_whole(
     page.get_by_test_id("drivers-table").wait_for()
     page.screenshot(path=OUTPUT / f"dashboard-account-{width}.png", full_page=True)
     assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS
+
+    # the account's plays, log and usage, then the views beside the list
+    page.get_by_test_id("usage-charts").wait_for()
+    page.get_by_test_id("activity-form").wait_for()
+    assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS
+    for view, ready in (
+        ("renewals", "renewal-row"),
+        ("scorecard", "reliability-chart"),
+        ("winback", "winback-row"),
+    ):
+        page.get_by_test_id(f"tab-{view}").click()
+        page.get_by_test_id(ready).first.wait_for()
+        page.screenshot(path=OUTPUT / f"dashboard-{view}-{width}.png", full_page=True)
+        assert page.evaluate(LAYOUT_PROBLEMS) == NO_PROBLEMS, view

@@ -2,7 +2,10 @@
  *
  * Plain JavaScript, no build step, nothing fetched from outside this service. Hash routes:
  *   #/                 the at-risk list (filters and sort kept in the query: #/?tier=high&sort=clv)
- *   #/accounts/<id>    one account
+ *   #/accounts/<id>    one account: its score, drivers, plays, activity log and usage
+ *   #/renewals         the renewals of the next days (?days=90&owner=...)
+ *   #/scorecard        how right past scores were (?k=...)
+ *   #/winback          accounts that churned lately (?days=90)
  * The API key comes from the fragment (#key=...; removed from the address bar at once) or the
  * sign-in form, lives in sessionStorage (this tab only) and is sent as `Authorization: Bearer`.
  * Every text from the API is put in the page with textContent, never as HTML.
@@ -14,7 +17,9 @@
   const PAGE_SIZE = 50;
   const LOCALE = "en-US";
   const CURRENCY = document.documentElement.dataset.currency || "USD";
-  const SORTS = ["probability", "mrr_at_risk", "clv", "change"];
+  const SORTS = ["probability", "mrr_at_risk", "clv", "change", "renewal"];
+  const CONTACT_DAYS = 14; // a high-risk account not contacted for this many days is flagged
+  const ASCENDING = new Set(["renewal"]); // soonest renewal first; the others riskiest first
   const TREND_POINTS = 26; // as-of dates in the book's trend card (half a year of weekly runs)
   const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -30,6 +35,9 @@
     accountSeq: 0,
     listHash: "#/",
     view: null,
+    book: null, // GET /v1/summary?owner=: {owner, summary}, the headline of one owner's book
+    bookSeq: 0,
+    canWrite: null, // false once the service refused a write with this key (403)
   };
 
   // ------------------------------------------------------------------ formatting
@@ -194,12 +202,13 @@
     }
   }
 
-  async function api(path, { raw = false } = {}) {
+  async function api(path, { raw = false, method = "GET", body = undefined } = {}) {
     let res;
+    const headers = { Authorization: `Bearer ${state.key}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
       res = await fetch(path, {
-        headers: { Authorization: `Bearer ${state.key}`, Accept: "application/json" },
-        cache: "no-store",
+        method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
       throw new ApiError(0, { title: "Service unreachable", detail: `The churnrisk service did not answer (${err.message}). Is it running?` }, path);
@@ -255,11 +264,14 @@
     state.list = { key: null, rows: [], next: null, total: 0, runId: null, scrollY: 0 };
     state.listSeq++;
     state.accountSeq++;
+    state.book = null;
+    state.bookSeq++;
+    state.canWrite = null;
     showSignIn(message);
   }
 
   function showSignIn(message) {
-    for (const id of ["#headline", "#trend-card", "#list-view", "#account-view", "#sign-out", "#banner"]) show($(id), false);
+    for (const id of ["#headline", "#trend-card", "#list-view", "#account-view", "#sign-out", "#banner", "#tabs", "#search", ...EXTRA_VIEWS]) show($(id), false);
     $("[data-testid=run-info]").textContent = "";
     const msg = $("#signin-message");
     msg.textContent = message || "";
@@ -290,6 +302,8 @@
     if (!state.key) { showSignIn(); return; }
     show($("#signin"), false);
     show($("#sign-out"), true);
+    show($("#tabs"), true);
+    show($("#search"), true);
     loadTrend(); // in parallel with the summary; it reports its own errors
     try {
       await loadSummary();
@@ -311,13 +325,19 @@
       try { id = decodeURIComponent(id); } catch (_) { /* a stray % in a typed address: keep it as is */ }
       return { name: "account", id };
     }
-    return { name: "list", params: new URLSearchParams(query || "") };
+    const params = new URLSearchParams(query || "");
+    if (["/renewals", "/scorecard", "/winback"].includes(path)) return { name: path.slice(1), params };
+    return { name: "list", params };
   }
 
   function route() {
     if (!state.key) return;
     const r = parseRoute();
+    markTab(r.name);
     if (r.name === "account") showAccount(r.id);
+    else if (r.name === "renewals") showRenewals(r.params);
+    else if (r.name === "scorecard") showScorecard(r.params);
+    else if (r.name === "winback") showWinback(r.params);
     else showList(r.params);
   }
 
@@ -372,10 +392,12 @@
 
   function renderHeadline() {
     const el = $("#headline");
-    const sm = state.summary;
+    let sm = state.summary;
     const run = sm && sm.run;
     const groups = [];
     if (sm) {
+      const book = state.book && state.book.owner === state.query.owner ? state.book.summary : null;
+      sm = book || sm; // "my book": one owner's figures and tiers; the run's otherwise
       const share = isNum(sm.mrr) && sm.mrr > 0 ? `${fmt.pct.format(sm.mrr_at_risk / sm.mrr)} of total MRR` : "";
       const tiers = sm.tiers || [];
       const total = tiers.reduce((a, t) => a + t.accounts, 0) || 1;
@@ -394,7 +416,7 @@
           `${capital(t.tier)} `, h("strong", { testid: `kpi-tier-${t.tier}`, text: count(t.accounts) }))),
         ));
       groups.push(h("div", { class: "kpi-group" },
-        h("div", { class: "kpi-group-title", text: run ? `Current scoring run · as of ${day(run.as_of)}` : "Current scoring run" }),
+        h("div", { class: "kpi-group-title", testid: "headline-title", text: `${sm.owner ? `${sm.owner}'s book` : "Current scoring run"}${run ? ` · as of ${day(run.as_of)}` : ""}` }),
         h("div", { class: "kpi-row" },
           kpi({ label: "Accounts scored", value: count(sm.accounts), testid: "kpi-accounts", sub: "active accounts", title: "Accounts active on the run's as-of date, each given a score" }),
           kpi({
@@ -610,13 +632,19 @@
   // ------------------------------------------------------------------ the at-risk list
 
   function defaultQuery() {
-    return { tiers: [], segment: "", plan: "", owner: "", min_probability: "", min_mrr: "", sort: "probability" };
+    return {
+      tiers: [], segment: "", plan: "", owner: "", min_probability: "", min_mrr: "", renewing_within: "",
+      include_snoozed: false, sort: "probability",
+    };
   }
+
+  const FILTER_KEYS = ["segment", "plan", "owner", "min_probability", "min_mrr", "renewing_within"];
 
   function queryFromParams(params) {
     const q = defaultQuery();
     q.tiers = params.getAll("tier");
-    for (const k of ["segment", "plan", "owner", "min_probability", "min_mrr"]) q[k] = params.get(k) || "";
+    for (const k of FILTER_KEYS) q[k] = params.get(k) || "";
+    q.include_snoozed = params.get("include_snoozed") === "true";
     const sort = params.get("sort");
     if (SORTS.includes(sort)) q.sort = sort;
     return q;
@@ -626,7 +654,8 @@
   function queryParams(q) {
     const p = new URLSearchParams();
     for (const t of q.tiers) p.append("tier", t);
-    for (const k of ["segment", "plan", "owner", "min_probability", "min_mrr"]) if (q[k] !== "") p.set(k, q[k]);
+    for (const k of FILTER_KEYS) if (q[k] !== "") p.set(k, q[k]);
+    if (q.include_snoozed) p.set("include_snoozed", "true");
     if (q.sort !== "probability") p.set("sort", q.sort);
     return p;
   }
@@ -675,8 +704,14 @@
     const minM = $("#f-min-mrr");
     if (document.activeElement !== minM) minM.value = q.min_mrr;
     $("#f-sort").value = q.sort;
+    const renewing = $("#f-renewing");
+    if (q.renewing_within && ![...renewing.options].some((o) => o.value === q.renewing_within)) {
+      renewing.append(h("option", { value: q.renewing_within, text: `${q.renewing_within} days` })); // from a shared address
+    }
+    renewing.value = q.renewing_within;
+    $("#f-snoozed").checked = q.include_snoozed;
     for (const th of document.querySelectorAll("th[data-sort]")) {
-      if (th.dataset.sort === q.sort) th.setAttribute("aria-sort", "descending");
+      if (th.dataset.sort === q.sort) th.setAttribute("aria-sort", ASCENDING.has(q.sort) ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     }
   }
@@ -690,13 +725,17 @@
       return;
     }
     history.replaceState(null, "", `${location.pathname}${location.search}${state.listHash}`);
+    markTab("list");
     syncFilterInputs();
+    loadBook();
     loadList(false);
   }
 
   function showList(params) {
     state.view = "list";
+    hideExtraViews();
     state.query = queryFromParams(params);
+    loadBook();
     const qs = queryParams(state.query).toString();
     state.listHash = `#/${qs ? `?${qs}` : ""}`;
     show($("#account-view"), false);
@@ -732,6 +771,7 @@
     const params = queryParams(q);
     const key = params.toString();
     params.set("sort", q.sort);
+    params.set("contact_days", String(CONTACT_DAYS));
     params.set("limit", String(PAGE_SIZE));
     if (append && state.list.next) params.set("cursor", state.list.next);
     const seq = ++state.listSeq;
@@ -754,6 +794,8 @@
       if (page.run && state.summary && state.summary.run && page.run.run_id !== state.summary.run.run_id) {
         loadSummary().catch(report); // a new run landed: refresh the headline and filter values
         loadTrend();
+        state.book = null;
+        loadBook();
       }
       renderRows();
     } catch (err) {
@@ -813,12 +855,16 @@
       : change(r.probability_change);
     const top = (r.drivers || [])[0];
     const driverTitle = (r.drivers || []).map((d) => d.text).join("\n");
-    return h("tr", { testid: "at-risk-row", "data-account-id": r.account_id, "data-tier": r.risk_tier },
+    return h("tr", {
+      testid: "at-risk-row", "data-account-id": r.account_id, "data-tier": r.risk_tier,
+      "data-needs-contact": r.needs_contact ? "true" : null, "data-snoozed": r.snoozed_until ? "true" : null,
+      class: r.snoozed_until ? "snoozed" : null,
+    },
       h("td", { class: "col-account", "data-col": "account" },
         h("a", { href: accountHref(r.account_id), class: "acct-link", text: r.name || r.account_id }),
         h("span", { class: "acct-id", text: r.account_id })),
-      h("td", { "data-col": "segment", text: r.segment || "—" }),
-      h("td", { "data-col": "plan", text: r.plan || "—" }),
+      h("td", { "data-col": "segment" }, h("span", { text: r.segment || "—" }),
+        h("span", { class: "acct-id", "data-col": "plan", text: r.plan ? `${r.plan} plan` : "no plan" })),
       h("td", { class: "col-owner", "data-col": "owner", text: r.owner || "—" }),
       h("td", { "data-col": "tier" }, tierBadge(r.risk_tier)),
       h("td", { class: "num strong", "data-col": "probability", "data-value": r.churn_probability, text: prob(r.churn_probability) }),
@@ -829,6 +875,7 @@
       h("td", { class: "col-renewal", "data-col": "renewal", "data-value": r.renewal_date || null, title: "Context, not a driver: the nearest end of a subscription term" },
         r.renewal_date ? h("span", { text: inDays(r.days_to_renewal) }) : h("span", { class: "muted", text: "—" }),
         r.renewal_date ? h("span", { class: "acct-id", text: day(r.renewal_date) }) : null),
+      contactCell(r),
       h("td", { class: "col-driver", "data-col": "driver", title: driverTitle || null },
         top ? h("div", { class: "driver-cell" },
           h("span", { class: "driver-meaning", text: top.meaning || top.feature }),
@@ -881,7 +928,8 @@
 
   function onFilterChange(event) {
     const el = event.target;
-    const k = { "f-segment": "segment", "f-plan": "plan", "f-owner": "owner", "f-sort": "sort" }[el.id];
+    if (el.id === "f-snoozed") { applyQuery({ ...state.query, include_snoozed: el.checked }); return; }
+    const k = { "f-segment": "segment", "f-plan": "plan", "f-owner": "owner", "f-sort": "sort", "f-renewing": "renewing_within" }[el.id];
     if (k) applyQuery({ ...state.query, [k]: el.value });
   }
 
@@ -915,6 +963,7 @@
 
   async function showAccount(id) {
     state.view = "account";
+    hideExtraViews();
     const seq = ++state.accountSeq;
     show($("#list-view"), false);
     show($("#headline"), false);
@@ -980,7 +1029,12 @@
         label: "Renewal", value: a.renewal_date ? day(a.renewal_date) : "—", testid: "account-renewal",
         sub: a.renewal_date ? `${inDays(a.days_to_renewal)} · context, not a driver` : "no known term end",
         title: "The nearest end of a subscription term known on the as-of date",
-      }));
+      }),
+      a.renewal_date ? kpi({
+        label: "Up for renewal", value: isNum(a.renewal_mrr) ? money(a.renewal_mrr) : "—", testid: "account-renewal-mrr",
+        sub: isNum(a.renewal_mrr) ? `MRR · ${money(12 * a.renewal_mrr)} ARR` : "MRR of the terms ending then",
+        title: "MRR of the subscriptions whose term ends on the renewal date (ARR = 12 × MRR)",
+      }) : null);
 
     const drivers = h("section", { class: "card panel", testid: "drivers", "aria-labelledby": "drivers-title" },
       h("h2", { id: "drivers-title", text: lowTier(a.risk_tier) ? "What drives this account's score?" : "Why is this account at risk?" }),
@@ -1006,8 +1060,11 @@
 
     const view = $("#account-view");
     view.replaceChildren(backLink(), h("div", { class: "card acct-card" }, head, notCurrent, kpis),
-      h("div", { class: "grid-2" }, drivers, changes), trend, meta);
+      h("div", { class: "grid-2" }, drivers, changes),
+      h("div", { class: "grid-2" }, playsPanel(), activityPanel()),
+      h("div", { class: "grid-2" }, trend, usagePanel()), meta);
     drawChart(view.querySelector(".chart"), history_);
+    loadAccountPanels(a, state.accountSeq);
   }
 
   function barCell(value, maxAbs, tone) {
@@ -1210,7 +1267,643 @@
       const box = document.querySelector("#account-view .chart");
       if (box && state.view === "account" && state.lastAccount) drawChart(box, state.lastAccount.history || []);
       if (state.view === "list") renderTrend();
+      if (state.view === "scorecard" && state.lastScorecard) drawReliability($("#reliability-box"), state.lastScorecard);
     }, 150);
+  }
+
+  // ------------------------------------------------------------------ views beside the list
+
+  const EXTRA_VIEWS = ["#renewals-view", "#scorecard-view", "#winback-view"];
+  const WINDOWS = [30, 60, 90, 180, 365]; // days the renewal and win-back pickers offer
+
+  function hideExtraViews() {
+    for (const id of EXTRA_VIEWS) show($(id), false);
+  }
+
+  /** Show one of the views that stand beside the list; hide the list, the account and the headline. */
+  function showView(id, title) {
+    state.view = id.slice(1).replace("-view", "");
+    for (const other of ["#list-view", "#account-view", "#headline", "#trend-card", ...EXTRA_VIEWS]) show($(other), false);
+    document.title = `${title} · Churn risk`;
+    const view = $(id);
+    show(view, true);
+    window.scrollTo(0, 0);
+    return view;
+  }
+
+  function markTab(name) {
+    for (const a of document.querySelectorAll("#tabs a")) {
+      if (a.dataset.view === name) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+      if (a.dataset.view === "list") a.href = state.listHash;
+      // the renewals of the book the list is filtered to
+      if (a.dataset.view === "renewals" && name !== "renewals") a.href = `#/renewals${state.query.owner ? `?${new URLSearchParams({ owner: state.query.owner })}` : ""}`;
+    }
+  }
+
+  /** One line saying a panel's figures are not available, and why (the service's words). */
+  function unavailable(testid, what, err) {
+    const why = !isNum(err.status) || [0, 404, 503].includes(err.status) ? err.message : `${err.message} (HTTP ${err.status})`;
+    return h("p", { class: "panel-note muted", testid, text: `${what} not available: ${why}` });
+  }
+
+  /** A select of day windows, with the current one chosen (added when an address gave another). */
+  function windowSelect(id, testid, value, onchange) {
+    const n = Number(value);
+    const choices = !Number.isInteger(n) || WINDOWS.includes(n) ? WINDOWS : [...WINDOWS, n].sort((a, b) => a - b);
+    return h("select", { id, testid, onchange: (e) => onchange(e.target.value) },
+      choices.map((d) => h("option", { value: String(d), selected: String(d) === String(value), text: `${d} days` })));
+  }
+
+  const todayIso = () => new Date().toISOString().slice(0, 10);
+  function addDaysIso(iso, n) {
+    const d = parseDay(iso);
+    d.setUTCDate(d.getUTCDate() + n);
+    return d.toISOString().slice(0, 10);
+  }
+
+  /** How long ago a contact was: "today", "yesterday", "12 days ago". */
+  function ago(text) {
+    if (!text) return "";
+    const days = Math.floor((Date.now() - new Date(text).getTime()) / 86400000);
+    return days <= 0 ? "today" : days === 1 ? "yesterday" : `${count(days)} days ago`;
+  }
+
+  /** The at-risk list's last-contact cell: when, a flag when overdue, and a snooze. */
+  function contactCell(r) {
+    const flag = r.needs_contact
+      ? h("span", {
+        class: "flag", testid: "needs-contact",
+        title: `In the riskiest tier and no call, meeting, e-mail or offer in the last ${CONTACT_DAYS} days`, text: "Reach out",
+      })
+      : null;
+    return h("td", { class: "col-contact", "data-col": "last_contact", "data-value": r.last_contact || null },
+      h("span", { class: r.last_contact ? null : "muted", title: r.last_contact ? stamp(r.last_contact) : "No call, meeting, e-mail or offer recorded", text: r.last_contact ? ago(r.last_contact) : "never" }),
+      flag,
+      r.snoozed_until ? h("span", { class: "acct-id", testid: "snoozed-until", text: `snoozed to ${day(r.snoozed_until)}` }) : null);
+  }
+
+  // ------------------------------------------------------------------ my book
+
+  /** The headline of the owner the list is filtered to ("my book"), or the whole run's. */
+  async function loadBook() {
+    const owner = state.query.owner || "";
+    if (!owner) {
+      if (state.book) { state.book = null; renderHeadline(); }
+      return;
+    }
+    if (state.book && state.book.owner === owner) return;
+    const seq = ++state.bookSeq;
+    try {
+      const summary = await api(`/v1/summary?${new URLSearchParams({ owner })}`);
+      if (seq !== state.bookSeq) return;
+      state.book = { owner, summary };
+    } catch (err) {
+      if (seq !== state.bookSeq) return;
+      state.book = null;
+      report({ problem: { title: `${owner}'s figures could not be loaded`, detail: err.message } });
+    }
+    renderHeadline();
+  }
+
+  // ------------------------------------------------------------------ search
+
+  function initSearch() {
+    const input = $("#search-q");
+    const list = $("#search-results");
+    let timer = null;
+    let seq = 0;
+    const close = () => { show(list, false); list.replaceChildren(); };
+    const open = (id) => { close(); input.value = ""; input.blur(); location.hash = accountHref(id); };
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      const q = input.value.trim();
+      if (!q) { seq++; close(); return; }
+      timer = setTimeout(async () => {
+        const mine = ++seq;
+        try {
+          const found = await api(`/v1/accounts/search?${new URLSearchParams({ q, limit: "8" })}`);
+          if (mine !== seq) return;
+          list.replaceChildren(...(found.data.length ? found.data.map((hit) => h("li", {},
+            h("button", { type: "button", class: "search-hit", testid: "search-hit", "data-account-id": hit.account_id, onclick: () => open(hit.account_id) },
+              h("span", { class: "search-name", text: hit.name || hit.account_id }),
+              h("span", { class: "acct-id", text: [hit.account_id, hit.owner].filter(Boolean).join(" · ") }),
+              tierBadge(hit.risk_tier))))
+            : [h("li", { class: "muted search-none", testid: "search-none", text: `No account of the current run matches “${q}”.` })]));
+          show(list, true);
+        } catch (err) {
+          if (mine !== seq) return;
+          list.replaceChildren(h("li", { class: "muted search-none", text: err.message }));
+          show(list, true);
+        }
+      }, 200);
+    });
+    $("#search").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const first = list.querySelector("[data-account-id]");
+      if (first) open(first.dataset.accountId);
+    });
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") { close(); input.value = ""; }
+      if (e.key === "ArrowDown") { const first = list.querySelector("button"); if (first) { e.preventDefault(); first.focus(); } }
+    });
+    list.addEventListener("keydown", (e) => { // arrows move between the hits, Escape goes back to the box
+      const hits = [...list.querySelectorAll("button")];
+      const i = hits.indexOf(document.activeElement);
+      if (e.key === "Escape") { input.focus(); close(); return; }
+      if (e.key !== "ArrowDown" && e.key !== "ArrowUp") return;
+      e.preventDefault();
+      const next = e.key === "ArrowDown" ? i + 1 : i - 1;
+      if (next < 0) input.focus(); else if (hits[next]) hits[next].focus();
+    });
+    document.addEventListener("click", (e) => { if (!e.target.closest("#search")) close(); });
+  }
+
+  // ------------------------------------------------------------------ the account's plays, activities and usage
+
+  const KINDS = [["call", "Call"], ["meeting", "Meeting"], ["email", "E-mail"], ["offer", "Offer"], ["note", "Note"], ["task", "Task"]];
+  const OUTCOMES = [["saved", "Saved"], ["lost", "Lost"], ["expanded", "Expanded"], ["no_response", "No response"]];
+  const label = (pairs, v) => (pairs.find(([k]) => k === v) || [v, v])[1];
+  const AUTHOR_STORAGE = "churnrisk.author"; // who logs activities in this tab, remembered for the next one
+  const READ_ONLY = "Your API key can read but not write, so it cannot add to the log or snooze. Ask an administrator for a write key (churnrisk apikey create --scope write) and sign in with it.";
+
+  function playsPanel() {
+    return h("section", { class: "card panel", testid: "plays", "aria-labelledby": "plays-title" },
+      h("h2", { id: "plays-title", text: "What to do" }),
+      h("p", { class: "muted panel-intro", text: "The playbook's plays that match this account's latest score, and why each matched." }),
+      h("div", { class: "panel-body", id: "plays-body" }, h("p", { class: "muted", text: "Loading…" })));
+  }
+
+  function activityPanel() {
+    return h("section", { class: "card panel", testid: "activities", "aria-labelledby": "activities-title" },
+      h("h2", { id: "activities-title", text: "Activity log" }),
+      h("div", { id: "activity-status", class: "activity-status", testid: "activity-status" }),
+      h("div", { id: "activity-form-box" }),
+      h("div", { class: "panel-body", id: "activities-body" }, h("p", { class: "muted", text: "Loading…" })));
+  }
+
+  function usagePanel() {
+    return h("section", { class: "card panel", testid: "usage", "aria-labelledby": "usage-title" },
+      h("h2", { id: "usage-title", text: "Usage by month" }),
+      h("p", { class: "muted panel-intro", text: "Product events, active users, support tickets and NPS in the months before the score's as-of date." }),
+      h("div", { class: "panel-body", id: "usage-body" }, h("p", { class: "muted", text: "Loading…" })));
+  }
+
+  function loadAccountPanels(a, seq) {
+    const id = encodeURIComponent(a.account_id);
+    const live = () => seq === state.accountSeq && state.view === "account";
+    const fill = async (sel, path, render, testid, what) => {
+      let node;
+      try {
+        const body = await api(path);
+        if (!live()) return;
+        node = render(body);
+      } catch (err) {
+        if (!live() || err.status === 401) return;
+        node = unavailable(testid, what, err);
+      }
+      const box = $(sel);
+      if (box) box.replaceChildren(node);
+    };
+    fill("#plays-body", `/v1/accounts/${id}/plays`, renderPlays, "plays-unavailable", "Plays");
+    loadActivities(a, seq);
+    fill("#usage-body", `/v1/accounts/${id}/usage?months=12`, renderUsage, "usage-unavailable", "Usage");
+  }
+
+  function renderPlays(body) {
+    if (!body.data.length) return h("p", { class: "muted", testid: "plays-empty", text: "No play of the playbook matches this account." });
+    return h("ol", { class: "plays" }, body.data.map((p) => h("li", { class: "play", testid: "play", "data-name": p.name },
+      h("div", { class: "play-name", text: p.name }),
+      h("p", { class: "play-text", text: p.text }),
+      h("ul", { class: "play-why", "aria-label": "Why it matched" }, p.reasons.map((r) => h("li", { testid: "play-reason", text: r }))))));
+  }
+
+  async function loadActivities(a, seq) {
+    const live = () => seq === state.accountSeq && state.view === "account";
+    let body;
+    try {
+      body = await api(`/v1/accounts/${encodeURIComponent(a.account_id)}/activities?limit=50`);
+    } catch (err) {
+      if (!live() || err.status === 401) return;
+      $("#activities-body").replaceChildren(unavailable("activities-unavailable", "The activity log is", err));
+      return;
+    }
+    if (!live()) return;
+    renderActivityStatus(a, body, seq);
+    const formBox = $("#activity-form-box");
+    if (!formBox.firstChild) formBox.replaceChildren(state.canWrite === false ? readOnlyNote() : activityForm(a, seq));
+    $("#activities-body").replaceChildren(activityLog(body.data));
+  }
+
+  function readOnlyNote() {
+    return h("p", { class: "notice", testid: "activity-readonly", text: READ_ONLY });
+  }
+
+  function renderActivityStatus(a, body, seq) {
+    const box = $("#activity-status");
+    const last = h("span", { testid: "last-contact" },
+      body.last_contact ? `Last contact ${ago(body.last_contact)} (${day(body.last_contact)})` : "No contact recorded yet");
+    let snooze;
+    if (body.snoozed_until) {
+      snooze = h("span", { class: "snooze-state", testid: "snoozed" },
+        `Snoozed until ${day(body.snoozed_until)}: hidden from the at-risk list. `,
+        state.canWrite === false ? null : h("button", {
+          type: "button", class: "btn btn-quiet btn-small", testid: "unsnooze",
+          onclick: () => postActivity(a, seq, { kind: "note", text: "Snooze ended", snooze_until: todayIso() }),
+          text: "End snooze",
+        }));
+    } else if (state.canWrite !== false) {
+      const date = h("input", {
+        type: "date", id: "snooze-date", testid: "snooze-date", min: addDaysIso(todayIso(), 1),
+        value: addDaysIso(todayIso(), 14), "aria-label": "Snooze until",
+      });
+      snooze = h("form", {
+        class: "snooze-form", testid: "snooze-form",
+        onsubmit: (e) => {
+          e.preventDefault();
+          if (!date.value) { date.setAttribute("aria-invalid", "true"); return; }
+          postActivity(a, seq, { kind: "note", text: `Snoozed until ${day(date.value)}`, snooze_until: date.value });
+        },
+      }, h("label", { for: "snooze-date", class: "inline-label", text: "Snooze until" }), date,
+      h("button", { type: "submit", class: "btn btn-small", testid: "snooze-submit", text: "Snooze" }));
+    }
+    box.replaceChildren(last, snooze || null);
+  }
+
+  function activityForm(a, seq) {
+    const field = (id, text, control) => h("div", { class: "field" }, h("label", { for: id, text }), control);
+    const form = h("form", { class: "activity-form", testid: "activity-form", novalidate: true },
+      h("div", { class: "field-row" },
+        field("act-kind", "What", h("select", { id: "act-kind", name: "kind", testid: "activity-kind" },
+          KINDS.map(([v, t]) => h("option", { value: v, text: t })))),
+        field("act-outcome", "Outcome", h("select", { id: "act-outcome", name: "outcome", testid: "activity-outcome" },
+          h("option", { value: "", text: "—" }), OUTCOMES.map(([v, t]) => h("option", { value: v, text: t })))),
+        field("act-day", "On", h("input", {
+          type: "date", id: "act-day", name: "day", testid: "activity-day", max: todayIso(), value: todayIso(), required: true,
+        })),
+        field("act-author", "By (optional)", h("input", {
+          type: "text", id: "act-author", name: "author", testid: "activity-author", maxlength: "200", autocomplete: "name",
+          value: sessionStorage.getItem(AUTHOR_STORAGE) || "", placeholder: "Your name",
+        })),
+        field("act-snooze", "Snooze until (optional)", h("input", {
+          type: "date", id: "act-snooze", name: "snooze_until", testid: "activity-snooze", min: addDaysIso(todayIso(), 1),
+        }))),
+      field("act-text", "Notes", h("textarea", { id: "act-text", name: "text", rows: "2", maxlength: "4000", testid: "activity-text", placeholder: "What happened, what was agreed" })),
+      h("div", { class: "form-foot" },
+        h("button", { type: "submit", class: "btn btn-primary btn-small", testid: "activity-submit", text: "Add to log" }),
+        h("span", { class: "form-message", role: "status", testid: "activity-message" })));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = (name) => form.elements[name].value.trim();
+      const body = { kind: v("kind"), text: v("text") };
+      if (v("outcome")) body.outcome = v("outcome");
+      if (v("author")) { body.author = v("author"); sessionStorage.setItem(AUTHOR_STORAGE, body.author); }
+      // an earlier day: noon UTC of it (today: now, the service's default)
+      if (v("day") && v("day") !== todayIso()) body.occurred_at = `${v("day")}T12:00:00Z`;
+      if (v("snooze_until")) body.snooze_until = v("snooze_until");
+      postActivity(a, seq, body, form);
+    });
+    return form;
+  }
+
+  /** Record an activity; on success reload the log, on a read-only key say so instead of the form. */
+  async function postActivity(a, seq, body, form) {
+    const message = form ? form.querySelector("[data-testid=activity-message]") : null;
+    const buttons = [...document.querySelectorAll("#account-view [data-testid=activities] button")];
+    for (const b of buttons) b.disabled = true;
+    try {
+      await api(`/v1/accounts/${encodeURIComponent(a.account_id)}/activities`, { method: "POST", body });
+      state.canWrite = true;
+      state.list.key = null; // the list's last contacts and snoozes changed: reload it on return
+      if (form) {
+        for (const name of ["text", "outcome", "snooze_until"]) form.elements[name].value = "";
+        form.elements.day.value = todayIso();
+        message.textContent = "Added.";
+      }
+    } catch (err) {
+      if (err.status === 401) return;
+      if (err.status === 403) {
+        state.canWrite = false; // no form, no snooze control: the note says what to do instead
+        $("#activity-form-box").replaceChildren(readOnlyNote());
+        for (const control of document.querySelectorAll("#activity-status [data-testid=snooze-form], #activity-status [data-testid=unsnooze]")) control.remove();
+      } else if (message) {
+        message.textContent = `Not saved: ${err.message}`;
+        message.classList.add("tone-text-red");
+      } else {
+        report(err);
+      }
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+    if (seq === state.accountSeq) await loadActivities(a, seq);
+  }
+
+  function activityLog(items) {
+    if (!items.length) return h("p", { class: "muted", testid: "activities-empty", text: "Nothing recorded yet." });
+    return h("ol", { class: "log", testid: "activity-log" }, items.map((x) => h("li", { class: "log-item", testid: "activity", "data-kind": x.kind },
+      h("div", { class: "log-head" },
+        h("span", { class: "log-kind", text: label(KINDS, x.kind) }),
+        x.outcome ? h("span", { class: `badge tone-${x.outcome === "lost" ? "red" : x.outcome === "no_response" ? "amber" : "green"}`, testid: "activity-outcome-badge", text: label(OUTCOMES, x.outcome) }) : null,
+        h("span", { class: "muted log-when", title: stamp(x.occurred_at), text: `${day(x.occurred_at)}${x.author ? ` · ${x.author}` : ""}${x.source === "import" ? " · imported" : ""}` })),
+      x.text ? h("p", { class: "log-text", text: x.text }) : null,
+      x.snooze_until ? h("div", { class: "muted log-snooze", text: `Snooze until ${day(x.snooze_until)}` }) : null)));
+  }
+
+  const USAGE = [
+    ["events", "Product events", count],
+    ["active_users", "Active users", count],
+    ["tickets", "Support tickets", count],
+    ["nps", "NPS answer (mean)", (v) => (isNum(v) ? v.toFixed(1) : "—")],
+  ];
+
+  function renderUsage(body) {
+    const months = body.months || [];
+    if (!months.length) return h("p", { class: "muted", testid: "usage-empty", text: "No usage recorded before the as-of date." });
+    return h("div", { class: "usage-grid", testid: "usage-charts" }, USAGE.map(([key, title, show_]) => {
+      const values = months.map((m) => m[key]);
+      const last = [...months].reverse().find((m) => isNum(m[key]));
+      return h("figure", { class: "usage-chart", testid: `usage-${key}` },
+        h("figcaption", {}, h("span", { text: title }), h("strong", { testid: `usage-${key}-last`, text: last ? show_(last[key]) : "—" })),
+        sparkBars(months, values, `${title} by month`));
+    }));
+  }
+
+  /** Small monthly bars (no axis); a partial month drawn lighter. */
+  function sparkBars(months, values, title) {
+    const W = 220;
+    const H = 52;
+    const max = Math.max(0, ...values.filter(isNum));
+    const slot = W / months.length;
+    const svg = s("svg", { viewBox: `0 0 ${W} ${H + 14}`, class: "spark", role: "img", "aria-label": title, preserveAspectRatio: "none" });
+    months.forEach((m, i) => {
+      const v = values[i];
+      const hgt = isNum(v) && max > 0 ? Math.max(1, (Math.max(0, v) / max) * H) : 0;
+      svg.append(s("rect", {
+        x: i * slot + slot * 0.15, y: H - hgt, width: slot * 0.7, height: hgt, class: `spark-bar${m.partial ? " partial" : ""}`,
+        "data-month": m.month,
+      }, s("title", {}, `${periodLabel(m.month)}: ${isNum(v) ? fmt.int.format(v) : "none"}${m.partial ? " (month to date)" : ""}`)));
+    });
+    const first = months[0];
+    const lastM = months[months.length - 1];
+    svg.append(s("text", { x: 0, y: H + 12, class: "tick" }, periodLabel(first.month)),
+      s("text", { x: W, y: H + 12, class: "tick", "text-anchor": "end" }, periodLabel(lastM.month)));
+    return svg;
+  }
+
+  // ------------------------------------------------------------------ the renewal view
+
+  async function showRenewals(params) {
+    const view = showView("#renewals-view", "Renewals");
+    const days = params.get("days") || "90";
+    const owner = params.get("owner") || "";
+    const tier = params.get("tier") || "";
+    const go = (d, o, t = "") => { location.hash = `#/renewals?${new URLSearchParams({ days: d, ...(o ? { owner: o } : {}), ...(t ? { tier: t } : {}) })}`; };
+    const ownerSel = h("select", { id: "r-owner", testid: "renewals-owner", onchange: (e) => go(days, e.target.value, tier) },
+      h("option", { value: "", text: "All owners" }),
+      ((state.summary && state.summary.owners) || []).map((o) => h("option", { value: o, selected: o === owner, text: o })));
+    const body = h("div", { class: "view-body" }, h("p", { class: "muted loading-text", text: "Loading renewals…" }));
+    view.replaceChildren(
+      h("div", { class: "view-head" }, h("h1", { id: "renewals-title", text: "Renewals" }),
+        h("p", { class: "muted", text: "Accounts whose subscription term ends soon, soonest first, with the ARR up for renewal by risk tier." })),
+      h("div", { class: "filters card" },
+        h("div", { class: "filter" }, h("label", { for: "r-days", text: "Next" }), windowSelect("r-days", "renewals-days", days, (d) => go(d, owner, tier))),
+        h("div", { class: "filter" }, h("label", { for: "r-owner", text: "Owner" }), ownerSel)),
+      body);
+    const seq = ++state.accountSeq;
+    try {
+      const r = await api(`/v1/renewals?${new URLSearchParams({ days, ...(owner ? { owner } : {}) })}`);
+      if (seq !== state.accountSeq) return;
+      const pick = (t) => go(days, owner, t === tier ? "" : t);
+      body.replaceChildren(renewalTiers(r, tier, pick), renewalTable(r, tier));
+    } catch (err) {
+      if (seq !== state.accountSeq || err.status === 401) return;
+      body.replaceChildren(unavailable("renewals-unavailable", "Renewals are", err));
+    }
+  }
+
+  function renewalTiers(r, tier, pick) {
+    return h("div", { class: "kpi-row" },
+      h("div", { class: "kpi", testid: "renewals-total" },
+        h("div", { class: "kpi-label", text: `Renewing in ${count(r.days)} days` }),
+        h("div", { class: "kpi-value", testid: "renewals-total-arr", text: money(r.total.arr) }),
+        h("div", { class: "kpi-sub", text: `ARR of ${count(r.total.accounts)} account${r.total.accounts === 1 ? "" : "s"}` })),
+      r.tiers.map((t) => h("button", {
+        type: "button", class: "kpi kpi-button", testid: "renewal-tier", "data-tier": t.tier, "aria-pressed": String(t.tier === tier),
+        title: t.tier === tier ? "Show every tier" : `Show only the ${t.tier}-tier renewals`, onclick: () => pick(t.tier),
+      },
+        h("div", { class: "kpi-label" }, tierBadge(t.tier)),
+        h("div", { class: `kpi-value${tierTone(t.tier) === "red" && t.arr > 0 ? " tone-text-red" : ""}`, testid: `renewal-tier-${t.tier}-arr`, text: money(t.arr) }),
+        h("div", { class: "kpi-sub", text: `ARR · ${count(t.accounts)} account${t.accounts === 1 ? "" : "s"}` }))));
+  }
+
+  const RENEWAL_PAGE = 50; // rows shown at once; "Show more" adds as many
+
+  function renewalTable(r, tier) {
+    const rows = tier ? r.data.filter((row) => row.risk_tier === tier) : r.data;
+    if (!rows.length) return h("p", { class: "card empty", testid: "renewals-empty", text: `No ${tier ? `${tier}-tier ` : ""}account renews in the next ${count(r.days)} days.` });
+    const body = h("tbody", {});
+    const more = h("button", { type: "button", class: "btn", testid: "renewals-more" });
+    let shown = 0;
+    const grow = () => {
+      body.append(...rows.slice(shown, shown + RENEWAL_PAGE).map(renewalRow));
+      shown = Math.min(rows.length, shown + RENEWAL_PAGE);
+      more.textContent = `Show ${count(Math.min(RENEWAL_PAGE, rows.length - shown))} more of ${count(rows.length)}`;
+      show(more, shown < rows.length);
+    };
+    more.addEventListener("click", grow);
+    grow();
+    return h("div", { class: "view-body" }, h("div", { class: "table-box card" },
+      h("table", { class: "risk-table", testid: "renewals-table" },
+        h("thead", {}, h("tr", {}, ["Account", "Renews", "Up for renewal (MRR)", "ARR", "Tier", "Churn prob.", "Owner", "Last contact"].map((t, i) =>
+          h("th", { scope: "col", class: [2, 3, 5].includes(i) ? "num" : i === 0 ? "col-account" : null, text: t })))),
+        body),
+      r.truncated ? h("p", { class: "muted panel-note", text: `The service lists the ${count(r.data.length)} soonest of ${count(r.total.accounts)} renewals; the tier figures count them all.` }) : null),
+    h("div", { class: "list-foot" }, more));
+  }
+
+  function renewalRow(row) {
+    return h("tr", {
+      testid: "renewal-row", "data-account-id": row.account_id, "data-tier": row.risk_tier,
+      onclick: (e) => { if (!e.target.closest("a")) location.hash = accountHref(row.account_id); },
+    },
+    h("td", { class: "col-account" }, h("a", { href: accountHref(row.account_id), class: "acct-link", text: row.name || row.account_id }), h("span", { class: "acct-id", text: row.account_id })),
+    h("td", { "data-col": "renewal" }, h("span", { text: day(row.renewal_date) }), h("span", { class: "acct-id", text: inDays(row.days_to_renewal) })),
+    h("td", { class: "num", "data-col": "renewal_mrr", text: money(row.renewal_mrr) }),
+    h("td", { class: "num", "data-col": "arr", text: isNum(row.renewal_mrr) ? money(12 * row.renewal_mrr) : "—" }),
+    h("td", {}, tierBadge(row.risk_tier)),
+    h("td", { class: "num strong", text: prob(row.churn_probability) }),
+    h("td", { class: "col-owner", text: row.owner || "—" }),
+    contactCell(row));
+  }
+
+  // ------------------------------------------------------------------ the scorecard
+
+  async function showScorecard(params) {
+    const view = showView("#scorecard-view", "Scorecard");
+    const k = params.get("k");
+    const body = h("div", { class: "view-body" }, h("p", { class: "muted loading-text", text: "Grading past runs…" }));
+    view.replaceChildren(h("div", { class: "view-head" }, h("h1", { id: "scorecard-title", text: "How right were past scores?" })), body);
+    const seq = ++state.accountSeq;
+    try {
+      const sc = await api(`/v1/scorecard${k ? `?${new URLSearchParams({ k })}` : ""}`);
+      if (seq !== state.accountSeq) return;
+      state.lastScorecard = sc;
+      const sizes = [...new Set([25, 50, 100, 200, sc.k])].sort((a, b) => a - b);
+      view.querySelector(".view-head").append(h("div", { class: "head-control" },
+        h("label", { for: "sc-k", class: "inline-label", text: "The list is the top " }),
+        h("select", { id: "sc-k", testid: "scorecard-k", onchange: (e) => { location.hash = `#/scorecard?k=${e.target.value}`; } },
+          sizes.map((n) => h("option", { value: String(n), selected: n === sc.k, text: count(n) })))));
+      body.replaceChildren(...scorecardParts(sc));
+      drawReliability($("#reliability-box"), sc);
+    } catch (err) {
+      if (seq !== state.accountSeq || err.status === 401) return;
+      body.replaceChildren(unavailable("scorecard-unavailable", "The scorecard is", err));
+    }
+  }
+
+  function scorecardParts(sc) {
+    const warnings = (sc.warnings || []).map((w) => h("p", { class: "notice", testid: "scorecard-warning", text: w }));
+    const lead = sc.lead || {};
+    const facts = h("p", { class: "muted", testid: "scorecard-facts", text:
+      `${count(sc.graded_runs)} graded run${sc.graded_runs === 1 ? "" : "s"}, ${count(sc.open_runs)} still in their window · the list is each run's top ${count(sc.k)}${sc.as_of ? ` · latest run as of ${day(sc.as_of)}` : ""}` });
+    const tierMax = Math.max(0, ...sc.tiers.map((t) => t.rate || 0));
+    const tiers = h("section", { class: "card panel", testid: "scorecard-tiers" },
+      h("h2", { text: "What each tier did" }),
+      h("p", { class: "muted panel-intro", text: "Realised churn of the accounts each tier held, over every graded run." }),
+      h("table", { class: "mini-table" },
+        h("thead", {}, h("tr", {}, h("th", { text: "Tier" }), h("th", { class: "num", text: "Scored" }), h("th", { class: "num", text: "Churned" }), h("th", { class: "num", text: "Rate" }), h("th", { class: "bar-head", text: "" }))),
+        h("tbody", {}, sc.tiers.map((t) => h("tr", { testid: "scorecard-tier", "data-tier": t.tier },
+          h("td", {}, tierBadge(t.tier)), h("td", { class: "num", text: count(t.accounts) }), h("td", { class: "num", text: count(t.churned) }),
+          h("td", { class: "num strong", testid: "scorecard-tier-rate", text: isNum(t.rate) ? fmt.pct.format(t.rate) : "—" }),
+          h("td", { class: "bar-cell" }, h("div", { class: "bar-track" }, h("span", {
+            class: `bar bar-abs tone-bg-${tierTone(t.tier)}`, style: { width: `${tierMax > 0 && isNum(t.rate) ? ((t.rate / tierMax) * 100).toFixed(1) : 0}%` },
+          }))))))));
+    const leadCard = h("div", { class: "kpi-row" },
+      kpi({ label: "Lead time", value: isNum(lead.median_days) ? `${count(Math.round(lead.median_days))} days` : "—", testid: "scorecard-lead",
+        sub: "median, first high-tier run to churn", title: "For each churn, the days from the first run that put the account in the high tier" }),
+      kpi({ label: "Churns flagged", value: isNum(lead.churns) ? `${count(lead.flagged)} of ${count(lead.churns)}` : "—", testid: "scorecard-flagged", sub: "in the high tier before they churned" }));
+    const reliabilityPanel = h("section", { class: "card panel", testid: "scorecard-reliability" },
+      h("h2", { text: "Reliability of past probabilities" }),
+      h("p", { class: "muted panel-intro", text: "Each dot is a band of past scores: the probability they gave against how many churned. On the dashed line, the scores meant what they said." }),
+      h("div", { id: "reliability-box", class: "chart chart-square" }));
+    const runs = h("section", { class: "card panel", testid: "scorecard-runs" },
+      h("h2", { text: `The top ${count(sc.k)} of each run` }),
+      h("p", { class: "muted panel-intro", text: "Precision: the share of the list that churned. Recall: the share of the churns the list held. MRR caught: the share of the churned MRR the list held." }),
+      sc.runs.length ? h("div", { class: "table-box" }, h("table", { class: "mini-table" },
+        h("thead", {}, h("tr", {}, ["As of", "Scored", "Churned", "Precision", "Recall", "MRR caught"].map((t, i) => h("th", { class: i ? "num" : null, text: t })))),
+        h("tbody", {}, sc.runs.map((r) => h("tr", { testid: "scorecard-run", "data-as-of": r.as_of },
+          h("td", { class: "nowrap", text: day(r.as_of) }), h("td", { class: "num", text: count(r.accounts) }), h("td", { class: "num", text: count(r.churned) }),
+          h("td", { class: "num", "data-col": "precision", text: pctOrDash(r.precision_at_k) }),
+          h("td", { class: "num", "data-col": "recall", text: pctOrDash(r.recall_at_k) }),
+          h("td", { class: "num", "data-col": "mrr_caught", text: pctOrDash(r.mrr_caught) }))))))
+        : h("p", { class: "muted", testid: "scorecard-no-runs", text: "No run's window has closed yet: nothing to grade." }));
+    const drift = h("section", { class: "card panel", testid: "scorecard-drift" },
+      h("h2", { text: "Drift since training" }),
+      Array.isArray(sc.drift)
+        ? h("div", {},
+          h("p", { class: "muted panel-intro", text: `Population stability index of each feature between the training window and the latest run; above ${isNum(sc.drift_threshold) ? sc.drift_threshold : "the threshold"} it has drifted.` }),
+          h("table", { class: "mini-table" },
+            h("thead", {}, h("tr", {}, h("th", { text: "Feature" }), h("th", { class: "num", text: "PSI" }), h("th", { text: "" }))),
+            h("tbody", {}, driftRows(sc.drift).slice(0, DRIFT_SHOWN))),
+          sc.drift.length > DRIFT_SHOWN ? h("details", { class: "more-rows" },
+            h("summary", { text: `The other ${count(sc.drift.length - DRIFT_SHOWN)} features` }),
+            h("table", { class: "mini-table" }, h("tbody", {}, driftRows(sc.drift).slice(DRIFT_SHOWN)))) : null)
+        : h("p", { class: "muted", testid: "drift-unavailable", text: "No drift figures: there is no champion model whose training window to compare with." }));
+    return [facts, ...warnings, h("div", { class: "grid-2" }, h("div", { class: "stack-col" }, tiers, leadCard), reliabilityPanel), runs, drift];
+  }
+
+  const DRIFT_SHOWN = 10; // the most drifted features in view; the rest folded away
+
+  /** One row per feature, the most drifted first. */
+  function driftRows(drift) {
+    return [...drift].sort((a, b) => (b.psi || 0) - (a.psi || 0)).map((d) => h("tr", { testid: "drift-row", "data-feature": d.feature, "data-drifted": String(Boolean(d.drifted)) },
+      h("td", { text: d.feature }), h("td", { class: "num", text: isNum(d.psi) ? d.psi.toFixed(3) : "—" }),
+      h("td", {}, d.drifted ? h("span", { class: "badge tone-red", text: "drifted" }) : null)));
+  }
+
+  const pctOrDash = (v) => (isNum(v) ? fmt.pct.format(v) : "—");
+
+  /** The reliability curve: mean past probability against the churn rate, per band. */
+  function drawReliability(box, sc) {
+    if (!box) return;
+    const pts = (sc.reliability || []).filter((r) => isNum(r.predicted) && isNum(r.observed));
+    const W = Math.max(260, Math.min(520, Math.floor(box.clientWidth || 420)));
+    const m = { left: 46, right: 14, top: 12, bottom: 38 };
+    const side = W - m.left - m.right;
+    const H = side + m.top + m.bottom;
+    const top = niceMax(Math.max(0.05, ...pts.map((p) => Math.max(p.predicted, p.observed))) * 1.1).top;
+    const x = (v) => m.left + (v / top) * side;
+    const y = (v) => m.top + side - (v / top) * side;
+    const maxRows = Math.max(1, ...pts.map((p) => p.rows || 0));
+    const svg = s("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "trend", role: "img", "data-testid": "reliability-chart",
+      "aria-label": `Reliability of past probabilities over ${pts.length} bands` });
+    const grid = s("g", { class: "grid" });
+    const step = top / 4;
+    for (let k = 0; k <= 4; k++) {
+      const v = k * step;
+      grid.append(s("line", { x1: m.left, x2: m.left + side, y1: y(v), y2: y(v) }),
+        s("text", { x: m.left - 6, y: y(v), class: "tick", "text-anchor": "end", "dominant-baseline": "middle" }, `${Math.round(v * 100)}%`),
+        s("text", { x: x(v), y: m.top + side + 16, class: "tick", "text-anchor": k === 4 ? "end" : "middle" }, `${Math.round(v * 100)}%`));
+    }
+    svg.append(grid,
+      s("line", { x1: x(0), y1: y(0), x2: x(top), y2: y(top), class: "threshold tone-stroke-grey", "data-testid": "reliability-diagonal" }),
+      s("line", { x1: m.left, x2: m.left, y1: m.top, y2: m.top + side, class: "axis" }),
+      s("line", { x1: m.left, x2: m.left + side, y1: m.top + side, y2: m.top + side, class: "axis" }),
+      s("text", { x: m.left + side / 2, y: H - 4, class: "axis-title", "text-anchor": "middle" }, "Past probability"),
+      s("text", { x: 12, y: m.top + side / 2, class: "axis-title", transform: `rotate(-90 12 ${m.top + side / 2})`, "text-anchor": "middle" }, "Churned afterwards"));
+    if (pts.length > 1) {
+      svg.append(s("path", { class: "trend-line", d: pts.map((p, i) => `${i ? "L" : "M"}${x(p.predicted).toFixed(1)},${y(p.observed).toFixed(1)}`).join(" ") }));
+    }
+    for (const p of pts) {
+      svg.append(s("circle", {
+        cx: x(p.predicted), cy: y(p.observed), r: 3 + 4 * Math.sqrt((p.rows || 0) / maxRows), class: "point tone-fill-grey reliability-point",
+        "data-testid": "reliability-point", "data-predicted": p.predicted, "data-observed": p.observed,
+      }, s("title", {}, `${count(p.rows)} scores between ${prob(p.lower)} and ${prob(p.upper)}: predicted ${prob(p.predicted)}, churned ${fmt.pct.format(p.observed)}`)));
+    }
+    box.replaceChildren(svg);
+    if (!pts.length) box.append(h("p", { class: "muted", text: "No graded score yet." }));
+  }
+
+  // ------------------------------------------------------------------ win-back
+
+  async function showWinback(params) {
+    const view = showView("#winback-view", "Win-back");
+    const days = params.get("days") || "90";
+    const body = h("div", { class: "view-body" }, h("p", { class: "muted loading-text", text: "Loading…" }));
+    view.replaceChildren(
+      h("div", { class: "view-head" }, h("h1", { id: "winback-title", text: "Win-back" }),
+        h("p", { class: "muted", text: "Customers whose subscription ended lately, with what they were worth and why they were at risk. “Still using”: they kept using the product after the end." })),
+      h("div", { class: "filters card" }, h("div", { class: "filter" }, h("label", { for: "w-days", text: "Churned in the last" }),
+        windowSelect("w-days", "winback-days", days, (d) => { location.hash = `#/winback?days=${d}`; }))),
+      body);
+    const seq = ++state.accountSeq;
+    try {
+      const w = await api(`/v1/winback?${new URLSearchParams({ days })}`);
+      if (seq !== state.accountSeq) return;
+      body.replaceChildren(winbackTable(w));
+    } catch (err) {
+      if (seq !== state.accountSeq || err.status === 401) return;
+      body.replaceChildren(unavailable("winback-unavailable", "The win-back list is", err));
+    }
+  }
+
+  function winbackTable(w) {
+    if (!w.data.length) return h("p", { class: "card empty", testid: "winback-empty", text: `No customer churned in the ${count(w.days)} days before ${day(w.as_of)}.` });
+    return h("div", { class: "table-box card" },
+      h("table", { class: "risk-table", testid: "winback-table" },
+        h("thead", {}, h("tr", {}, ["Account", "Churned", "MRR", "Lifetime CLV", "Last score", "Last drivers", "After the end"].map((t, i) =>
+          h("th", { scope: "col", class: [2, 3, 4].includes(i) ? "num" : i === 0 ? "col-account" : null, text: t })))),
+        h("tbody", {}, w.data.map((r) => h("tr", { testid: "winback-row", "data-account-id": r.account_id, "data-used-after-end": String(Boolean(r.used_after_end)) },
+          h("td", { class: "col-account" }, isNum(r.last_probability) // scored once: its page has the history
+            ? h("a", { href: accountHref(r.account_id), class: "acct-link", text: r.name || r.account_id })
+            : h("span", { class: "acct-link", title: "Never scored", text: r.name || r.account_id }),
+          h("span", { class: "acct-id", text: r.account_id })),
+          h("td", { class: "nowrap", text: day(r.churn_day) }),
+          h("td", { class: "num", text: money(r.mrr) }),
+          h("td", { class: "num", text: money(r.lifetime_clv) }),
+          h("td", { class: "num", text: prob(r.last_probability) }),
+          h("td", { class: "col-driver" }, h("div", { class: "driver-cell" }, (r.last_drivers || []).slice(0, 2).map((d) => h("span", { class: "driver-meaning", title: d, text: d })))),
+          h("td", {}, r.used_after_end ? h("span", { class: "badge tone-amber", testid: "still-using", text: "Still using" }) : null))))));
   }
 
   // ------------------------------------------------------------------ wiring
@@ -1225,6 +1918,7 @@
     $("#download-csv").addEventListener("click", downloadCsv);
     $("#load-more").addEventListener("click", () => loadList(true));
     $("#rows").addEventListener("click", onRowClick);
+    initSearch();
     for (const btn of document.querySelectorAll(".sort-btn")) {
       btn.addEventListener("click", () => applyQuery({ ...state.query, sort: btn.dataset.sort }));
     }
