@@ -102,14 +102,16 @@ def grade_runs(
 ) -> tuple[Scorecard, RunRecord]:
     """Grade the kept runs against what happened in ``ds``; return the card and latest run.
 
-    The tiers are those of the latest run, the high tier its riskiest.
+    The tier table lists the latest run's tiers first; each run's high tier is its own
+    riskiest one.
     """
     from churnrisk.scorecard import grade, outcomes
 
     scores, records = past_scores(store, runs=runs)
     latest = records[0]
     graded = outcomes(ds, scores, labels)
-    card = grade(graded, k=k, high_tier=latest.tier_names[0], tiers=latest.tier_names)
+    high = {r.as_of: r.tier_names[0] for r in records}
+    card = grade(graded, k=k, high_tier=high, tiers=latest.tier_names)
     return card, latest
 
 

@@ -23,7 +23,7 @@ Beside them goes the drift of each feature since training
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -197,7 +197,7 @@ def grade(
     scored: pd.DataFrame,
     *,
     k: int,
-    high_tier: str,
+    high_tier: str | Mapping[date, str],
     tiers: Sequence[str],
 ) -> Scorecard:
     """Grade past runs from their rows and :func:`outcomes`.
@@ -210,9 +210,12 @@ def grade(
     k
         How many of each run's riskiest accounts make "the list".
     high_tier
-        The tier whose first appearance starts the lead time.
+        The tier whose first appearance starts the lead time: one name for every run, or
+        each run's own by its as-of date (runs scored with other tiers keep theirs).
     tiers
-        Every tier, highest first (the order of the tier table).
+        The tiers, highest first (the order of the tier table). A tier some run used that
+        is not listed follows them, riskiest (by its rows' mean probability) first, so no
+        graded row drops out of the table when the tiers were renamed.
     """
     if k < 1:
         raise MetricError(f"the list size k must be >= 1, got {k}")
@@ -224,8 +227,10 @@ def grade(
     run_days = set(scored["as_of"])
     graded_days = sorted(set(closed["as_of"]))
     y_all = closed["churned"].astype(int)
+    others = closed[~closed["tier"].isin(list(tiers))]
+    extra = others.groupby("tier")["probability"].mean().sort_values(ascending=False, kind="stable")
     tier_rows = []
-    for tier in tiers:
+    for tier in [*tiers, *extra.index]:
         inside = y_all[closed["tier"] == tier]
         count = len(inside)
         tier_rows.append(
@@ -263,7 +268,7 @@ def grade(
     )
 
 
-def lead_time(scored: pd.DataFrame, *, high_tier: str) -> LeadTime:
+def lead_time(scored: pd.DataFrame, *, high_tier: str | Mapping[date, str]) -> LeadTime:
     """Days from the first high-tier run to each churn it preceded.
 
     A churn is an (account, churn day) pair that some graded run's window holds. The
@@ -277,7 +282,11 @@ def lead_time(scored: pd.DataFrame, *, high_tier: str) -> LeadTime:
     churns = churns.sort_values(["account_id", "churn_day"], kind="stable")
     if churns.empty:
         return LeadTime(0, 0, None)
-    high = scored[scored["tier"] == high_tier]
+    if isinstance(high_tier, str):
+        high = scored[scored["tier"] == high_tier]
+    else:
+        riskiest = scored["as_of"].map(dict(high_tier))
+        high = scored[scored["tier"] == riskiest]
     flags = high.groupby("account_id")["as_of"].agg(sorted)
     days = []
     previous: dict[str, date] = {}

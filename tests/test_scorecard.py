@@ -130,6 +130,35 @@ def test_lead_time_restarts_after_a_churn() -> None:
     assert (lead.churns, lead.flagged, lead.median_days) == (2, 2, (38 + 40) / 2)
 
 
+def test_runs_scored_with_other_tiers_keep_their_rows_and_their_high_tier() -> None:
+    # The 02-01 run named its tiers critical/watch; the 03-01 run high/medium/low. Y was
+    # critical (that run's riskiest) on 02-01 and churned on 03-20: 48 days of warning.
+    scored = pd.DataFrame(
+        {
+            "account_id": ["Y", "Z", "Y", "Z"],
+            "as_of": [date(2024, 2, 1), date(2024, 2, 1), date(2024, 3, 1), date(2024, 3, 1)],
+            "probability": [0.7, 0.05, 0.8, 0.02],
+            "tier": ["critical", "watch", "high", "low"],
+            "mrr": [100.0, 50.0, 100.0, 50.0],
+            "churned": [1, 0, 1, 0],
+            "churn_day": [date(2024, 3, 20), None, date(2024, 3, 20), None],
+        }
+    )
+    high = {date(2024, 2, 1): "critical", date(2024, 3, 1): "high"}
+    card = grade(scored, k=1, high_tier=high, tiers=TIERS)
+    tiers = [(t.tier, t.accounts, t.churned) for t in card.tiers]
+    assert tiers == [
+        ("high", 1, 1),
+        ("medium", 0, 0),
+        ("low", 1, 0),
+        ("critical", 1, 1),  # the unlisted tiers follow, riskiest first
+        ("watch", 1, 0),
+    ]
+    assert (card.lead.churns, card.lead.flagged, card.lead.median_days) == (1, 1, 48.0)
+    # one name for every run sees only the 03-01 flag
+    assert lead_time(scored, high_tier="high").median_days == 19.0
+
+
 def test_grade_refuses_a_bad_list_size_and_missing_columns() -> None:
     with pytest.raises(MetricError, match="k must be >= 1"):
         grade(_runs(), k=0, high_tier="high", tiers=TIERS)
