@@ -184,30 +184,25 @@ class WinBack:
 
 
 def last_scores(store: ScoreStore, accounts: pd.DataFrame, *, runs: int = 104) -> pd.DataFrame:
-    """Return each account's latest score row before its ``churn_day``, newest runs first."""
-    wanted = dict(zip(accounts["account_id"], accounts["churn_day"], strict=True))
-    found: dict[str, dict[str, object]] = {}
-    for point in reversed(store.trend(limit=runs)):
-        record = point["run"]
-        if len(found) == len(wanted):
-            break
-        rows = store.run_scores(
-            record.run_id, columns=["account_id", "churn_probability", "lifetime_clv", "drivers"]
-        )
-        for row in rows.to_dict("records"):
-            account = row["account_id"]
-            churned = wanted.get(account)
-            if churned is None or account in found or record.as_of > churned:
-                continue
-            risers = [d["text"] for d in row["drivers"] if d.get("direction") == "raises"]
-            found[account] = {
-                "account_id": account,
-                "last_probability": row["churn_probability"],
-                "lifetime_clv": row["lifetime_clv"],
-                "last_drivers": risers,
-            }
-    columns = ["account_id", "last_probability", "lifetime_clv", "last_drivers"]
-    return pd.DataFrame(list(found.values()), columns=columns)
+    """Return each account's latest score row on or before its ``churn_day``.
+
+    Columns ``account_id``, ``last_probability``, ``lifetime_clv`` and ``last_drivers``
+    (the texts of the drivers that raised its risk); accounts never scored are absent.
+    """
+    until = dict(zip(accounts["account_id"], accounts["churn_day"], strict=True))
+    rows = store.last_before(until, ["churn_probability", "lifetime_clv", "drivers"], runs=runs)
+    risers = [
+        [d["text"] for d in drivers if d.get("direction") == "raises"]
+        for drivers in rows["drivers"]
+    ]
+    return pd.DataFrame(
+        {
+            "account_id": rows["account_id"],
+            "last_probability": rows["churn_probability"],
+            "lifetime_clv": rows["lifetime_clv"],
+            "last_drivers": risers,
+        }
+    )
 
 
 def win_back_of(

@@ -1573,3 +1573,36 @@ def test_the_activity_stamp_moves_with_every_write(store: ScoreStore) -> None:
     assert store.activities.stamp() == before + 2  # one import, one step
     assert store.activities.import_frame(frame) == 0  # nothing new: the stamp stays
     assert store.activities.stamp() == before + 2
+
+
+def test_last_before_reads_each_accounts_latest_row_by_its_date(store: ScoreStore) -> None:
+    write_sample_run(
+        store, "2026-01-01", "2026-01-02T06:00:00", [score_row("X", 0.1), score_row("Y", 0.2)]
+    )
+    write_sample_run(
+        store, "2026-02-01", "2026-02-02T06:00:00", [score_row("X", 0.3), score_row("Y", 0.4)]
+    )
+    # 02-01 scored again with X alone: that date's scores are the newer run's
+    write_sample_run(store, "2026-02-01", "2026-02-03T06:00:00", [score_row("X", 0.35)])
+    write_sample_run(
+        store, "2026-03-01", "2026-03-02T06:00:00", [score_row("X", 0.5), score_row("Y", 0.6)]
+    )
+    until = {
+        "X": date(2026, 2, 15),  # the re-scored 02-01
+        "Y": date(2026, 3, 1),  # a run on the day counts
+        "Z": date(2026, 3, 1),  # never scored
+        "W": date(2025, 12, 1),  # before every run
+    }
+    got = store.last_before(until, ["churn_probability"])
+    assert got.to_dict("records") == [
+        {"account_id": "X", "churn_probability": 0.35, "as_of": date(2026, 2, 1)},
+        {"account_id": "Y", "churn_probability": 0.6, "as_of": date(2026, 3, 1)},
+    ]
+    until["Y"] = date(2026, 2, 28)  # Y is not in the newest run of 02-01: 01-01 is its last
+    assert store.last_before(until, ["churn_probability"])["churn_probability"].tolist() == [
+        0.35,
+        0.2,
+    ]
+    latest_only = store.last_before(until | {"Y": date(2026, 3, 1)}, ["churn_probability"], runs=1)
+    assert latest_only["account_id"].tolist() == ["Y"]
+    assert store.last_before({}, ["churn_probability"]).empty

@@ -10,7 +10,7 @@ accounts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -69,6 +69,10 @@ def _with_totals(conn: Connection, runs: list[RunRecord]) -> list[dict[str, Any]
             }
         )
     return points
+
+
+_IDS_PER_QUERY = 500
+"""Account ids per ``IN`` list when rows are read by account (well below every limit)."""
 
 
 def _with_contact(
@@ -359,6 +363,46 @@ class ScoreReader:
             "rows": page.rows,
             "truncated": page.next_cursor is not None,
         }
+
+    def last_before(
+        self, until: Mapping[str, date], columns: Sequence[str], *, runs: int = 104
+    ) -> pd.DataFrame:
+        """Return each account's latest score row on or before its date in ``until``.
+
+        Only the newest run of each as-of date counts, among the latest ``runs`` as-of
+        dates. The rows are read by account (``ix_scores_account``), a few hundred ids a
+        query, rather than run by run, so the cost follows the accounts asked for, not the
+        size of the book.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``account_id``, ``as_of`` and ``columns``; accounts never scored by then are
+            absent.
+        """
+        names = ["account_id", *[c for c in columns if c != "account_id"]]
+        kept = [r.run_id for r in (p["run"] for p in self.trend(limit=runs))]
+        stmt = (
+            sa.select(*(scores.c[c] for c in names), score_runs.c.as_of)
+            .join(score_runs, score_runs.c.run_id == scores.c.run_id)
+            .where(
+                scores.c.account_id.in_(sa.bindparam("ids", expanding=True)),
+                scores.c.run_id.in_(kept),
+            )
+        )
+        ids = sorted(until)
+        found = []
+        with self._database.errors("read the last scores"), self._database.engine.connect() as conn:
+            for start in range(0, len(ids) if kept else 0, _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                found += [dict(r._mapping) for r in conn.execute(stmt, {"ids": chunk})]
+        best: dict[str, dict[str, Any]] = {}
+        for row in found:
+            day = row["as_of"]
+            account = row["account_id"]
+            if day <= until[account] and (account not in best or day > best[account]["as_of"]):
+                best[account] = row | {"as_of": day}
+        return pd.DataFrame([best[a] for a in ids if a in best], columns=[*names, "as_of"])
 
     def account_detail(
         self, account_id: str, *, current_run_id: str | None = None

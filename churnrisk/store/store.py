@@ -17,7 +17,7 @@ store's own methods (which keep the interface callers use):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -195,6 +195,12 @@ class ScoreStore:
     def summary(self, owner: str | None = None) -> dict[str, Any] | None:
         """Return the current run's headline figures and filter values, or None."""
         return self.reader.summary(owner)
+
+    def last_before(
+        self, until: Mapping[str, date], columns: Sequence[str], *, runs: int = 104
+    ) -> pd.DataFrame:
+        """Return each account's latest score row on or before its date (see the reader)."""
+        return self.reader.last_before(until, columns, runs=runs)
 
     def mrr_rank(self, run_id: str, mrr: float) -> tuple[int, int]:
         """Return how many of a run's accounts have a larger MRR, and how many it has."""
