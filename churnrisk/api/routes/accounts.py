@@ -248,6 +248,18 @@ def _renewals_body(
     return body
 
 
+OwnerFilter = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_TEXT,
+        pattern=TEXT_PATTERN,
+        description='Only this owner\'s accounts ("my book").',
+    ),
+]
+"""The owner filter of the book-wide answers (summary, renewals)."""
+
+
 @router.get(
     "/renewals",
     response_model=RenewalsPublic,
@@ -260,15 +272,7 @@ async def renewals(
     days: Annotated[
         int, Query(ge=1, le=730, description="Renewals within this many days of the as-of date.")
     ] = 90,
-    owner: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=MAX_TEXT,
-            pattern=TEXT_PATTERN,
-            description='Only this owner\'s accounts ("my book").',
-        ),
-    ] = None,
+    owner: OwnerFilter = None,
 ) -> Response:
     """Return the current run's accounts renewing within `days` days, soonest first.
 
@@ -321,15 +325,7 @@ def _summary_body(state: ServiceState, marker: Marker, owner: str | None, key: A
 async def summary(
     _key: ReadKey,
     state: StateDep,
-    owner: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=MAX_TEXT,
-            pattern=TEXT_PATTERN,
-            description='Count only this owner\'s accounts ("my book").',
-        ),
-    ] = None,
+    owner: OwnerFilter = None,
 ) -> Response:
     """Return the current run's accounts, MRR, MRR at risk per tier and the filter values.
 
