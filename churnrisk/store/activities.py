@@ -31,6 +31,7 @@ from churnrisk.contract import (
 )
 from churnrisk.store.database import Database
 from churnrisk.store.errors import InvalidQueryError
+from churnrisk.store.queries import id_chunks
 from churnrisk.store.schema import activities, activity_stamp
 
 KINDS: tuple[str, ...] = ACTIVITY_KINDS
@@ -177,9 +178,7 @@ class ActivityStore:
             return 0
         with self._database.errors("import activities"), self._database.writer.begin() as conn:
             known: set[str] = set()
-            ids = list(rows)
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for chunk in id_chunks(list(rows)):
                 stmt = sa.select(activities.c.activity_id).where(
                     activities.c.activity_id.in_(chunk)
                 )

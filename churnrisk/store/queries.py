@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -27,6 +27,16 @@ _SORT_COLUMNS: dict[str, sa.Column[Any]] = {
 }
 _ASCENDING = frozenset({"renewal"})
 """Sorts that are ascending (soonest renewal first); the others are descending."""
+IDS_PER_QUERY = 500
+"""Ids per ``IN`` list when rows are read by id (well below every database's limit)."""
+
+
+def id_chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    """Yield ``ids`` in lists of at most :data:`IDS_PER_QUERY`, in order."""
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        yield list(ids[start : start + IDS_PER_QUERY])
+
+
 _RUN_ORDER = (score_runs.c.as_of.desc(), score_runs.c.scored_at.desc(), score_runs.c.run_id.desc())
 
 

@@ -33,6 +33,7 @@ from churnrisk.store.queries import (
     _newest_of_its_date,
     at_risk_filters,
     at_risk_select,
+    id_chunks,
 )
 from churnrisk.store.records import AtRiskPage, AtRiskQuery, RunRecord, _run_record, _utc
 from churnrisk.store.schema import SCORE_COLUMNS, run_totals, score_runs, scores
@@ -69,10 +70,6 @@ def _with_totals(conn: Connection, runs: list[RunRecord]) -> list[dict[str, Any]
             }
         )
     return points
-
-
-_IDS_PER_QUERY = 500
-"""Account ids per ``IN`` list when rows are read by account (well below every limit)."""
 
 
 def _with_contact(
@@ -393,8 +390,7 @@ class ScoreReader:
         ids = sorted(until)
         found = []
         with self._database.errors("read the last scores"), self._database.engine.connect() as conn:
-            for start in range(0, len(ids) if kept else 0, _IDS_PER_QUERY):
-                chunk = ids[start : start + _IDS_PER_QUERY]
+            for chunk in id_chunks(ids if kept else []):
                 found += [dict(r._mapping) for r in conn.execute(stmt, {"ids": chunk})]
         best: dict[str, dict[str, Any]] = {}
         for row in found:
